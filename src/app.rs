@@ -1,0 +1,115 @@
+//! Owns the program's lifetime: builds the subsystems from `Settings`, runs them under
+//! one `CancellationToken` and `TaskTracker`, and shuts down within the grace period.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use prometheus_client::registry::Registry;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
+
+use crate::config::{ConfigError, Settings};
+use crate::http::{AppState, BasicAuth};
+use crate::metrics::Metrics;
+use crate::nats::client::NatsClient;
+use crate::nats::poller::{self, PollContext};
+use crate::nats::snapshot::Store;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("cannot listen on {addr}: {error}")]
+    Listen { addr: std::net::SocketAddr, error: std::io::Error },
+    #[error("HTTP server failed: {0}")]
+    Serve(std::io::Error),
+}
+
+/// Runs until `token` is cancelled, then stops every task within the grace period.
+pub async fn run(settings: Settings, token: CancellationToken) -> Result<(), AppError> {
+    let settings = Arc::new(settings);
+    let mut registry = Registry::default();
+    let metrics = Arc::new(Metrics::register(&mut registry));
+    let store = Arc::new(Store::new(settings.nodes.len()));
+    let ready = Arc::new(AtomicBool::new(false));
+    let updated = Arc::new(Notify::new());
+    let client = NatsClient::new(&settings.nats_tls, settings.poll_timeout, settings.max_response_bytes)?;
+    if settings.poll_timeout >= settings.poll_interval {
+        warn!(
+            poll_timeout = ?settings.poll_timeout,
+            poll_interval = ?settings.poll_interval,
+            "Poll timeout is not below the poll interval; a slow node will be polled back to back."
+        );
+    }
+
+    let tracker = TaskTracker::new();
+    let ctx = Arc::new(PollContext {
+        client,
+        settings: settings.clone(),
+        metrics: metrics.clone(),
+        store: store.clone(),
+        updated: updated.clone(),
+        ready: ready.clone(),
+    });
+    for (i, node) in settings.nodes.iter().enumerate() {
+        info!(node = %node.name, url = %node.display, "Polling node.");
+        tracker.spawn(poller::run(ctx.clone(), i, token.child_token()));
+    }
+    tracker.spawn(crate::http::render_loop(
+        store.clone(),
+        settings.clone(),
+        metrics.clone(),
+        updated,
+        token.child_token(),
+    ));
+
+    let state = AppState {
+        store,
+        registry: Arc::new(registry),
+        metrics,
+        ready,
+        settings: settings.clone(),
+        auth: Arc::new(BasicAuth::new(settings.web.basic_auth_users.clone())),
+    };
+    let app = crate::http::router(state);
+    let addr = settings.listen;
+    let serve_result = match &settings.web.tls {
+        None => {
+            let listener =
+                tokio::net::TcpListener::bind(addr).await.map_err(|error| AppError::Listen { addr, error })?;
+            info!(addr = %listener.local_addr().unwrap_or(addr), tls = false, "Serving metrics.");
+            axum::serve(listener, app).with_graceful_shutdown(token.clone().cancelled_owned()).await
+        }
+        Some((cert, key)) => {
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
+                .await
+                .map_err(|e| ConfigError::Tls(format!("web TLS certificate or key: {e}")))?;
+            let handle = axum_server::Handle::new();
+            let h2 = handle.clone();
+            let t2 = token.clone();
+            let grace = settings.shutdown_grace;
+            tokio::spawn(async move {
+                t2.cancelled().await;
+                h2.graceful_shutdown(Some(grace));
+            });
+            info!(addr = %addr, tls = true, "Serving metrics.");
+            let std_listener = std::net::TcpListener::bind(addr).map_err(|error| AppError::Listen { addr, error })?;
+            std_listener.set_nonblocking(true).map_err(|error| AppError::Listen { addr, error })?;
+            axum_server::from_tcp_rustls(std_listener, tls)
+                .map_err(|error| AppError::Listen { addr, error })?
+                .handle(handle)
+                .serve(app.into_make_service())
+                .await
+        }
+    };
+    // The server only returns early on error; make sure everything else stops too.
+    token.cancel();
+    tracker.close();
+    if tokio::time::timeout(settings.shutdown_grace, tracker.wait()).await.is_err() {
+        warn!(grace = ?settings.shutdown_grace, "Tasks did not stop within the grace period.");
+    }
+    serve_result.map_err(AppError::Serve)
+}

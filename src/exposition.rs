@@ -1,0 +1,238 @@
+//! Owns the exposition model for NATS data: a snapshot of metric families built by the
+//! pure endpoint functions, encoded once per poll through prometheus-client, and the
+//! conversion to the classic Prometheus text format for scrapers that do not ask for
+//! OpenMetrics.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Registry;
+
+/// Whether a family only grows (counter) or is a level (gauge).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Gauge,
+    Counter,
+}
+
+/// A metric family's static description. Counter names carry their `_total` suffix here,
+/// exactly as they appear in the exposition, so the README reference and the code agree.
+#[derive(Debug)]
+pub struct Def {
+    pub name: &'static str,
+    pub help: &'static str,
+    pub kind: Kind,
+}
+
+impl Def {
+    pub const fn gauge(name: &'static str, help: &'static str) -> Def {
+        Def { name, help, kind: Kind::Gauge }
+    }
+
+    pub const fn counter(name: &'static str, help: &'static str) -> Def {
+        Def { name, help, kind: Kind::Counter }
+    }
+
+    /// The descriptor name prometheus-client expects: it appends `_total` to counters itself.
+    fn descriptor_name(&self) -> &'static str {
+        match self.kind {
+            Kind::Counter => self.name.strip_suffix("_total").unwrap_or(self.name),
+            Kind::Gauge => self.name,
+        }
+    }
+}
+
+/// A sample value. Integers stay integers so the text shows `42`, not `42.0`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Value {
+    Int(i64),
+    Uint(u64),
+    Float(f64),
+}
+
+impl From<u64> for Value {
+    fn from(v: u64) -> Self {
+        Value::Uint(v)
+    }
+}
+impl From<i64> for Value {
+    fn from(v: i64) -> Self {
+        Value::Int(v)
+    }
+}
+impl From<f64> for Value {
+    fn from(v: f64) -> Self {
+        Value::Float(v)
+    }
+}
+impl From<bool> for Value {
+    fn from(v: bool) -> Self {
+        Value::Int(i64::from(v))
+    }
+}
+impl From<usize> for Value {
+    fn from(v: usize) -> Self {
+        Value::Uint(v as u64)
+    }
+}
+
+pub type Labels = Vec<(&'static str, String)>;
+
+#[derive(Debug)]
+struct Family {
+    def: &'static Def,
+    samples: Vec<(Labels, Value)>,
+}
+
+/// All NATS-derived samples of one render, grouped by family so that each family is
+/// contiguous in the output however many nodes contributed to it.
+#[derive(Debug, Default)]
+pub struct MetricSet {
+    families: Vec<Family>,
+    index: HashMap<&'static str, usize>,
+}
+
+impl MetricSet {
+    pub fn push(&mut self, def: &'static Def, labels: Labels, value: impl Into<Value>) {
+        let i = *self.index.entry(def.name).or_insert_with(|| {
+            self.families.push(Family { def, samples: Vec::new() });
+            self.families.len() - 1
+        });
+        self.families[i].samples.push((labels, value.into()));
+    }
+
+    /// Pushes only when the source field was present, so a field an older server does
+    /// not send yields no series instead of a misleading zero.
+    pub fn push_opt<V: Into<Value>>(&mut self, def: &'static Def, labels: impl FnOnce() -> Labels, value: Option<V>) {
+        if let Some(v) = value {
+            self.push(def, labels(), v);
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.families.iter().map(|f| f.samples.len()).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Looks a sample up by family name and label subset; used by tests and the status page.
+    pub fn get(&self, name: &str, want: &[(&str, &str)]) -> Option<Value> {
+        let fam = self.families.get(*self.index.get(name)?)?;
+        fam.samples
+            .iter()
+            .find(|(labels, _)| want.iter().all(|(k, v)| labels.iter().any(|(lk, lv)| lk == k && lv == v)))
+            .map(|(_, v)| *v)
+    }
+
+    /// Encodes the set as OpenMetrics text without the trailing `# EOF`, so that the
+    /// HTTP layer can append natsmon's own registry and the terminator.
+    pub fn encode_openmetrics(self) -> String {
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(self));
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        prometheus_client::encoding::text::encode_registry(&mut out, &registry).expect("encoding to a String");
+        out
+    }
+}
+
+impl Collector for MetricSet {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        for fam in &self.families {
+            let metric_type = match fam.def.kind {
+                Kind::Gauge => MetricType::Gauge,
+                Kind::Counter => MetricType::Counter,
+            };
+            let mut fenc = encoder.encode_descriptor(fam.def.descriptor_name(), fam.def.help, None, metric_type)?;
+            for (labels, value) in &fam.samples {
+                let labels: &[(&'static str, String)] = labels;
+                let menc = fenc.encode_family(&labels)?;
+                match (fam.def.kind, *value) {
+                    (Kind::Counter, Value::Uint(v)) => ConstCounter::new(v).encode(menc)?,
+                    (Kind::Counter, Value::Int(v)) => ConstCounter::new(v.max(0) as u64).encode(menc)?,
+                    (Kind::Counter, Value::Float(v)) => ConstCounter::new(v).encode(menc)?,
+                    (Kind::Gauge, Value::Int(v)) => ConstGauge::new(v).encode(menc)?,
+                    (Kind::Gauge, Value::Uint(v)) => ConstGauge::new(v).encode(menc)?,
+                    (Kind::Gauge, Value::Float(v)) => ConstGauge::new(v).encode(menc)?,
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Rewrites OpenMetrics text (without `# EOF`) into the Prometheus 0.0.4 text format:
+/// counter families are named with their `_total` suffix, `# UNIT` and `# EOF` lines are
+/// dropped, and `info` families become `_info` gauges. Sample lines are unchanged, so this
+/// touches only metadata and costs one pass over the text.
+pub fn openmetrics_to_prometheus(om: &str) -> String {
+    let mut out = String::with_capacity(om.len());
+    let mut pending_help: Option<(&str, &str)> = None;
+    for line in om.lines() {
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            let (name, help) = rest.split_once(' ').unwrap_or((rest, ""));
+            pending_help = Some((name, help));
+        } else if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, ty) = rest.split_once(' ').unwrap_or((rest, "untyped"));
+            let (new_name, new_ty) = match ty {
+                "counter" => (format!("{name}_total"), "counter"),
+                "info" => (format!("{name}_info"), "gauge"),
+                "stateset" | "gaugehistogram" | "unknown" => (name.to_string(), "untyped"),
+                other => (name.to_string(), other),
+            };
+            if let Some((hname, help)) = pending_help.take() {
+                if hname == name {
+                    let _ = writeln!(out, "# HELP {new_name} {help}");
+                }
+            }
+            let _ = writeln!(out, "# TYPE {new_name} {new_ty}");
+        } else if line.starts_with("# UNIT ") || line == "# EOF" {
+            continue;
+        } else {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    static G: Def = Def::gauge("x_level_bytes", "A level.");
+    static C: Def = Def::counter("x_events_total", "Events.");
+
+    #[test]
+    fn families_are_contiguous_and_counters_get_total_once() {
+        let mut set = MetricSet::default();
+        set.push(&G, vec![("node", "a".into())], 1u64);
+        set.push(&C, vec![("node", "a".into())], 5u64);
+        set.push(&G, vec![("node", "b".into())], 2.5f64);
+        let om = set.encode_openmetrics();
+        assert_eq!(
+            om,
+            "# HELP x_level_bytes A level.\n# TYPE x_level_bytes gauge\nx_level_bytes{node=\"a\"} 1\nx_level_bytes{node=\"b\"} 2.5\n\
+             # HELP x_events Events.\n# TYPE x_events counter\nx_events_total{node=\"a\"} 5\n"
+        );
+        let prom = openmetrics_to_prometheus(&om);
+        assert_eq!(
+            prom,
+            "# HELP x_level_bytes A level.\n# TYPE x_level_bytes gauge\nx_level_bytes{node=\"a\"} 1\nx_level_bytes{node=\"b\"} 2.5\n\
+             # HELP x_events_total Events.\n# TYPE x_events_total counter\nx_events_total{node=\"a\"} 5\n"
+        );
+    }
+
+    #[test]
+    fn info_and_unit_lines_are_converted() {
+        let om = "# HELP b Build.\n# TYPE b info\n# UNIT b seconds\nb_info{v=\"1\"} 1\n# EOF\n";
+        assert_eq!(openmetrics_to_prometheus(om), "# HELP b_info Build.\n# TYPE b_info gauge\nb_info{v=\"1\"} 1\n");
+    }
+}

@@ -1,0 +1,276 @@
+//! Owns natsmon's HTTP surface. Routes:
+//! - `/metrics`: the latest NATS snapshot, rendered once per poll, plus natsmon's own
+//!   registry; OpenMetrics when the scraper asks for it, else Prometheus text 0.0.4. No I/O.
+//! - `/healthz`: liveness, always 200 while the process serves.
+//! - `/ready`: 200 once any node has been polled successfully, else 503.
+//! - `/`: a status page with each node's last poll result, error and age.
+//!
+//! Optional TLS and bcrypt basic auth (as in Prometheus's web config) cover every route
+//! but `/healthz`, so liveness probes need no credentials.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Instant, SystemTime};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use bytes::Bytes;
+use prometheus_client::registry::Registry;
+
+use crate::config::Settings;
+use crate::exposition::openmetrics_to_prometheus;
+use crate::metrics::Metrics;
+use crate::nats::snapshot::Store;
+
+pub const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+pub const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<Store>,
+    pub registry: Arc<Registry>,
+    pub metrics: Arc<Metrics>,
+    pub ready: Arc<AtomicBool>,
+    pub settings: Arc<Settings>,
+    pub auth: Arc<BasicAuth>,
+}
+
+/// Users and bcrypt hashes, with a cache of credentials already verified: bcrypt costs
+/// tens of milliseconds by design, which would otherwise be paid on every scrape.
+#[derive(Default)]
+pub struct BasicAuth {
+    users: BTreeMap<String, String>,
+    verified: Mutex<HashSet<(String, String)>>,
+}
+
+impl BasicAuth {
+    pub fn new(users: BTreeMap<String, String>) -> BasicAuth {
+        BasicAuth { users, verified: Mutex::default() }
+    }
+
+    fn enabled(&self) -> bool {
+        !self.users.is_empty()
+    }
+
+    fn check(&self, headers: &HeaderMap) -> bool {
+        let Some((user, pass)) = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Basic "))
+            .and_then(|b64| decode_base64(b64.trim()))
+            .and_then(|raw| String::from_utf8(raw).ok())
+            .and_then(|s| s.split_once(':').map(|(u, p)| (u.to_string(), p.to_string())))
+        else {
+            return false;
+        };
+        let Some(hash) = self.users.get(&user) else { return false };
+        let key = (user, pass);
+        if self.verified.lock().expect("auth cache poisoned").contains(&key) {
+            return true;
+        }
+        let ok = bcrypt::verify(&key.1, hash).unwrap_or(false);
+        if ok {
+            self.verified.lock().expect("auth cache poisoned").insert(key);
+        }
+        ok
+    }
+}
+
+fn decode_base64(s: &str) -> Option<Vec<u8>> {
+    fn val(c: u8) -> Option<u32> {
+        Some(match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        } as u32)
+    }
+    let s = s.trim_end_matches('=').as_bytes();
+    let mut out = Vec::with_capacity(s.len() * 3 / 4);
+    for chunk in s.chunks(4) {
+        let mut acc = 0u32;
+        for (i, c) in chunk.iter().enumerate() {
+            acc |= val(*c)? << (18 - 6 * i);
+        }
+        let n = match chunk.len() {
+            4 => 3,
+            3 => 2,
+            2 => 1,
+            _ => return None,
+        };
+        out.extend_from_slice(&acc.to_be_bytes()[1..1 + n]);
+    }
+    Some(out)
+}
+
+pub fn router(state: AppState) -> Router {
+    let protected = Router::new()
+        .route("/metrics", get(metrics))
+        .route("/ready", get(ready))
+        .route("/", get(status_page))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_auth));
+    Router::new().route("/healthz", get(|| async { "ok\n" })).merge(protected).with_state(state)
+}
+
+async fn require_auth(State(s): State<AppState>, req: Request, next: Next) -> Response {
+    if !s.auth.enabled() || s.auth.check(req.headers()) {
+        return next.run(req).await;
+    }
+    let mut resp = (StatusCode::UNAUTHORIZED, "Unauthorized\n").into_response();
+    resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"natsmon\""));
+    resp
+}
+
+async fn metrics(State(s): State<AppState>, headers: HeaderMap) -> Response {
+    s.metrics.scrapes.inc();
+    let openmetrics = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("application/openmetrics-text"));
+    let rendered = s.store.rendered();
+    let mut own = String::new();
+    // Writing to a String cannot fail.
+    prometheus_client::encoding::text::encode_registry(&mut own, &s.registry).expect("encoding to a String");
+    let (content_type, nats, own) = if openmetrics {
+        own.push_str("# EOF\n");
+        (OPENMETRICS, rendered.openmetrics.clone(), own)
+    } else {
+        (PROMETHEUS_TEXT, rendered.prometheus.clone(), openmetrics_to_prometheus(&own))
+    };
+    // The NATS part is shared, not copied: the body streams the cached bytes then ours.
+    let chunks: Vec<Result<Bytes, std::convert::Infallible>> = vec![Ok(nats), Ok(Bytes::from(own))];
+    let mut resp = Response::new(Body::from_stream(futures::stream::iter(chunks)));
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    resp
+}
+
+async fn ready(State(s): State<AppState>) -> impl IntoResponse {
+    if s.ready.load(Ordering::Relaxed) {
+        (StatusCode::OK, "ready\n")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "no node polled successfully yet\n")
+    }
+}
+
+fn escape_html(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+async fn status_page(State(s): State<AppState>) -> Html<String> {
+    let now = SystemTime::now();
+    let age = |t: Option<SystemTime>| match t.and_then(|t| now.duration_since(t).ok()) {
+        Some(d) => format!("{:.1}s ago", d.as_secs_f64()),
+        None => "never".to_string(),
+    };
+    let mut h = String::from(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>natsmon</title>\
+         <style>body{font-family:sans-serif}td,th{padding:4px 10px;text-align:left;vertical-align:top}\
+         .up{color:#080}.down{color:#b00}</style></head><body><h1>natsmon</h1>",
+    );
+    let _ = write!(
+        h,
+        "<p>Polling {} node(s) every {:?} (timeout {:?}). <a href=\"/metrics\">/metrics</a></p>\
+         <table><tr><th>node</th><th>URL</th><th>status</th><th>server</th><th>last poll</th>\
+         <th>poll took</th><th>last success</th><th>errors</th></tr>",
+        s.settings.nodes.len(),
+        s.settings.poll_interval,
+        s.settings.poll_timeout
+    );
+    for (node, st) in s.settings.nodes.iter().zip(s.store.nodes()) {
+        let p = &st.poll;
+        let status = match (p.finished_at, p.up()) {
+            (None, _) => "<span>pending</span>",
+            (Some(_), true) => "<span class=\"up\">up</span>",
+            (Some(_), false) => "<span class=\"down\">down</span>",
+        };
+        let server = p.varz.as_ref().map(|v| format!("{} {}", v.name(), v.version)).unwrap_or_default();
+        let errors: Vec<String> =
+            p.errors.iter().map(|(e, msg)| format!("<b>{e}</b>: {}", escape_html(msg))).collect();
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{status}</td><td>{}</td><td>{}</td><td>{:.0} ms</td><td>{}</td><td>{}</td></tr>",
+            escape_html(&node.name),
+            escape_html(&node.display),
+            escape_html(&server),
+            age(p.finished_at),
+            p.duration.as_secs_f64() * 1000.0,
+            age(st.last_success),
+            if errors.is_empty() { "none".to_string() } else { errors.join("<br>") },
+        );
+    }
+    h.push_str("</table></body></html>\n");
+    Html(h)
+}
+
+/// Renders the NATS snapshot whenever a poller reports, coalescing reports that arrive
+/// together so that N nodes finishing at once cost one render.
+pub async fn render_loop(
+    store: Arc<Store>,
+    settings: Arc<Settings>,
+    metrics: Arc<Metrics>,
+    updated: Arc<tokio::sync::Notify>,
+    token: tokio_util::sync::CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            _ = token.cancelled() => break,
+            _ = updated.notified() => {}
+        }
+        tokio::select! {
+            _ = token.cancelled() => break,
+            _ = tokio::time::sleep(std::time::Duration::from_millis(25)) => {}
+        }
+        let store2 = store.clone();
+        let settings2 = settings.clone();
+        let started = Instant::now();
+        // Rendering a large cluster takes milliseconds of CPU; keep it off the reactor.
+        let r = tokio::task::spawn_blocking(move || render(&store2, &settings2)).await;
+        match r {
+            Ok((rendered, series)) => {
+                metrics.render_duration.set(started.elapsed().as_secs_f64());
+                metrics.render_bytes.set(rendered.openmetrics.len() as i64);
+                metrics.render_series.set(series as i64);
+                store.set_rendered(rendered);
+            }
+            Err(e) => tracing::error!(error = %e, "Render task failed."),
+        }
+    }
+}
+
+pub fn render(store: &Store, settings: &Settings) -> (crate::nats::snapshot::Rendered, usize) {
+    let nodes = store.nodes();
+    let polls: Vec<(&str, &crate::nats::snapshot::NodePoll)> = settings
+        .nodes
+        .iter()
+        .zip(&nodes)
+        .filter(|(_, st)| st.poll.finished_at.is_some())
+        .map(|(n, st)| (n.name.as_str(), &*st.poll))
+        .collect();
+    let set = crate::nats::collector::collect(&polls, &settings.consumers);
+    let series = set.len();
+    let om = set.encode_openmetrics();
+    let prom = openmetrics_to_prometheus(&om);
+    (crate::nats::snapshot::Rendered { openmetrics: Bytes::from(om), prometheus: Bytes::from(prom) }, series)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_decodes() {
+        assert_eq!(decode_base64("dXNlcjpwYXNz").unwrap(), b"user:pass");
+        assert_eq!(decode_base64("YQ==").unwrap(), b"a");
+        assert!(decode_base64("!!!").is_none());
+    }
+}

@@ -1,0 +1,11 @@
+//! natsmon: makes a NATS JetStream cluster observable. This crate root wires the modules;
+//! `app::run` is the entry point for `main` and for tests.
+#![forbid(unsafe_code)]
+
+pub mod app;
+pub mod config;
+pub mod exposition;
+pub mod http;
+pub mod metrics;
+pub mod nats;
+pub mod telemetry;

@@ -1,0 +1,116 @@
+//! Owns the NATS side: one module per monitoring endpoint (serde types plus a pure
+//! function from a parsed response to metrics), the HTTP client that does all I/O, the
+//! per-node pollers, and the snapshot the collector renders.
+
+pub mod accstatz;
+pub mod client;
+pub mod collector;
+pub mod connz;
+pub mod gatewayz;
+pub mod healthz;
+pub mod jsz;
+pub mod leafz;
+pub mod link;
+pub mod poller;
+pub mod routez;
+pub mod snapshot;
+pub mod subsz;
+pub mod time;
+pub mod varz;
+
+use serde::Deserialize;
+
+/// A Raft peer as the group leader reports it (meta group, streams, consumers).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct PeerInfo {
+    pub name: String,
+    pub current: bool,
+    pub offline: bool,
+    /// Nanoseconds since the leader last heard from the peer.
+    pub active: i64,
+    pub lag: u64,
+}
+
+/// The monitoring endpoints natsmon polls; the label values of its self-metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Endpoint {
+    Varz,
+    Jsz,
+    Connz,
+    Routez,
+    Healthz,
+    Accstatz,
+    Subsz,
+    Gatewayz,
+    Leafz,
+}
+
+impl Endpoint {
+    pub const ALL: [Endpoint; 9] = [
+        Endpoint::Varz,
+        Endpoint::Jsz,
+        Endpoint::Connz,
+        Endpoint::Routez,
+        Endpoint::Healthz,
+        Endpoint::Accstatz,
+        Endpoint::Subsz,
+        Endpoint::Gatewayz,
+        Endpoint::Leafz,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Endpoint::Varz => "varz",
+            Endpoint::Jsz => "jsz",
+            Endpoint::Connz => "connz",
+            Endpoint::Routez => "routez",
+            Endpoint::Healthz => "healthz",
+            Endpoint::Accstatz => "accstatz",
+            Endpoint::Subsz => "subsz",
+            Endpoint::Gatewayz => "gatewayz",
+            Endpoint::Leafz => "leafz",
+        }
+    }
+}
+
+impl std::fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a poll of one endpoint failed. Messages never contain the URL, which may carry
+/// credentials; `reason()` is the low-cardinality metric label.
+#[derive(Debug, thiserror::Error)]
+pub enum PollError {
+    #[error("request timed out after {0:?}")]
+    Timeout(std::time::Duration),
+    #[error("connection failed: {0}")]
+    Connect(String),
+    #[error("HTTP status {0}")]
+    Status(u16),
+    #[error("response body exceeds the {limit}-byte cap")]
+    TooLarge { limit: usize },
+    #[error("reading the response body failed: {0}")]
+    Body(String),
+    #[error("malformed JSON: {0}")]
+    Decode(String),
+    #[error("request failed: {0}")]
+    Request(String),
+}
+
+impl PollError {
+    pub fn reason(&self) -> &'static str {
+        match self {
+            PollError::Timeout(_) => "timeout",
+            PollError::Connect(_) => "connect",
+            PollError::Status(s) if *s >= 500 => "http_5xx",
+            PollError::Status(_) => "http_4xx",
+            PollError::TooLarge { .. } => "too_large",
+            PollError::Body(_) => "body",
+            PollError::Decode(_) => "decode",
+            PollError::Request(_) => "request",
+        }
+    }
+}

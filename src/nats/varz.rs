@@ -1,0 +1,298 @@
+//! Owns `/varz`: the server's identity, traffic counters, resource use and JetStream
+//! configuration and usage, and the pure mapping of one response to metrics.
+
+use serde::Deserialize;
+
+use crate::exposition::{Def, Labels, MetricSet};
+
+pub const PATH: &str = "/varz";
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct Varz {
+    pub server_id: String,
+    pub server_name: String,
+    pub version: String,
+    pub go: String,
+    pub git_commit: String,
+    pub start: Option<String>,
+    pub mem: Option<u64>,
+    pub cores: Option<u64>,
+    pub gomaxprocs: Option<u64>,
+    pub cpu: Option<f64>,
+    pub connections: Option<u64>,
+    pub total_connections: Option<u64>,
+    pub max_connections: Option<u64>,
+    pub max_payload: Option<u64>,
+    pub max_pending: Option<u64>,
+    pub routes: Option<u64>,
+    pub remotes: Option<u64>,
+    pub leafnodes: Option<u64>,
+    pub in_msgs: Option<u64>,
+    pub out_msgs: Option<u64>,
+    pub in_bytes: Option<u64>,
+    pub out_bytes: Option<u64>,
+    pub slow_consumers: Option<u64>,
+    pub subscriptions: Option<u64>,
+    pub config_load_time: Option<String>,
+    /// Added in 2.10.
+    pub slow_consumer_stats: Option<SlowConsumerStats>,
+    pub cluster: ClusterOpts,
+    pub gateway: GatewayOpts,
+    pub leaf: LeafOpts,
+    pub jetstream: JetStreamVarz,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct SlowConsumerStats {
+    pub clients: u64,
+    pub routes: u64,
+    pub gateways: u64,
+    pub leafs: u64,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct ClusterOpts {
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct GatewayOpts {
+    pub name: String,
+    pub port: u64,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct LeafOpts {
+    pub port: u64,
+    pub remotes: Vec<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct JetStreamVarz {
+    pub config: Option<JetStreamConfig>,
+    pub stats: Option<JetStreamStats>,
+    pub meta: Option<MetaCluster>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct JetStreamConfig {
+    pub max_memory: i64,
+    pub max_storage: i64,
+    pub domain: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct JetStreamStats {
+    pub memory: u64,
+    pub storage: u64,
+    pub reserved_memory: u64,
+    pub reserved_storage: u64,
+    pub accounts: u64,
+    pub ha_assets: u64,
+    pub api: ApiStats,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct ApiStats {
+    pub total: u64,
+    pub errors: u64,
+    /// Added in 2.10; absent before.
+    pub inflight: Option<u64>,
+}
+
+/// The meta group as a node sees it; `replicas` is only filled on the meta leader.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct MetaCluster {
+    pub name: String,
+    pub leader: String,
+    pub cluster_size: u64,
+    pub replicas: Vec<super::PeerInfo>,
+}
+
+impl Varz {
+    /// The name other servers use for this one: `server_name` defaults to the ID.
+    pub fn name(&self) -> &str {
+        if self.server_name.is_empty() { &self.server_id } else { &self.server_name }
+    }
+
+    pub fn jetstream_enabled(&self) -> bool {
+        self.jetstream.config.is_some()
+    }
+
+    pub fn gateway_configured(&self) -> bool {
+        !self.gateway.name.is_empty() || self.gateway.port > 0
+    }
+
+    pub fn leafnodes_configured(&self) -> bool {
+        self.leaf.port > 0 || !self.leaf.remotes.is_empty() || self.leafnodes.unwrap_or(0) > 0
+    }
+
+    pub fn is_meta_leader(&self) -> bool {
+        self.jetstream.meta.as_ref().is_some_and(|m| !m.leader.is_empty() && m.leader == self.name())
+    }
+}
+
+pub static SERVER_INFO: Def = Def::gauge(
+    "nats_server_info",
+    "Identity of the server behind a node, always 1; server_id changes on every restart, node does not.",
+);
+pub static START_TIME: Def = Def::gauge("nats_varz_start_time_seconds", "Unix time the server started.");
+pub static CONFIG_LOAD_TIME: Def =
+    Def::gauge("nats_varz_config_load_time_seconds", "Unix time the server last loaded its configuration.");
+pub static MEMORY: Def = Def::gauge("nats_varz_memory_bytes", "Resident memory of the server process.");
+pub static CPU: Def = Def::gauge("nats_varz_cpu_ratio", "CPU use of the server process as a fraction of one core.");
+pub static CORES: Def = Def::gauge("nats_varz_cores", "CPU cores the server sees.");
+pub static GOMAXPROCS: Def = Def::gauge("nats_varz_gomaxprocs", "GOMAXPROCS of the server.");
+pub static CONNECTIONS: Def = Def::gauge("nats_varz_connections", "Client connections currently open.");
+pub static MAX_CONNECTIONS: Def = Def::gauge("nats_varz_max_connections", "Configured client connection limit.");
+pub static ACCEPTED_CONNECTIONS: Def = Def::counter(
+    "nats_varz_accepted_connections_total",
+    "Client connections accepted since the server started (varz total_connections).",
+);
+pub static SUBSCRIPTIONS: Def = Def::gauge("nats_varz_subscriptions", "Subscriptions currently registered.");
+pub static SLOW_CONSUMERS: Def =
+    Def::counter("nats_varz_slow_consumers_total", "Slow consumer events since the server started.");
+pub static SLOW_CONSUMERS_BY_KIND: Def = Def::counter(
+    "nats_varz_slow_consumers_by_kind_total",
+    "Slow consumer events by connection kind (nats-server 2.10 and later).",
+);
+pub static IN_MSGS: Def = Def::counter("nats_varz_in_msgs_total", "Messages received by the server.");
+pub static OUT_MSGS: Def = Def::counter("nats_varz_out_msgs_total", "Messages sent by the server.");
+pub static IN_BYTES: Def = Def::counter("nats_varz_in_bytes_total", "Payload bytes received by the server.");
+pub static OUT_BYTES: Def = Def::counter("nats_varz_out_bytes_total", "Payload bytes sent by the server.");
+pub static ROUTES: Def = Def::gauge("nats_varz_routes", "Route connections to other servers of the cluster.");
+pub static REMOTES: Def = Def::gauge("nats_varz_remotes", "Remote servers known through routes.");
+pub static LEAFNODES: Def = Def::gauge("nats_varz_leafnodes", "Leaf node connections.");
+pub static MAX_PAYLOAD: Def = Def::gauge("nats_varz_max_payload_bytes", "Largest message payload the server accepts.");
+
+pub static JS_ENABLED: Def = Def::gauge("nats_jetstream_enabled", "1 when JetStream is enabled on the server.");
+pub static JS_MAX_MEMORY: Def =
+    Def::gauge("nats_jetstream_max_memory_bytes", "Memory JetStream may use on this server (configured limit).");
+pub static JS_MAX_STORAGE: Def =
+    Def::gauge("nats_jetstream_max_storage_bytes", "Storage JetStream may use on this server (configured limit).");
+pub static JS_MEMORY: Def = Def::gauge("nats_jetstream_memory_bytes", "Memory used by JetStream streams on this server.");
+pub static JS_STORAGE: Def = Def::gauge("nats_jetstream_storage_bytes", "Storage used by JetStream streams on this server.");
+pub static JS_RESERVED_MEMORY: Def =
+    Def::gauge("nats_jetstream_reserved_memory_bytes", "Memory reserved by account limits on this server.");
+pub static JS_RESERVED_STORAGE: Def =
+    Def::gauge("nats_jetstream_reserved_storage_bytes", "Storage reserved by account limits on this server.");
+pub static JS_ACCOUNTS: Def = Def::gauge("nats_jetstream_accounts", "Accounts with JetStream enabled on this server.");
+pub static JS_HA_ASSETS: Def = Def::gauge("nats_jetstream_ha_assets", "Replicated streams and consumers on this server.");
+pub static JS_API_REQUESTS: Def = Def::counter("nats_jetstream_api_requests_total", "JetStream API requests handled.");
+pub static JS_API_ERRORS: Def = Def::counter("nats_jetstream_api_errors_total", "JetStream API requests that failed.");
+pub static JS_API_INFLIGHT: Def =
+    Def::gauge("nats_jetstream_api_inflight_requests", "JetStream API requests in flight (2.10 and later).");
+pub static META_IS_LEADER: Def =
+    Def::gauge("nats_jetstream_meta_is_leader", "1 when this node is the JetStream meta leader.");
+pub static META_HAS_LEADER: Def =
+    Def::gauge("nats_jetstream_meta_has_leader", "1 when this node sees an elected JetStream meta leader.");
+pub static META_LEADER_INFO: Def =
+    Def::gauge("nats_jetstream_meta_leader_info", "The meta leader's server name as this node sees it, always 1.");
+pub static META_CLUSTER_SIZE: Def =
+    Def::gauge("nats_jetstream_meta_cluster_size", "Size of the JetStream meta group as this node sees it.");
+pub static META_REPLICA_CURRENT: Def =
+    Def::gauge("nats_jetstream_meta_replica_current", "1 when a meta group peer is current, from the meta leader.");
+pub static META_REPLICA_OFFLINE: Def =
+    Def::gauge("nats_jetstream_meta_replica_offline", "1 when a meta group peer is offline, from the meta leader.");
+pub static META_REPLICA_LAG: Def =
+    Def::gauge("nats_jetstream_meta_replica_lag", "Raft entries a meta group peer is behind the meta leader.");
+pub static META_REPLICA_ACTIVE: Def = Def::gauge(
+    "nats_jetstream_meta_replica_active_seconds",
+    "Seconds since the meta leader last heard from a meta group peer.",
+);
+
+fn node_labels(node: &str) -> Labels {
+    vec![("node", node.to_string())]
+}
+
+/// Parses an RFC 3339 time into Unix seconds; NATS sends nanosecond precision.
+pub fn parse_time(s: &str) -> Option<f64> {
+    super::time::rfc3339_to_unix(s)
+}
+
+pub fn collect(v: &Varz, node: &str, out: &mut MetricSet) {
+    let l = || node_labels(node);
+    out.push(
+        &SERVER_INFO,
+        vec![
+            ("node", node.to_string()),
+            ("server_name", v.name().to_string()),
+            ("server_id", v.server_id.clone()),
+            ("version", v.version.clone()),
+            ("go", v.go.clone()),
+            ("cluster", v.cluster.name.clone()),
+            ("domain", v.jetstream.config.as_ref().map(|c| c.domain.clone()).unwrap_or_default()),
+        ],
+        1u64,
+    );
+    out.push_opt(&START_TIME, l, v.start.as_deref().and_then(parse_time));
+    out.push_opt(&CONFIG_LOAD_TIME, l, v.config_load_time.as_deref().and_then(parse_time));
+    out.push_opt(&MEMORY, l, v.mem);
+    out.push_opt(&CPU, l, v.cpu.map(|c| c / 100.0));
+    out.push_opt(&CORES, l, v.cores);
+    out.push_opt(&GOMAXPROCS, l, v.gomaxprocs);
+    out.push_opt(&CONNECTIONS, l, v.connections);
+    out.push_opt(&MAX_CONNECTIONS, l, v.max_connections);
+    out.push_opt(&ACCEPTED_CONNECTIONS, l, v.total_connections);
+    out.push_opt(&SUBSCRIPTIONS, l, v.subscriptions);
+    out.push_opt(&SLOW_CONSUMERS, l, v.slow_consumers);
+    if let Some(s) = &v.slow_consumer_stats {
+        for (kind, n) in [("client", s.clients), ("route", s.routes), ("gateway", s.gateways), ("leaf", s.leafs)] {
+            out.push(&SLOW_CONSUMERS_BY_KIND, vec![("node", node.to_string()), ("kind", kind.to_string())], n);
+        }
+    }
+    out.push_opt(&IN_MSGS, l, v.in_msgs);
+    out.push_opt(&OUT_MSGS, l, v.out_msgs);
+    out.push_opt(&IN_BYTES, l, v.in_bytes);
+    out.push_opt(&OUT_BYTES, l, v.out_bytes);
+    out.push_opt(&ROUTES, l, v.routes);
+    out.push_opt(&REMOTES, l, v.remotes);
+    out.push_opt(&LEAFNODES, l, v.leafnodes);
+    out.push_opt(&MAX_PAYLOAD, l, v.max_payload);
+
+    let js = &v.jetstream;
+    out.push(&JS_ENABLED, l(), v.jetstream_enabled());
+    if let Some(c) = &js.config {
+        // A negative limit means "not set"; exporting it would break ratio alerts.
+        out.push_opt(&JS_MAX_MEMORY, l, (c.max_memory >= 0).then_some(c.max_memory));
+        out.push_opt(&JS_MAX_STORAGE, l, (c.max_storage >= 0).then_some(c.max_storage));
+    }
+    if let Some(s) = &js.stats {
+        out.push(&JS_MEMORY, l(), s.memory);
+        out.push(&JS_STORAGE, l(), s.storage);
+        out.push(&JS_RESERVED_MEMORY, l(), s.reserved_memory);
+        out.push(&JS_RESERVED_STORAGE, l(), s.reserved_storage);
+        out.push(&JS_ACCOUNTS, l(), s.accounts);
+        out.push(&JS_HA_ASSETS, l(), s.ha_assets);
+        out.push(&JS_API_REQUESTS, l(), s.api.total);
+        out.push(&JS_API_ERRORS, l(), s.api.errors);
+        out.push_opt(&JS_API_INFLIGHT, l, s.api.inflight);
+    }
+    if let Some(meta) = &js.meta {
+        out.push(&META_IS_LEADER, l(), v.is_meta_leader());
+        out.push(&META_HAS_LEADER, l(), !meta.leader.is_empty());
+        if !meta.leader.is_empty() {
+            out.push(&META_LEADER_INFO, vec![("node", node.to_string()), ("leader", meta.leader.clone())], 1u64);
+        }
+        out.push(&META_CLUSTER_SIZE, l(), meta.cluster_size);
+        if v.is_meta_leader() {
+            for p in &meta.replicas {
+                let pl = || vec![("cluster", meta.name.clone()), ("peer", p.name.clone())];
+                out.push(&META_REPLICA_CURRENT, pl(), p.current);
+                out.push(&META_REPLICA_OFFLINE, pl(), p.offline);
+                out.push(&META_REPLICA_LAG, pl(), p.lag);
+                out.push(&META_REPLICA_ACTIVE, pl(), p.active as f64 / 1e9);
+            }
+        }
+    }
+}
