@@ -10,19 +10,24 @@ pub const PATH: &str = "/accstatz?unused=1";
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
 pub struct Accstatz {
+    #[serde(deserialize_with = "crate::nats::null_default")]
     pub server_id: String,
+    #[serde(deserialize_with = "crate::nats::null_default")]
     pub account_statz: Vec<AccountStat>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
 pub struct AccountStat {
+    #[serde(deserialize_with = "crate::nats::null_default")]
     pub acc: String,
     pub conns: u64,
     pub leafnodes: u64,
     /// Added in 2.10.
     pub num_subscriptions: Option<u64>,
+    #[serde(deserialize_with = "crate::nats::null_default")]
     pub sent: DataStats,
+    #[serde(deserialize_with = "crate::nats::null_default")]
     pub received: DataStats,
     pub slow_consumers: u64,
 }

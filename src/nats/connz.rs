@@ -12,11 +12,13 @@ pub const PATH: &str = "/connz";
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
 pub struct Connz {
+    #[serde(deserialize_with = "crate::nats::null_default")]
     pub server_id: String,
     pub num_connections: u64,
     pub total: u64,
     pub offset: u64,
     pub limit: u64,
+    #[serde(deserialize_with = "crate::nats::null_default")]
     pub connections: Vec<ConnInfo>,
 }
 
@@ -24,9 +26,12 @@ pub struct Connz {
 #[serde(default)]
 pub struct ConnInfo {
     pub cid: u64,
+    #[serde(deserialize_with = "crate::nats::null_default")]
     pub kind: String,
+    #[serde(deserialize_with = "crate::nats::null_default")]
     pub ip: String,
     pub port: u64,
+    #[serde(deserialize_with = "crate::nats::null_default")]
     pub rtt: String,
     pub pending_bytes: u64,
     pub in_msgs: u64,
@@ -34,14 +39,18 @@ pub struct ConnInfo {
     pub in_bytes: u64,
     pub out_bytes: u64,
     pub subscriptions: u64,
+    #[serde(deserialize_with = "crate::nats::null_default")]
     pub name: String,
+    #[serde(deserialize_with = "crate::nats::null_default")]
     pub account: String,
 }
 
 /// The query for one page, sorted by connection id so that paging is stable while
-/// connections come and go.
-pub fn page_path(offset: u64, limit: usize) -> String {
-    format!("/connz?sort=cid&offset={offset}&limit={limit}")
+/// connections come and go. `auth` adds each connection's account, which only the
+/// per-connection series need.
+pub fn page_path(offset: u64, limit: usize, auth: bool) -> String {
+    let auth = if auth { "&auth=true" } else { "" };
+    format!("/connz?sort=cid&offset={offset}&limit={limit}{auth}")
 }
 
 /// What natsmon keeps of all pages of one poll.

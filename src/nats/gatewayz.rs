@@ -14,8 +14,11 @@ pub const PATH: &str = "/gatewayz";
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
 pub struct Gatewayz {
+    #[serde(deserialize_with = "crate::nats::null_default")]
     pub name: String,
+    #[serde(deserialize_with = "crate::nats::null_default")]
     pub outbound_gateways: BTreeMap<String, RemoteGateway>,
+    #[serde(deserialize_with = "crate::nats::null_default")]
     pub inbound_gateways: BTreeMap<String, Vec<RemoteGateway>>,
 }
 

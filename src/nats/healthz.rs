@@ -13,9 +13,12 @@ pub const PATH: &str = "/healthz";
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
 pub struct Healthz {
+    #[serde(deserialize_with = "crate::nats::null_default")]
     pub status: String,
+    #[serde(deserialize_with = "crate::nats::null_default")]
     pub error: String,
     /// Added in 2.10.
+    #[serde(deserialize_with = "crate::nats::null_default")]
     pub errors: Vec<HealthError>,
 }
 
@@ -23,6 +26,7 @@ pub struct Healthz {
 #[serde(default)]
 pub struct HealthError {
     #[serde(rename = "type")]
+    #[serde(deserialize_with = "crate::nats::null_default")]
     pub kind: String,
 }
 

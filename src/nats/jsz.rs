@@ -21,6 +21,7 @@ pub const ACCOUNT_PAGE: usize = 1024;
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
 pub struct Jsz {
+    #[serde(deserialize_with = "crate::nats::null_default")]
     pub server_id: String,
     pub disabled: bool,
     pub streams: u64,
@@ -28,39 +29,51 @@ pub struct Jsz {
     pub messages: u64,
     pub bytes: u64,
     pub meta_cluster: Option<super::varz::MetaCluster>,
+    #[serde(deserialize_with = "crate::nats::null_default")]
     pub account_details: Vec<AccountDetail>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
 pub struct AccountDetail {
+    #[serde(deserialize_with = "crate::nats::null_default")]
     pub name: String,
+    #[serde(deserialize_with = "crate::nats::null_default")]
     pub id: String,
     pub memory: u64,
     pub storage: u64,
     pub reserved_memory: u64,
     pub reserved_storage: u64,
+    #[serde(deserialize_with = "crate::nats::null_default")]
     pub api: ApiStats,
+    #[serde(deserialize_with = "crate::nats::null_default")]
     pub stream_detail: Vec<StreamDetail>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
 pub struct StreamDetail {
+    #[serde(deserialize_with = "crate::nats::null_default")]
     pub name: String,
     pub cluster: Option<ClusterInfo>,
     pub config: Option<StreamConfig>,
+    #[serde(deserialize_with = "crate::nats::null_default")]
     pub state: StreamState,
+    #[serde(deserialize_with = "crate::nats::null_default")]
     pub consumer_detail: Vec<ConsumerInfo>,
     pub mirror: Option<SourceInfo>,
+    #[serde(deserialize_with = "crate::nats::null_default")]
     pub sources: Vec<SourceInfo>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
 pub struct ClusterInfo {
+    #[serde(deserialize_with = "crate::nats::null_default")]
     pub name: String,
+    #[serde(deserialize_with = "crate::nats::null_default")]
     pub leader: String,
+    #[serde(deserialize_with = "crate::nats::null_default")]
     pub replicas: Vec<PeerInfo>,
 }
 
@@ -74,7 +87,9 @@ pub struct StreamConfig {
     pub max_age: i64,
     pub max_msgs_per_subject: i64,
     pub num_replicas: i64,
+    #[serde(deserialize_with = "crate::nats::null_default")]
     pub storage: String,
+    #[serde(deserialize_with = "crate::nats::null_default")]
     pub retention: String,
 }
 
@@ -93,6 +108,7 @@ pub struct StreamState {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
 pub struct SourceInfo {
+    #[serde(deserialize_with = "crate::nats::null_default")]
     pub name: String,
     pub lag: u64,
     /// Nanoseconds since the source was last active; -1 when never.
@@ -102,10 +118,14 @@ pub struct SourceInfo {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
 pub struct ConsumerInfo {
+    #[serde(deserialize_with = "crate::nats::null_default")]
     pub stream_name: String,
+    #[serde(deserialize_with = "crate::nats::null_default")]
     pub name: String,
     pub config: Option<ConsumerConfig>,
+    #[serde(deserialize_with = "crate::nats::null_default")]
     pub delivered: SequenceInfo,
+    #[serde(deserialize_with = "crate::nats::null_default")]
     pub ack_floor: SequenceInfo,
     pub num_ack_pending: u64,
     pub num_redelivered: u64,
@@ -269,8 +289,9 @@ pub fn collect_node(j: &Jsz, node: &str, out: &mut MetricSet) {
         let al = || vec![("node", node.to_string()), ("account", a.name.clone())];
         out.push(&ACC_MEMORY, al(), a.memory);
         out.push(&ACC_STORAGE, al(), a.storage);
-        out.push(&ACC_RESERVED_MEMORY, al(), a.reserved_memory);
-        out.push(&ACC_RESERVED_STORAGE, al(), a.reserved_storage);
+        // u64::MAX is Go's -1: no reservation limit. Exporting it would break ratios.
+        out.push_opt(&ACC_RESERVED_MEMORY, al, (a.reserved_memory != u64::MAX).then_some(a.reserved_memory));
+        out.push_opt(&ACC_RESERVED_STORAGE, al, (a.reserved_storage != u64::MAX).then_some(a.reserved_storage));
         out.push(&ACC_API_REQUESTS, al(), a.api.total);
         out.push(&ACC_API_ERRORS, al(), a.api.errors);
     }

@@ -14,13 +14,16 @@ pub const PATH: &str = "/leafz";
 #[serde(default)]
 pub struct Leafz {
     pub leafnodes: u64,
+    #[serde(deserialize_with = "crate::nats::null_default")]
     pub leafs: Vec<LeafInfo>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
 pub struct LeafInfo {
+    #[serde(deserialize_with = "crate::nats::null_default")]
     pub account: String,
+    #[serde(deserialize_with = "crate::nats::null_default")]
     pub rtt: String,
     pub in_msgs: u64,
     pub out_msgs: u64,

@@ -24,6 +24,7 @@ use serde::Deserialize;
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
 pub struct PeerInfo {
+    #[serde(deserialize_with = "crate::nats::null_default")]
     pub name: String,
     pub current: bool,
     pub offline: bool,
@@ -113,4 +114,13 @@ impl PollError {
             PollError::Request(_) => "request",
         }
     }
+}
+
+/// Go encodes nil slices, maps and pointers as `null`; treat that like a missing field.
+pub(crate) fn null_default<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
 }

@@ -174,7 +174,7 @@ async fn fetch_connz(ctx: &PollContext, node: &Node) -> Result<ConnzSummary, Pol
     let mut summary = ConnzSummary::default();
     let mut offset = 0;
     loop {
-        let page: connz::Connz = fetch(ctx, node, Endpoint::Connz, &connz::page_path(offset, s.connz_page_size), &[]).await?;
+        let page: connz::Connz = fetch(ctx, node, Endpoint::Connz, &connz::page_path(offset, s.connz_page_size, s.connection_metrics_limit > 0), &[]).await?;
         match summary.absorb(page, s.connection_metrics_limit) {
             None => break,
             Some(next) if next >= s.connz_max_connections => {

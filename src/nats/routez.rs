@@ -13,19 +13,25 @@ pub const PATH: &str = "/routez";
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
 pub struct Routez {
+    #[serde(deserialize_with = "crate::nats::null_default")]
     pub server_id: String,
     pub num_routes: u64,
+    #[serde(deserialize_with = "crate::nats::null_default")]
     pub routes: Vec<RouteInfo>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
 pub struct RouteInfo {
+    #[serde(deserialize_with = "crate::nats::null_default")]
     pub remote_id: String,
     /// Added in 2.10.
+    #[serde(deserialize_with = "crate::nats::null_default")]
     pub remote_name: String,
+    #[serde(deserialize_with = "crate::nats::null_default")]
     pub ip: String,
     pub port: u64,
+    #[serde(deserialize_with = "crate::nats::null_default")]
     pub rtt: String,
     pub pending_size: u64,
     pub in_msgs: u64,

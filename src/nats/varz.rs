@@ -10,10 +10,15 @@ pub const PATH: &str = "/varz";
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
 pub struct Varz {
+    #[serde(deserialize_with = "crate::nats::null_default")]
     pub server_id: String,
+    #[serde(deserialize_with = "crate::nats::null_default")]
     pub server_name: String,
+    #[serde(deserialize_with = "crate::nats::null_default")]
     pub version: String,
+    #[serde(deserialize_with = "crate::nats::null_default")]
     pub go: String,
+    #[serde(deserialize_with = "crate::nats::null_default")]
     pub git_commit: String,
     pub start: Option<String>,
     pub mem: Option<u64>,
@@ -37,9 +42,13 @@ pub struct Varz {
     pub config_load_time: Option<String>,
     /// Added in 2.10.
     pub slow_consumer_stats: Option<SlowConsumerStats>,
+    #[serde(deserialize_with = "crate::nats::null_default")]
     pub cluster: ClusterOpts,
+    #[serde(deserialize_with = "crate::nats::null_default")]
     pub gateway: GatewayOpts,
+    #[serde(deserialize_with = "crate::nats::null_default")]
     pub leaf: LeafOpts,
+    #[serde(deserialize_with = "crate::nats::null_default")]
     pub jetstream: JetStreamVarz,
 }
 
@@ -55,12 +64,14 @@ pub struct SlowConsumerStats {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
 pub struct ClusterOpts {
+    #[serde(deserialize_with = "crate::nats::null_default")]
     pub name: String,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
 pub struct GatewayOpts {
+    #[serde(deserialize_with = "crate::nats::null_default")]
     pub name: String,
     pub port: u64,
 }
@@ -69,6 +80,7 @@ pub struct GatewayOpts {
 #[serde(default)]
 pub struct LeafOpts {
     pub port: u64,
+    #[serde(deserialize_with = "crate::nats::null_default")]
     pub remotes: Vec<serde_json::Value>,
 }
 
@@ -85,6 +97,7 @@ pub struct JetStreamVarz {
 pub struct JetStreamConfig {
     pub max_memory: i64,
     pub max_storage: i64,
+    #[serde(deserialize_with = "crate::nats::null_default")]
     pub domain: String,
 }
 
@@ -97,6 +110,7 @@ pub struct JetStreamStats {
     pub reserved_storage: u64,
     pub accounts: u64,
     pub ha_assets: u64,
+    #[serde(deserialize_with = "crate::nats::null_default")]
     pub api: ApiStats,
 }
 
@@ -113,9 +127,12 @@ pub struct ApiStats {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
 pub struct MetaCluster {
+    #[serde(deserialize_with = "crate::nats::null_default")]
     pub name: String,
+    #[serde(deserialize_with = "crate::nats::null_default")]
     pub leader: String,
     pub cluster_size: u64,
+    #[serde(deserialize_with = "crate::nats::null_default")]
     pub replicas: Vec<super::PeerInfo>,
 }
 

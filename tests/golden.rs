@@ -1,0 +1,89 @@
+//! Golden tests: the exact exposition text natsmon renders for fixed snapshots built
+//! from captured nats-server 2.9.10 responses and from 2.12-shaped ones. Set
+//! `NATSMON_UPDATE_GOLDEN=1` to rewrite the expected files after a deliberate change,
+//! then review the diff.
+
+use std::path::{Path, PathBuf};
+
+use natsmon::exposition::openmetrics_to_prometheus;
+use natsmon::nats::collector;
+use natsmon::nats::connz::{Connz, ConnzSummary};
+use natsmon::nats::jsz::ConsumerPolicy;
+use natsmon::nats::snapshot::NodePoll;
+use serde::de::DeserializeOwned;
+
+fn fixture<T: DeserializeOwned>(version: &str, name: &str) -> T {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/nats").join(version).join(name);
+    let text = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("reading {}: {e}", p.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("parsing {}: {e}", p.display()))
+}
+
+/// A full poll of one node from a fixture directory; `varz`/`jsz` name the role's files.
+fn poll(version: &str, varz: &str, jsz: &str) -> NodePoll {
+    let mut connz = ConnzSummary::default();
+    let page: Connz = fixture(version, "connz.json");
+    connz.absorb(page, 1);
+    NodePoll {
+        varz: Some(fixture(version, varz)),
+        jsz: Some(fixture(version, jsz)),
+        connz: Some(connz),
+        routez: Some(fixture(version, "routez.json")),
+        healthz: Some(fixture(version, "healthz.json")),
+        accstatz: Some(fixture(version, "accstatz.json")),
+        subsz: Some(fixture(version, "subsz.json")),
+        gatewayz: Some(fixture(version, "gatewayz.json")),
+        leafz: Some(fixture(version, "leafz.json")),
+        finished_at: Some(std::time::UNIX_EPOCH),
+        ..Default::default()
+    }
+}
+
+fn check(name: &str, actual: &str) {
+    let path: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(name);
+    if std::env::var_os("NATSMON_UPDATE_GOLDEN").is_some() {
+        std::fs::write(&path, actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e}; run with NATSMON_UPDATE_GOLDEN=1 to create it", path.display()));
+    if expected != actual {
+        let diff: Vec<String> = expected
+            .lines()
+            .zip(actual.lines())
+            .enumerate()
+            .filter(|(_, (a, b))| a != b)
+            .take(10)
+            .map(|(i, (a, b))| format!("line {}:\n  expected: {a}\n  actual:   {b}", i + 1))
+            .collect();
+        panic!(
+            "{name} differs ({} vs {} lines):\n{}",
+            expected.lines().count(),
+            actual.lines().count(),
+            diff.join("\n")
+        );
+    }
+}
+
+fn render(version: &str) -> String {
+    let leader = poll(version, "varz.json", "jsz.json");
+    let follower = poll(version, "varz_follower.json", "jsz_follower.json");
+    // The third node is down: only nats_up must appear for it.
+    let down = NodePoll { finished_at: Some(std::time::UNIX_EPOCH), ..Default::default() };
+    let polls = [("n1", &follower), ("n2", &leader), ("n3", &down)];
+    collector::collect(&polls, &ConsumerPolicy::default()).encode_openmetrics()
+}
+
+#[test]
+fn golden_2_9_10_openmetrics() {
+    check("2.9.10.om.txt", &render("2.9.10"));
+}
+
+#[test]
+fn golden_2_9_10_prometheus_text() {
+    check("2.9.10.prom.txt", &openmetrics_to_prometheus(&render("2.9.10")));
+}
+
+#[test]
+fn golden_2_12_openmetrics() {
+    check("2.12.om.txt", &render("2.12"));
+}
