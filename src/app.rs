@@ -22,7 +22,10 @@ pub enum AppError {
     #[error(transparent)]
     Config(#[from] ConfigError),
     #[error("cannot listen on {addr}: {error}")]
-    Listen { addr: std::net::SocketAddr, error: std::io::Error },
+    Listen {
+        addr: std::net::SocketAddr,
+        error: std::io::Error,
+    },
     #[error("HTTP server failed: {0}")]
     Serve(std::io::Error),
 }
@@ -35,7 +38,11 @@ pub async fn run(settings: Settings, token: CancellationToken) -> Result<(), App
     let store = Arc::new(Store::new(settings.nodes.len()));
     let ready = Arc::new(AtomicBool::new(false));
     let updated = Arc::new(Notify::new());
-    let client = NatsClient::new(&settings.nats_tls, settings.poll_timeout, settings.max_response_bytes)?;
+    let client = NatsClient::new(
+        &settings.nats_tls,
+        settings.poll_timeout,
+        settings.max_response_bytes,
+    )?;
     if settings.poll_timeout >= settings.poll_interval {
         warn!(
             poll_timeout = ?settings.poll_timeout,
@@ -77,10 +84,13 @@ pub async fn run(settings: Settings, token: CancellationToken) -> Result<(), App
     let addr = settings.listen;
     let serve_result = match &settings.web.tls {
         None => {
-            let listener =
-                tokio::net::TcpListener::bind(addr).await.map_err(|error| AppError::Listen { addr, error })?;
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|error| AppError::Listen { addr, error })?;
             info!(addr = %listener.local_addr().unwrap_or(addr), tls = false, "Serving metrics.");
-            axum::serve(listener, app).with_graceful_shutdown(token.clone().cancelled_owned()).await
+            axum::serve(listener, app)
+                .with_graceful_shutdown(token.clone().cancelled_owned())
+                .await
         }
         Some((cert, key)) => {
             let _ = rustls::crypto::ring::default_provider().install_default();
@@ -96,8 +106,11 @@ pub async fn run(settings: Settings, token: CancellationToken) -> Result<(), App
                 h2.graceful_shutdown(Some(grace));
             });
             info!(addr = %addr, tls = true, "Serving metrics.");
-            let std_listener = std::net::TcpListener::bind(addr).map_err(|error| AppError::Listen { addr, error })?;
-            std_listener.set_nonblocking(true).map_err(|error| AppError::Listen { addr, error })?;
+            let std_listener = std::net::TcpListener::bind(addr)
+                .map_err(|error| AppError::Listen { addr, error })?;
+            std_listener
+                .set_nonblocking(true)
+                .map_err(|error| AppError::Listen { addr, error })?;
             axum_server::from_tcp_rustls(std_listener, tls)
                 .map_err(|error| AppError::Listen { addr, error })?
                 .handle(handle)
@@ -108,7 +121,10 @@ pub async fn run(settings: Settings, token: CancellationToken) -> Result<(), App
     // The server only returns early on error; make sure everything else stops too.
     token.cancel();
     tracker.close();
-    if tokio::time::timeout(settings.shutdown_grace, tracker.wait()).await.is_err() {
+    if tokio::time::timeout(settings.shutdown_grace, tracker.wait())
+        .await
+        .is_err()
+    {
         warn!(grace = ?settings.shutdown_grace, "Tasks did not stop within the grace period.");
     }
     serve_result.map_err(AppError::Serve)

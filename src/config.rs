@@ -13,7 +13,11 @@ use serde::Deserialize;
 
 use crate::nats::jsz::ConsumerPolicy;
 
-pub const DEFAULT_NATS_URLS: [&str; 3] = ["http://127.0.0.1:8222", "http://127.0.0.1:8223", "http://127.0.0.1:8224"];
+pub const DEFAULT_NATS_URLS: [&str; 3] = [
+    "http://127.0.0.1:8222",
+    "http://127.0.0.1:8223",
+    "http://127.0.0.1:8224",
+];
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:7778";
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(5);
 pub const DEFAULT_POLL_TIMEOUT: Duration = Duration::from_secs(4);
@@ -26,7 +30,10 @@ pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {error}")]
-    Read { path: PathBuf, error: std::io::Error },
+    Read {
+        path: PathBuf,
+        error: std::io::Error,
+    },
     #[error("invalid config file {path}: {error}")]
     Parse { path: PathBuf, error: String },
     #[error("invalid NATS URL {url}: {why}")]
@@ -67,7 +74,12 @@ pub struct RawConfig {
     /// NAME=URL sets the node label, otherwise it is the URL's host:port. Credentials in the
     /// URL are sent as basic auth and never shown.
     /// [default: http://127.0.0.1:8222,http://127.0.0.1:8223,http://127.0.0.1:8224]
-    #[arg(long = "nats-url", env = "NATSMON_NATS_URL", value_delimiter = ',', value_name = "[NAME=]URL")]
+    #[arg(
+        long = "nats-url",
+        env = "NATSMON_NATS_URL",
+        value_delimiter = ',',
+        value_name = "[NAME=]URL"
+    )]
     pub nats_urls: Option<Vec<String>>,
 
     /// Address to serve /metrics, /healthz, /ready and the status page on. [default: 0.0.0.0:7778]
@@ -136,7 +148,12 @@ pub struct RawConfig {
 
     /// Require HTTP basic auth on every route but /healthz: USER:BCRYPT_HASH entries, as in
     /// Prometheus's web config (`htpasswd -nbB user pass`). Comma-separated or repeated.
-    #[arg(long, env = "NATSMON_WEB_BASIC_AUTH_USERS", value_delimiter = ',', value_name = "USER:HASH")]
+    #[arg(
+        long,
+        env = "NATSMON_WEB_BASIC_AUTH_USERS",
+        value_delimiter = ',',
+        value_name = "USER:HASH"
+    )]
     pub web_basic_auth_users: Option<Vec<String>>,
 
     /// Log filter in tracing-subscriber's EnvFilter syntax. [default: info]
@@ -159,7 +176,9 @@ macro_rules! overlay {
 impl RawConfig {
     /// Reads the TOML file named by `--config`, if any, and fills what flags left unset.
     pub fn with_file(mut self) -> Result<RawConfig, ConfigError> {
-        let Some(path) = self.config.clone() else { return Ok(self) };
+        let Some(path) = self.config.clone() else {
+            return Ok(self);
+        };
         let file = RawConfig::from_toml_file(&path)?;
         overlay!(
             self,
@@ -189,8 +208,14 @@ impl RawConfig {
     }
 
     pub fn from_toml_file(path: &Path) -> Result<RawConfig, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read { path: path.into(), error })?;
-        toml::from_str(&text).map_err(|e| ConfigError::Parse { path: path.into(), error: e.to_string() })
+        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
+            path: path.into(),
+            error,
+        })?;
+        toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.into(),
+            error: e.to_string(),
+        })
     }
 
     pub fn validate(self) -> Result<Settings, ConfigError> {
@@ -202,28 +227,56 @@ impl RawConfig {
         for u in urls.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
             let node = Node::parse(u)?;
             if nodes.iter().any(|n: &Node| n.name == node.name) {
-                return Err(ConfigError::Invalid { option: "nats-url", why: format!("node name {} is given twice", node.name) });
+                return Err(ConfigError::Invalid {
+                    option: "nats-url",
+                    why: format!("node name {} is given twice", node.name),
+                });
             }
             nodes.push(node);
         }
         let listen = self.listen.as_deref().unwrap_or(DEFAULT_LISTEN);
-        let listen: SocketAddr =
-            listen.parse().map_err(|e| ConfigError::Invalid { option: "listen", why: format!("{listen}: {e}") })?;
-        let poll_interval = duration("poll-interval", self.poll_interval.as_deref(), DEFAULT_POLL_INTERVAL)?;
-        let poll_timeout = duration("poll-timeout", self.poll_timeout.as_deref(), DEFAULT_POLL_TIMEOUT)?;
+        let listen: SocketAddr = listen.parse().map_err(|e| ConfigError::Invalid {
+            option: "listen",
+            why: format!("{listen}: {e}"),
+        })?;
+        let poll_interval = duration(
+            "poll-interval",
+            self.poll_interval.as_deref(),
+            DEFAULT_POLL_INTERVAL,
+        )?;
+        let poll_timeout = duration(
+            "poll-timeout",
+            self.poll_timeout.as_deref(),
+            DEFAULT_POLL_TIMEOUT,
+        )?;
         if poll_interval.is_zero() || poll_timeout.is_zero() {
-            return Err(ConfigError::Invalid { option: "poll-interval", why: "intervals and timeouts must be above zero".into() });
+            return Err(ConfigError::Invalid {
+                option: "poll-interval",
+                why: "intervals and timeouts must be above zero".into(),
+            });
         }
         let connz_page_size = self.connz_page_size.unwrap_or(DEFAULT_CONNZ_PAGE_SIZE);
         if connz_page_size == 0 {
-            return Err(ConfigError::Invalid { option: "connz-page-size", why: "must be above zero".into() });
+            return Err(ConfigError::Invalid {
+                option: "connz-page-size",
+                why: "must be above zero".into(),
+            });
         }
-        let read = |p: &Option<PathBuf>, what: &'static str| -> Result<Option<Vec<u8>>, ConfigError> {
-            p.as_ref()
-                .map(|p| std::fs::read(p).map_err(|e| ConfigError::Invalid { option: what, why: format!("{}: {e}", p.display()) }))
-                .transpose()
-        };
-        let identity_pem = match (read(&self.nats_cert_file, "nats-cert-file")?, read(&self.nats_key_file, "nats-key-file")?) {
+        let read =
+            |p: &Option<PathBuf>, what: &'static str| -> Result<Option<Vec<u8>>, ConfigError> {
+                p.as_ref()
+                    .map(|p| {
+                        std::fs::read(p).map_err(|e| ConfigError::Invalid {
+                            option: what,
+                            why: format!("{}: {e}", p.display()),
+                        })
+                    })
+                    .transpose()
+            };
+        let identity_pem = match (
+            read(&self.nats_cert_file, "nats-cert-file")?,
+            read(&self.nats_key_file, "nats-key-file")?,
+        ) {
             (Some(mut cert), Some(key)) => {
                 cert.push(b'\n');
                 cert.extend_from_slice(&key);
@@ -231,7 +284,10 @@ impl RawConfig {
             }
             (None, None) => None,
             _ => {
-                return Err(ConfigError::Invalid { option: "nats-cert-file", why: "needs --nats-key-file too".into() });
+                return Err(ConfigError::Invalid {
+                    option: "nats-cert-file",
+                    why: "needs --nats-key-file too".into(),
+                });
             }
         };
         let nats_tls = NatsTls {
@@ -242,12 +298,20 @@ impl RawConfig {
         let tls = match (self.web_tls_cert_file, self.web_tls_key_file) {
             (Some(c), Some(k)) => Some((c, k)),
             (None, None) => None,
-            _ => return Err(ConfigError::Invalid { option: "web-tls-cert-file", why: "needs --web-tls-key-file too".into() }),
+            _ => {
+                return Err(ConfigError::Invalid {
+                    option: "web-tls-cert-file",
+                    why: "needs --web-tls-key-file too".into(),
+                });
+            }
         };
         let mut basic_auth_users = BTreeMap::new();
         for entry in self.web_basic_auth_users.unwrap_or_default() {
             let Some((user, hash)) = entry.trim().split_once(':') else {
-                return Err(ConfigError::Invalid { option: "web-basic-auth-users", why: "expected USER:BCRYPT_HASH".into() });
+                return Err(ConfigError::Invalid {
+                    option: "web-basic-auth-users",
+                    why: "expected USER:BCRYPT_HASH".into(),
+                });
             };
             if hash.parse::<bcrypt::HashParts>().is_err() {
                 return Err(ConfigError::Invalid {
@@ -260,34 +324,59 @@ impl RawConfig {
         let log_format = match self.log_format.as_deref().unwrap_or("text") {
             "text" => LogFormat::Text,
             "json" => LogFormat::Json,
-            other => return Err(ConfigError::Invalid { option: "log-format", why: format!("{other}: expected text or json") }),
+            other => {
+                return Err(ConfigError::Invalid {
+                    option: "log-format",
+                    why: format!("{other}: expected text or json"),
+                });
+            }
         };
         Ok(Settings {
             nodes,
             listen,
             poll_interval,
             poll_timeout,
-            max_response_bytes: self.max_response_bytes.unwrap_or(DEFAULT_MAX_RESPONSE_BYTES),
+            max_response_bytes: self
+                .max_response_bytes
+                .unwrap_or(DEFAULT_MAX_RESPONSE_BYTES),
             connz_page_size,
-            connz_max_connections: self.connz_max_connections.unwrap_or(DEFAULT_CONNZ_MAX_CONNECTIONS),
+            connz_max_connections: self
+                .connz_max_connections
+                .unwrap_or(DEFAULT_CONNZ_MAX_CONNECTIONS),
             connection_metrics_limit: self.connection_metrics_limit.unwrap_or(0),
             consumers: ConsumerPolicy {
                 include_ephemeral: self.ephemeral_consumers.unwrap_or(false),
-                limit: self.consumer_metrics_limit.unwrap_or(DEFAULT_CONSUMER_METRICS_LIMIT),
+                limit: self
+                    .consumer_metrics_limit
+                    .unwrap_or(DEFAULT_CONSUMER_METRICS_LIMIT),
             },
             nats_tls,
-            web: WebSettings { tls, basic_auth_users },
+            web: WebSettings {
+                tls,
+                basic_auth_users,
+            },
             log: self.log.unwrap_or_else(|| "info".into()),
             log_format,
-            shutdown_grace: duration("shutdown-grace", self.shutdown_grace.as_deref(), DEFAULT_SHUTDOWN_GRACE)?,
+            shutdown_grace: duration(
+                "shutdown-grace",
+                self.shutdown_grace.as_deref(),
+                DEFAULT_SHUTDOWN_GRACE,
+            )?,
         })
     }
 }
 
-fn duration(option: &'static str, v: Option<&str>, default: Duration) -> Result<Duration, ConfigError> {
+fn duration(
+    option: &'static str,
+    v: Option<&str>,
+    default: Duration,
+) -> Result<Duration, ConfigError> {
     match v {
         None => Ok(default),
-        Some(s) => humantime::parse_duration(s.trim()).map_err(|e| ConfigError::Invalid { option, why: format!("{s}: {e}") }),
+        Some(s) => humantime::parse_duration(s.trim()).map_err(|e| ConfigError::Invalid {
+            option,
+            why: format!("{s}: {e}"),
+        }),
     }
 }
 
@@ -347,12 +436,20 @@ impl Node {
             Some((n, u)) if !n.contains("://") && !n.contains('/') => (Some(n.trim()), u.trim()),
             _ => (None, spec),
         };
-        let mut parsed = reqwest::Url::parse(url)
-            .map_err(|e| ConfigError::NatsUrl { url: redact_url(url), why: e.to_string() })?;
+        let mut parsed = reqwest::Url::parse(url).map_err(|e| ConfigError::NatsUrl {
+            url: redact_url(url),
+            why: e.to_string(),
+        })?;
         if !matches!(parsed.scheme(), "http" | "https") {
-            return Err(ConfigError::NatsUrl { url: redact_url(url), why: "scheme must be http or https".into() });
+            return Err(ConfigError::NatsUrl {
+                url: redact_url(url),
+                why: "scheme must be http or https".into(),
+            });
         }
-        let host = parsed.host_str().ok_or_else(|| ConfigError::NatsUrl { url: redact_url(url), why: "no host".into() })?;
+        let host = parsed.host_str().ok_or_else(|| ConfigError::NatsUrl {
+            url: redact_url(url),
+            why: "no host".into(),
+        })?;
         let host_port = match parsed.port_or_known_default() {
             Some(p) if host.contains(':') => format!("[{host}]:{p}"),
             Some(p) => format!("{host}:{p}"),
@@ -369,11 +466,21 @@ impl Node {
         parsed.set_fragment(None);
         let base = parsed.as_str().trim_end_matches('/').to_string();
         let name = match name {
-            Some("") => return Err(ConfigError::NatsUrl { url: redact_url(url), why: "empty node name".into() }),
+            Some("") => {
+                return Err(ConfigError::NatsUrl {
+                    url: redact_url(url),
+                    why: "empty node name".into(),
+                });
+            }
             Some(n) => n.to_string(),
             None => host_port,
         };
-        Ok(Node { name, display: base.clone(), base, basic_auth })
+        Ok(Node {
+            name,
+            display: base.clone(),
+            base,
+            basic_auth,
+        })
     }
 
     /// The URL of an endpoint path such as `/varz`, below any configured base path.
@@ -439,7 +546,10 @@ mod tests {
 
     #[test]
     fn redaction() {
-        assert_eq!(redact_url("http://user:secret@host:1/x?token=abc"), "http://REDACTED@host:1/x");
+        assert_eq!(
+            redact_url("http://user:secret@host:1/x?token=abc"),
+            "http://REDACTED@host:1/x"
+        );
         assert!(!redact_url("user:secret@host").contains("secret"));
     }
 
@@ -447,7 +557,10 @@ mod tests {
     fn defaults_match_the_users_layout() {
         let s = RawConfig::default().validate().unwrap();
         let names: Vec<_> = s.nodes.iter().map(|n| n.name.as_str()).collect();
-        assert_eq!(names, ["127.0.0.1:8222", "127.0.0.1:8223", "127.0.0.1:8224"]);
+        assert_eq!(
+            names,
+            ["127.0.0.1:8222", "127.0.0.1:8223", "127.0.0.1:8224"]
+        );
         assert_eq!(s.listen.to_string(), "0.0.0.0:7778");
         assert_eq!(s.poll_interval, DEFAULT_POLL_INTERVAL);
     }
@@ -456,13 +569,28 @@ mod tests {
     fn flags_beat_file_and_lists_split() {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("natsmon.toml");
-        std::fs::write(&f, "listen = \"127.0.0.1:9999\"\npoll_interval = \"2s\"\nnats_urls = [\"a=http://h:1\"]\n").unwrap();
-        let raw = RawConfig::try_parse_from(["natsmon", "--config", f.to_str().unwrap(), "--nats-url", "x=http://h:2,y=http://h:3", "--poll-interval", "750ms"])
-            .unwrap()
-            .with_file()
-            .unwrap();
+        std::fs::write(
+            &f,
+            "listen = \"127.0.0.1:9999\"\npoll_interval = \"2s\"\nnats_urls = [\"a=http://h:1\"]\n",
+        )
+        .unwrap();
+        let raw = RawConfig::try_parse_from([
+            "natsmon",
+            "--config",
+            f.to_str().unwrap(),
+            "--nats-url",
+            "x=http://h:2,y=http://h:3",
+            "--poll-interval",
+            "750ms",
+        ])
+        .unwrap()
+        .with_file()
+        .unwrap();
         let s = raw.validate().unwrap();
-        assert_eq!(s.nodes.iter().map(|n| n.name.as_str()).collect::<Vec<_>>(), ["x", "y"]);
+        assert_eq!(
+            s.nodes.iter().map(|n| n.name.as_str()).collect::<Vec<_>>(),
+            ["x", "y"]
+        );
         assert_eq!(s.poll_interval, Duration::from_millis(750));
         assert_eq!(s.listen.to_string(), "127.0.0.1:9999");
     }
@@ -472,6 +600,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("natsmon.toml");
         std::fs::write(&f, "poll_intervall = \"2s\"\n").unwrap();
-        assert!(matches!(RawConfig::from_toml_file(&f), Err(ConfigError::Parse { .. })));
+        assert!(matches!(
+            RawConfig::from_toml_file(&f),
+            Err(ConfigError::Parse { .. })
+        ));
     }
 }

@@ -31,11 +31,19 @@ pub struct Def {
 
 impl Def {
     pub const fn gauge(name: &'static str, help: &'static str) -> Def {
-        Def { name, help, kind: Kind::Gauge }
+        Def {
+            name,
+            help,
+            kind: Kind::Gauge,
+        }
     }
 
     pub const fn counter(name: &'static str, help: &'static str) -> Def {
-        Def { name, help, kind: Kind::Counter }
+        Def {
+            name,
+            help,
+            kind: Kind::Counter,
+        }
     }
 
     /// The descriptor name prometheus-client expects: it appends `_total` to counters itself.
@@ -100,7 +108,10 @@ pub struct MetricSet {
 impl MetricSet {
     pub fn push(&mut self, def: &'static Def, labels: Labels, value: impl Into<Value>) {
         let i = *self.index.entry(def.name).or_insert_with(|| {
-            self.families.push(Family { def, samples: Vec::new() });
+            self.families.push(Family {
+                def,
+                samples: Vec::new(),
+            });
             self.families.len() - 1
         });
         self.families[i].samples.push((labels, value.into()));
@@ -108,7 +119,12 @@ impl MetricSet {
 
     /// Pushes only when the source field was present, so a field an older server does
     /// not send yields no series instead of a misleading zero.
-    pub fn push_opt<V: Into<Value>>(&mut self, def: &'static Def, labels: impl FnOnce() -> Labels, value: Option<V>) {
+    pub fn push_opt<V: Into<Value>>(
+        &mut self,
+        def: &'static Def,
+        labels: impl FnOnce() -> Labels,
+        value: Option<V>,
+    ) {
         if let Some(v) = value {
             self.push(def, labels(), v);
         }
@@ -127,7 +143,10 @@ impl MetricSet {
         let fam = self.families.get(*self.index.get(name)?)?;
         fam.samples
             .iter()
-            .find(|(labels, _)| want.iter().all(|(k, v)| labels.iter().any(|(lk, lv)| lk == k && lv == v)))
+            .find(|(labels, _)| {
+                want.iter()
+                    .all(|(k, v)| labels.iter().any(|(lk, lv)| lk == k && lv == v))
+            })
             .map(|(_, v)| *v)
     }
 
@@ -138,7 +157,8 @@ impl MetricSet {
         registry.register_collector(Box::new(self));
         let mut out = String::new();
         // Writing to a String cannot fail.
-        prometheus_client::encoding::text::encode_registry(&mut out, &registry).expect("encoding to a String");
+        prometheus_client::encoding::text::encode_registry(&mut out, &registry)
+            .expect("encoding to a String");
         out
     }
 }
@@ -150,13 +170,20 @@ impl Collector for MetricSet {
                 Kind::Gauge => MetricType::Gauge,
                 Kind::Counter => MetricType::Counter,
             };
-            let mut fenc = encoder.encode_descriptor(fam.def.descriptor_name(), fam.def.help, None, metric_type)?;
+            let mut fenc = encoder.encode_descriptor(
+                fam.def.descriptor_name(),
+                fam.def.help,
+                None,
+                metric_type,
+            )?;
             for (labels, value) in &fam.samples {
                 let labels: &[(&'static str, String)] = labels;
                 let menc = fenc.encode_family(&labels)?;
                 match (fam.def.kind, *value) {
                     (Kind::Counter, Value::Uint(v)) => ConstCounter::new(v).encode(menc)?,
-                    (Kind::Counter, Value::Int(v)) => ConstCounter::new(v.max(0) as u64).encode(menc)?,
+                    (Kind::Counter, Value::Int(v)) => {
+                        ConstCounter::new(v.max(0) as u64).encode(menc)?
+                    }
                     (Kind::Counter, Value::Float(v)) => ConstCounter::new(v).encode(menc)?,
                     (Kind::Gauge, Value::Int(v)) => ConstGauge::new(v).encode(menc)?,
                     (Kind::Gauge, Value::Uint(v)) => ConstGauge::new(v).encode(menc)?,
@@ -233,6 +260,9 @@ mod tests {
     #[test]
     fn info_and_unit_lines_are_converted() {
         let om = "# HELP b Build.\n# TYPE b info\n# UNIT b seconds\nb_info{v=\"1\"} 1\n# EOF\n";
-        assert_eq!(openmetrics_to_prometheus(om), "# HELP b_info Build.\n# TYPE b_info gauge\nb_info{v=\"1\"} 1\n");
+        assert_eq!(
+            openmetrics_to_prometheus(om),
+            "# HELP b_info Build.\n# TYPE b_info gauge\nb_info{v=\"1\"} 1\n"
+        );
     }
 }

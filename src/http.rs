@@ -52,7 +52,10 @@ pub struct BasicAuth {
 
 impl BasicAuth {
     pub fn new(users: BTreeMap<String, String>) -> BasicAuth {
-        BasicAuth { users, verified: Mutex::default() }
+        BasicAuth {
+            users,
+            verified: Mutex::default(),
+        }
     }
 
     fn enabled(&self) -> bool {
@@ -66,18 +69,31 @@ impl BasicAuth {
             .and_then(|v| v.strip_prefix("Basic "))
             .and_then(|b64| decode_base64(b64.trim()))
             .and_then(|raw| String::from_utf8(raw).ok())
-            .and_then(|s| s.split_once(':').map(|(u, p)| (u.to_string(), p.to_string())))
+            .and_then(|s| {
+                s.split_once(':')
+                    .map(|(u, p)| (u.to_string(), p.to_string()))
+            })
         else {
             return false;
         };
-        let Some(hash) = self.users.get(&user) else { return false };
+        let Some(hash) = self.users.get(&user) else {
+            return false;
+        };
         let key = (user, pass);
-        if self.verified.lock().expect("auth cache poisoned").contains(&key) {
+        if self
+            .verified
+            .lock()
+            .expect("auth cache poisoned")
+            .contains(&key)
+        {
             return true;
         }
         let ok = bcrypt::verify(&key.1, hash).unwrap_or(false);
         if ok {
-            self.verified.lock().expect("auth cache poisoned").insert(key);
+            self.verified
+                .lock()
+                .expect("auth cache poisoned")
+                .insert(key);
         }
         ok
     }
@@ -118,7 +134,10 @@ pub fn router(state: AppState) -> Router {
         .route("/ready", get(ready))
         .route("/", get(status_page))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_auth));
-    Router::new().route("/healthz", get(|| async { "ok\n" })).merge(protected).with_state(state)
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .merge(protected)
+        .with_state(state)
 }
 
 async fn require_auth(State(s): State<AppState>, req: Request, next: Next) -> Response {
@@ -126,7 +145,10 @@ async fn require_auth(State(s): State<AppState>, req: Request, next: Next) -> Re
         return next.run(req).await;
     }
     let mut resp = (StatusCode::UNAUTHORIZED, "Unauthorized\n").into_response();
-    resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"natsmon\""));
+    resp.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Basic realm=\"natsmon\""),
+    );
     resp
 }
 
@@ -140,17 +162,23 @@ async fn metrics(State(s): State<AppState>, headers: HeaderMap) -> Response {
     let rendered = s.store.rendered();
     let mut own = String::new();
     // Writing to a String cannot fail.
-    prometheus_client::encoding::text::encode_registry(&mut own, &s.registry).expect("encoding to a String");
+    prometheus_client::encoding::text::encode_registry(&mut own, &s.registry)
+        .expect("encoding to a String");
     let (content_type, nats, own) = if openmetrics {
         own.push_str("# EOF\n");
         (OPENMETRICS, rendered.openmetrics.clone(), own)
     } else {
-        (PROMETHEUS_TEXT, rendered.prometheus.clone(), openmetrics_to_prometheus(&own))
+        (
+            PROMETHEUS_TEXT,
+            rendered.prometheus.clone(),
+            openmetrics_to_prometheus(&own),
+        )
     };
     // The NATS part is shared, not copied: the body streams the cached bytes then ours.
     let chunks: Vec<Result<Bytes, std::convert::Infallible>> = vec![Ok(nats), Ok(Bytes::from(own))];
     let mut resp = Response::new(Body::from_stream(futures::stream::iter(chunks)));
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     resp
 }
 
@@ -158,12 +186,18 @@ async fn ready(State(s): State<AppState>) -> impl IntoResponse {
     if s.ready.load(Ordering::Relaxed) {
         (StatusCode::OK, "ready\n")
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "no node polled successfully yet\n")
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no node polled successfully yet\n",
+        )
     }
 }
 
 fn escape_html(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 async fn status_page(State(s): State<AppState>) -> Html<String> {
@@ -193,9 +227,16 @@ async fn status_page(State(s): State<AppState>) -> Html<String> {
             (Some(_), true) => "<span class=\"up\">up</span>",
             (Some(_), false) => "<span class=\"down\">down</span>",
         };
-        let server = p.varz.as_ref().map(|v| format!("{} {}", v.name(), v.version)).unwrap_or_default();
-        let errors: Vec<String> =
-            p.errors.iter().map(|(e, msg)| format!("<b>{e}</b>: {}", escape_html(msg))).collect();
+        let server = p
+            .varz
+            .as_ref()
+            .map(|v| format!("{} {}", v.name(), v.version))
+            .unwrap_or_default();
+        let errors: Vec<String> = p
+            .errors
+            .iter()
+            .map(|(e, msg)| format!("<b>{e}</b>: {}", escape_html(msg)))
+            .collect();
         let _ = write!(
             h,
             "<tr><td>{}</td><td>{}</td><td>{status}</td><td>{}</td><td>{}</td><td>{:.0} ms</td><td>{}</td><td>{}</td></tr>",
@@ -205,7 +246,11 @@ async fn status_page(State(s): State<AppState>) -> Html<String> {
             age(p.finished_at),
             p.duration.as_secs_f64() * 1000.0,
             age(st.last_success),
-            if errors.is_empty() { "none".to_string() } else { errors.join("<br>") },
+            if errors.is_empty() {
+                "none".to_string()
+            } else {
+                errors.join("<br>")
+            },
         );
     }
     h.push_str("</table></body></html>\n");
@@ -260,7 +305,13 @@ pub fn render(store: &Store, settings: &Settings) -> (crate::nats::snapshot::Ren
     let series = set.len();
     let om = set.encode_openmetrics();
     let prom = openmetrics_to_prometheus(&om);
-    (crate::nats::snapshot::Rendered { openmetrics: Bytes::from(om), prometheus: Bytes::from(prom) }, series)
+    (
+        crate::nats::snapshot::Rendered {
+            openmetrics: Bytes::from(om),
+            prometheus: Bytes::from(prom),
+        },
+        series,
+    )
 }
 
 #[cfg(test)]

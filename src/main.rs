@@ -9,7 +9,9 @@ use natsmon::config::RawConfig;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let raw = RawConfig::parse().with_file().context("loading configuration")?;
+    let raw = RawConfig::parse()
+        .with_file()
+        .context("loading configuration")?;
     let settings = raw.validate().context("validating configuration")?;
     natsmon::telemetry::init(&settings.log, settings.log_format);
     let token = CancellationToken::new();
@@ -19,7 +21,9 @@ async fn main() -> anyhow::Result<()> {
         tracing::info!("Shutdown requested.");
         t.cancel();
     });
-    natsmon::app::run(settings, token).await.context("natsmon failed")?;
+    natsmon::app::run(settings, token)
+        .await
+        .context("natsmon failed")?;
     tracing::info!("Stopped.");
     Ok(())
 }

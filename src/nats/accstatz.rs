@@ -39,20 +39,38 @@ pub struct DataStats {
     pub bytes: u64,
 }
 
-pub static CONNECTIONS: Def = Def::gauge("nats_account_connections", "Client connections of an account on this node.");
-pub static LEAFNODES: Def = Def::gauge("nats_account_leafnodes", "Leaf node connections of an account on this node.");
-pub static SUBSCRIPTIONS: Def =
-    Def::gauge("nats_account_subscriptions", "Subscriptions of an account on this node (2.10 and later).");
-pub static SENT_MSGS: Def =
-    Def::counter("nats_account_sent_msgs_total", "Messages the server sent to an account's connections.");
-pub static SENT_BYTES: Def =
-    Def::counter("nats_account_sent_bytes_total", "Bytes the server sent to an account's connections.");
-pub static RECEIVED_MSGS: Def =
-    Def::counter("nats_account_received_msgs_total", "Messages the server received from an account's connections.");
-pub static RECEIVED_BYTES: Def =
-    Def::counter("nats_account_received_bytes_total", "Bytes the server received from an account's connections.");
-pub static SLOW_CONSUMERS: Def =
-    Def::counter("nats_account_slow_consumers_total", "Slow consumer events of an account on this node.");
+pub static CONNECTIONS: Def = Def::gauge(
+    "nats_account_connections",
+    "Client connections of an account on this node.",
+);
+pub static LEAFNODES: Def = Def::gauge(
+    "nats_account_leafnodes",
+    "Leaf node connections of an account on this node.",
+);
+pub static SUBSCRIPTIONS: Def = Def::gauge(
+    "nats_account_subscriptions",
+    "Subscriptions of an account on this node (2.10 and later).",
+);
+pub static SENT_MSGS: Def = Def::counter(
+    "nats_account_sent_msgs_total",
+    "Messages the server sent to an account's connections.",
+);
+pub static SENT_BYTES: Def = Def::counter(
+    "nats_account_sent_bytes_total",
+    "Bytes the server sent to an account's connections.",
+);
+pub static RECEIVED_MSGS: Def = Def::counter(
+    "nats_account_received_msgs_total",
+    "Messages the server received from an account's connections.",
+);
+pub static RECEIVED_BYTES: Def = Def::counter(
+    "nats_account_received_bytes_total",
+    "Bytes the server received from an account's connections.",
+);
+pub static SLOW_CONSUMERS: Def = Def::counter(
+    "nats_account_slow_consumers_total",
+    "Slow consumer events of an account on this node.",
+);
 
 pub fn collect(a: &Accstatz, node: &str, out: &mut MetricSet) {
     for s in &a.account_statz {

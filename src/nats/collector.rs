@@ -10,7 +10,10 @@ use super::snapshot::NodePoll;
 use super::{accstatz, connz, gatewayz, healthz, leafz, routez, subsz, varz};
 use crate::exposition::{Def, MetricSet};
 
-pub static UP: Def = Def::gauge("nats_up", "1 when the node's /varz answered in the last poll, else 0.");
+pub static UP: Def = Def::gauge(
+    "nats_up",
+    "1 when the node's /varz answered in the last poll, else 0.",
+);
 
 /// Collects every configured node; `polls` pairs each node label with its latest poll.
 pub fn collect(polls: &[(&str, &NodePoll)], policy: &ConsumerPolicy) -> MetricSet {
@@ -60,8 +63,17 @@ pub fn collect(polls: &[(&str, &NodePoll)], policy: &ConsumerPolicy) -> MetricSe
                 .as_ref()
                 .map(|m| m.name.as_str())
                 .filter(|n| !n.is_empty())
-                .unwrap_or(if v.cluster.name.is_empty() { v.name() } else { &v.cluster.name });
-            Some(JszView { node, server_name: v.name(), cluster, jsz: j })
+                .unwrap_or(if v.cluster.name.is_empty() {
+                    v.name()
+                } else {
+                    &v.cluster.name
+                });
+            Some(JszView {
+                node,
+                server_name: v.name(),
+                cluster,
+                jsz: j,
+            })
         })
         .collect();
     jsz::collect_cluster(&views, policy, &mut out);

@@ -94,26 +94,59 @@ pub static CONNECTIONS: Def = Def::gauge(
     "nats_connz_connections",
     "Open client connections as counted by /connz (all pages, not only the first 1024).",
 );
-pub static SEEN: Def =
-    Def::gauge("nats_connz_polled_connections", "Connections natsmon read across /connz pages in the last poll.");
-pub static PENDING: Def = Def::gauge("nats_connz_pending_bytes", "Bytes pending to all client connections.");
-pub static LARGEST_PENDING: Def =
-    Def::gauge("nats_connz_largest_pending_bytes", "Bytes pending to the most backed-up client connection.");
-pub static SUBSCRIPTIONS: Def =
-    Def::gauge("nats_connz_subscriptions", "Subscriptions held by client connections.");
+pub static SEEN: Def = Def::gauge(
+    "nats_connz_polled_connections",
+    "Connections natsmon read across /connz pages in the last poll.",
+);
+pub static PENDING: Def = Def::gauge(
+    "nats_connz_pending_bytes",
+    "Bytes pending to all client connections.",
+);
+pub static LARGEST_PENDING: Def = Def::gauge(
+    "nats_connz_largest_pending_bytes",
+    "Bytes pending to the most backed-up client connection.",
+);
+pub static SUBSCRIPTIONS: Def = Def::gauge(
+    "nats_connz_subscriptions",
+    "Subscriptions held by client connections.",
+);
 pub static TRUNCATED: Def = Def::gauge(
     "nats_connz_truncated",
     "1 when /connz paging stopped at natsmon's max_connections cap before the end.",
 );
 pub static DEFS: LinkDefs = LinkDefs {
-    connections: Def::gauge("nats_connection_up", "1 for each client connection given per-connection series."),
-    rtt: Def::gauge("nats_connection_rtt_seconds", "Round-trip time to the client."),
-    pending: Some(Def::gauge("nats_connection_pending_bytes", "Bytes pending to the client.")),
-    in_msgs: Def::counter("nats_connection_in_msgs_total", "Messages received from the client."),
-    out_msgs: Def::counter("nats_connection_out_msgs_total", "Messages sent to the client."),
-    in_bytes: Def::counter("nats_connection_in_bytes_total", "Bytes received from the client."),
-    out_bytes: Def::counter("nats_connection_out_bytes_total", "Bytes sent to the client."),
-    subscriptions: Def::gauge("nats_connection_subscriptions", "Subscriptions of the client."),
+    connections: Def::gauge(
+        "nats_connection_up",
+        "1 for each client connection given per-connection series.",
+    ),
+    rtt: Def::gauge(
+        "nats_connection_rtt_seconds",
+        "Round-trip time to the client.",
+    ),
+    pending: Some(Def::gauge(
+        "nats_connection_pending_bytes",
+        "Bytes pending to the client.",
+    )),
+    in_msgs: Def::counter(
+        "nats_connection_in_msgs_total",
+        "Messages received from the client.",
+    ),
+    out_msgs: Def::counter(
+        "nats_connection_out_msgs_total",
+        "Messages sent to the client.",
+    ),
+    in_bytes: Def::counter(
+        "nats_connection_in_bytes_total",
+        "Bytes received from the client.",
+    ),
+    out_bytes: Def::counter(
+        "nats_connection_out_bytes_total",
+        "Bytes sent to the client.",
+    ),
+    subscriptions: Def::gauge(
+        "nats_connection_subscriptions",
+        "Subscriptions of the client.",
+    ),
 };
 
 pub fn collect(s: &ConnzSummary, node: &str, out: &mut MetricSet) {
@@ -157,7 +190,14 @@ mod tests {
             offset,
             limit: n,
             num_connections: n,
-            connections: (0..n).map(|i| ConnInfo { cid: offset + i, pending_bytes: 1, subscriptions: 2, ..Default::default() }).collect(),
+            connections: (0..n)
+                .map(|i| ConnInfo {
+                    cid: offset + i,
+                    pending_bytes: 1,
+                    subscriptions: 2,
+                    ..Default::default()
+                })
+                .collect(),
             ..Default::default()
         }
     }
@@ -168,8 +208,14 @@ mod tests {
         assert_eq!(s.absorb(page(0, 1024, 2500), 3), Some(1024));
         assert_eq!(s.absorb(page(1024, 1024, 2500), 3), Some(2048));
         assert_eq!(s.absorb(page(2048, 452, 2500), 3), None);
-        assert_eq!((s.total, s.seen, s.pending_bytes, s.subscriptions), (2500, 2500, 2500, 5000));
-        assert_eq!(s.detailed.iter().map(|c| c.cid).collect::<Vec<_>>(), vec![0, 1, 2]);
+        assert_eq!(
+            (s.total, s.seen, s.pending_bytes, s.subscriptions),
+            (2500, 2500, 2500, 5000)
+        );
+        assert_eq!(
+            s.detailed.iter().map(|c| c.cid).collect::<Vec<_>>(),
+            vec![0, 1, 2]
+        );
     }
 
     #[test]

@@ -29,17 +29,43 @@ pub struct RemoteGateway {
     pub connection: Option<ConnInfo>,
 }
 
-pub static CONFIGURED: Def =
-    Def::gauge("nats_gateway_configured", "1 when an outbound gateway is explicitly configured.");
+pub static CONFIGURED: Def = Def::gauge(
+    "nats_gateway_configured",
+    "1 when an outbound gateway is explicitly configured.",
+);
 pub static DEFS: LinkDefs = LinkDefs {
-    connections: Def::gauge("nats_gateway_connections", "Gateway connections to a remote cluster."),
-    rtt: Def::gauge("nats_gateway_rtt_seconds", "Round-trip time to a remote gateway (largest)."),
-    pending: Some(Def::gauge("nats_gateway_pending_bytes", "Bytes queued for a remote gateway.")),
-    in_msgs: Def::counter("nats_gateway_in_msgs_total", "Messages received from a remote gateway."),
-    out_msgs: Def::counter("nats_gateway_out_msgs_total", "Messages sent to a remote gateway."),
-    in_bytes: Def::counter("nats_gateway_in_bytes_total", "Bytes received from a remote gateway."),
-    out_bytes: Def::counter("nats_gateway_out_bytes_total", "Bytes sent to a remote gateway."),
-    subscriptions: Def::gauge("nats_gateway_subscriptions", "Subscriptions over a gateway connection."),
+    connections: Def::gauge(
+        "nats_gateway_connections",
+        "Gateway connections to a remote cluster.",
+    ),
+    rtt: Def::gauge(
+        "nats_gateway_rtt_seconds",
+        "Round-trip time to a remote gateway (largest).",
+    ),
+    pending: Some(Def::gauge(
+        "nats_gateway_pending_bytes",
+        "Bytes queued for a remote gateway.",
+    )),
+    in_msgs: Def::counter(
+        "nats_gateway_in_msgs_total",
+        "Messages received from a remote gateway.",
+    ),
+    out_msgs: Def::counter(
+        "nats_gateway_out_msgs_total",
+        "Messages sent to a remote gateway.",
+    ),
+    in_bytes: Def::counter(
+        "nats_gateway_in_bytes_total",
+        "Bytes received from a remote gateway.",
+    ),
+    out_bytes: Def::counter(
+        "nats_gateway_out_bytes_total",
+        "Bytes sent to a remote gateway.",
+    ),
+    subscriptions: Def::gauge(
+        "nats_gateway_subscriptions",
+        "Subscriptions over a gateway connection.",
+    ),
 };
 
 fn add(t: &mut LinkTotals, c: &ConnInfo) {
@@ -55,9 +81,19 @@ fn add(t: &mut LinkTotals, c: &ConnInfo) {
 }
 
 pub fn collect(g: &Gatewayz, node: &str, out: &mut MetricSet) {
-    let labels = |gw: &str, dir: &str| vec![("node", node.to_string()), ("gateway", gw.to_string()), ("direction", dir.to_string())];
+    let labels = |gw: &str, dir: &str| {
+        vec![
+            ("node", node.to_string()),
+            ("gateway", gw.to_string()),
+            ("direction", dir.to_string()),
+        ]
+    };
     for (name, remote) in &g.outbound_gateways {
-        out.push(&CONFIGURED, vec![("node", node.to_string()), ("gateway", name.clone())], remote.configured);
+        out.push(
+            &CONFIGURED,
+            vec![("node", node.to_string()), ("gateway", name.clone())],
+            remote.configured,
+        );
         let mut t = LinkTotals::default();
         if let Some(c) = &remote.connection {
             add(&mut t, c);

@@ -31,8 +31,10 @@ pub struct HealthError {
 }
 
 pub static OK: Def = Def::gauge("nats_healthz_ok", "1 when /healthz reports status ok.");
-pub static ERRORS: Def =
-    Def::gauge("nats_healthz_errors", "Health check failures by type (nats-server 2.10 and later).");
+pub static ERRORS: Def = Def::gauge(
+    "nats_healthz_errors",
+    "Health check failures by type (nats-server 2.10 and later).",
+);
 
 pub fn collect(h: &Healthz, node: &str, out: &mut MetricSet) {
     out.push(&OK, vec![("node", node.to_string())], h.status == "ok");
@@ -41,6 +43,10 @@ pub fn collect(h: &Healthz, node: &str, out: &mut MetricSet) {
         *by_kind.entry(e.kind.as_str()).or_default() += 1;
     }
     for (kind, n) in by_kind {
-        out.push(&ERRORS, vec![("node", node.to_string()), ("type", kind.to_lowercase())], n);
+        out.push(
+            &ERRORS,
+            vec![("node", node.to_string()), ("type", kind.to_lowercase())],
+            n,
+        );
     }
 }

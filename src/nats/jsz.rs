@@ -153,7 +153,9 @@ impl ConsumerInfo {
     /// Ephemeral consumers have no durable name. Without config we cannot tell, and treat
     /// the consumer as durable so that it stays visible.
     pub fn is_ephemeral(&self) -> bool {
-        self.config.as_ref().is_some_and(|c| c.durable_name.as_deref().unwrap_or("").is_empty())
+        self.config
+            .as_ref()
+            .is_some_and(|c| c.durable_name.as_deref().unwrap_or("").is_empty())
     }
 }
 
@@ -168,7 +170,10 @@ pub struct ConsumerPolicy {
 
 impl Default for ConsumerPolicy {
     fn default() -> Self {
-        ConsumerPolicy { include_ephemeral: false, limit: 10_000 }
+        ConsumerPolicy {
+            include_ephemeral: false,
+            limit: 10_000,
+        }
     }
 }
 
@@ -176,20 +181,42 @@ pub static STREAMS: Def = Def::gauge(
     "nats_jetstream_streams",
     "Stream replicas hosted on this node; count nats_stream_messages for the cluster's streams.",
 );
-pub static CONSUMERS: Def = Def::gauge("nats_jetstream_consumers", "Consumer replicas hosted on this node.");
-pub static MESSAGES: Def = Def::gauge("nats_jetstream_stored_messages", "Messages stored on this node, replicas included.");
-pub static BYTES: Def = Def::gauge("nats_jetstream_stored_message_bytes", "Message bytes stored on this node, replicas included.");
-pub static ACC_MEMORY: Def = Def::gauge("nats_jetstream_account_memory_bytes", "Memory an account's streams use on this node.");
-pub static ACC_STORAGE: Def =
-    Def::gauge("nats_jetstream_account_storage_bytes", "Storage an account's streams use on this node.");
-pub static ACC_RESERVED_MEMORY: Def =
-    Def::gauge("nats_jetstream_account_reserved_memory_bytes", "Memory reserved for an account on this node.");
-pub static ACC_RESERVED_STORAGE: Def =
-    Def::gauge("nats_jetstream_account_reserved_storage_bytes", "Storage reserved for an account on this node.");
-pub static ACC_API_REQUESTS: Def =
-    Def::counter("nats_jetstream_account_api_requests_total", "JetStream API requests of an account on this node.");
-pub static ACC_API_ERRORS: Def =
-    Def::counter("nats_jetstream_account_api_errors_total", "Failed JetStream API requests of an account on this node.");
+pub static CONSUMERS: Def = Def::gauge(
+    "nats_jetstream_consumers",
+    "Consumer replicas hosted on this node.",
+);
+pub static MESSAGES: Def = Def::gauge(
+    "nats_jetstream_stored_messages",
+    "Messages stored on this node, replicas included.",
+);
+pub static BYTES: Def = Def::gauge(
+    "nats_jetstream_stored_message_bytes",
+    "Message bytes stored on this node, replicas included.",
+);
+pub static ACC_MEMORY: Def = Def::gauge(
+    "nats_jetstream_account_memory_bytes",
+    "Memory an account's streams use on this node.",
+);
+pub static ACC_STORAGE: Def = Def::gauge(
+    "nats_jetstream_account_storage_bytes",
+    "Storage an account's streams use on this node.",
+);
+pub static ACC_RESERVED_MEMORY: Def = Def::gauge(
+    "nats_jetstream_account_reserved_memory_bytes",
+    "Memory reserved for an account on this node.",
+);
+pub static ACC_RESERVED_STORAGE: Def = Def::gauge(
+    "nats_jetstream_account_reserved_storage_bytes",
+    "Storage reserved for an account on this node.",
+);
+pub static ACC_API_REQUESTS: Def = Def::counter(
+    "nats_jetstream_account_api_requests_total",
+    "JetStream API requests of an account on this node.",
+);
+pub static ACC_API_ERRORS: Def = Def::counter(
+    "nats_jetstream_account_api_errors_total",
+    "Failed JetStream API requests of an account on this node.",
+);
 
 pub static STREAM_INFO: Def = Def::gauge(
     "nats_stream_info",
@@ -199,68 +226,127 @@ pub static STREAM_HAS_LEADER: Def = Def::gauge(
     "nats_stream_has_leader",
     "1 when a polled node reports itself leader of the stream; 0 means figures come from a replica.",
 );
-pub static STREAM_MESSAGES: Def = Def::gauge("nats_stream_messages", "Messages in the stream, from its leader.");
-pub static STREAM_BYTES: Def = Def::gauge("nats_stream_bytes", "Bytes in the stream, from its leader.");
-pub static STREAM_FIRST_SEQ: Def = Def::gauge("nats_stream_first_seq", "First sequence in the stream.");
-pub static STREAM_LAST_SEQ: Def = Def::gauge("nats_stream_last_seq", "Last sequence in the stream.");
-pub static STREAM_SUBJECTS: Def = Def::gauge("nats_stream_subjects", "Distinct subjects in the stream.");
-pub static STREAM_DELETED: Def = Def::gauge("nats_stream_deleted_messages", "Interior deleted messages in the stream.");
-pub static STREAM_CONSUMERS: Def = Def::gauge("nats_stream_consumers", "Consumers of the stream, ephemeral included.");
-pub static STREAM_MAX_BYTES: Def = Def::gauge("nats_stream_max_bytes", "The stream's max_bytes limit; absent when unlimited.");
-pub static STREAM_MAX_MSGS: Def =
-    Def::gauge("nats_stream_max_messages", "The stream's max_msgs limit; absent when unlimited.");
-pub static STREAM_MAX_AGE: Def =
-    Def::gauge("nats_stream_max_age_seconds", "The stream's max_age limit; absent when unlimited.");
-pub static STREAM_MAX_CONSUMERS: Def =
-    Def::gauge("nats_stream_max_consumers", "The stream's max_consumers limit; absent when unlimited.");
+pub static STREAM_MESSAGES: Def = Def::gauge(
+    "nats_stream_messages",
+    "Messages in the stream, from its leader.",
+);
+pub static STREAM_BYTES: Def =
+    Def::gauge("nats_stream_bytes", "Bytes in the stream, from its leader.");
+pub static STREAM_FIRST_SEQ: Def =
+    Def::gauge("nats_stream_first_seq", "First sequence in the stream.");
+pub static STREAM_LAST_SEQ: Def =
+    Def::gauge("nats_stream_last_seq", "Last sequence in the stream.");
+pub static STREAM_SUBJECTS: Def =
+    Def::gauge("nats_stream_subjects", "Distinct subjects in the stream.");
+pub static STREAM_DELETED: Def = Def::gauge(
+    "nats_stream_deleted_messages",
+    "Interior deleted messages in the stream.",
+);
+pub static STREAM_CONSUMERS: Def = Def::gauge(
+    "nats_stream_consumers",
+    "Consumers of the stream on all nodes, ephemeral included.",
+);
+pub static STREAM_MAX_BYTES: Def = Def::gauge(
+    "nats_stream_max_bytes",
+    "The stream's max_bytes limit; absent when unlimited.",
+);
+pub static STREAM_MAX_MSGS: Def = Def::gauge(
+    "nats_stream_max_messages",
+    "The stream's max_msgs limit; absent when unlimited.",
+);
+pub static STREAM_MAX_AGE: Def = Def::gauge(
+    "nats_stream_max_age_seconds",
+    "The stream's max_age limit; absent when unlimited.",
+);
+pub static STREAM_MAX_CONSUMERS: Def = Def::gauge(
+    "nats_stream_max_consumers",
+    "The stream's max_consumers limit; absent when unlimited.",
+);
 pub static STREAM_MAX_MSGS_PER_SUBJECT: Def = Def::gauge(
     "nats_stream_max_messages_per_subject",
     "The stream's max_msgs_per_subject limit; absent when unlimited.",
 );
-pub static STREAM_REPLICAS: Def = Def::gauge("nats_stream_replicas", "The stream's configured replica count.");
-pub static STREAM_REPLICA_CURRENT: Def =
-    Def::gauge("nats_stream_replica_current", "1 when a stream replica is current with the leader.");
-pub static STREAM_REPLICA_OFFLINE: Def = Def::gauge("nats_stream_replica_offline", "1 when a stream replica is offline.");
-pub static STREAM_REPLICA_LAG: Def =
-    Def::gauge("nats_stream_replica_lag", "Raft entries a stream replica is behind the leader.");
-pub static STREAM_REPLICA_ACTIVE: Def =
-    Def::gauge("nats_stream_replica_active_seconds", "Seconds since the stream leader last heard from a replica.");
-pub static STREAM_SOURCE_LAG: Def =
-    Def::gauge("nats_stream_source_lag", "Messages a stream's source or mirror is behind its origin.");
+pub static STREAM_REPLICAS: Def = Def::gauge(
+    "nats_stream_replicas",
+    "The stream's configured replica count.",
+);
+pub static STREAM_REPLICA_CURRENT: Def = Def::gauge(
+    "nats_stream_replica_current",
+    "1 when a stream replica is current with the leader.",
+);
+pub static STREAM_REPLICA_OFFLINE: Def = Def::gauge(
+    "nats_stream_replica_offline",
+    "1 when a stream replica is offline.",
+);
+pub static STREAM_REPLICA_LAG: Def = Def::gauge(
+    "nats_stream_replica_lag",
+    "Raft entries a stream replica is behind the leader.",
+);
+pub static STREAM_REPLICA_ACTIVE: Def = Def::gauge(
+    "nats_stream_replica_active_seconds",
+    "Seconds since the stream leader last heard from a replica.",
+);
+pub static STREAM_SOURCE_LAG: Def = Def::gauge(
+    "nats_stream_source_lag",
+    "Messages a stream's source or mirror is behind its origin.",
+);
 pub static STREAM_SOURCE_ACTIVE: Def = Def::gauge(
     "nats_stream_source_active_seconds",
     "Seconds since a stream's source or mirror was last active.",
 );
 
-pub static CONSUMER_PENDING: Def =
-    Def::gauge("nats_consumer_num_pending", "Messages matching the consumer not yet delivered.");
-pub static CONSUMER_ACK_PENDING: Def =
-    Def::gauge("nats_consumer_num_ack_pending", "Messages delivered and awaiting acknowledgement.");
-pub static CONSUMER_REDELIVERED: Def =
-    Def::gauge("nats_consumer_num_redelivered", "Messages currently redelivered at least once.");
-pub static CONSUMER_WAITING: Def = Def::gauge("nats_consumer_num_waiting", "Pull requests waiting for messages.");
+pub static CONSUMER_PENDING: Def = Def::gauge(
+    "nats_consumer_num_pending",
+    "Messages matching the consumer not yet delivered.",
+);
+pub static CONSUMER_ACK_PENDING: Def = Def::gauge(
+    "nats_consumer_num_ack_pending",
+    "Messages delivered and awaiting acknowledgement.",
+);
+pub static CONSUMER_REDELIVERED: Def = Def::gauge(
+    "nats_consumer_num_redelivered",
+    "Messages currently redelivered at least once.",
+);
+pub static CONSUMER_WAITING: Def = Def::gauge(
+    "nats_consumer_num_waiting",
+    "Pull requests waiting for messages.",
+);
 pub static CONSUMER_LAG: Def = Def::gauge(
     "nats_consumer_lag",
     "Stream last sequence minus the consumer's delivered stream sequence.",
 );
-pub static CONSUMER_DELIVERED_STREAM_SEQ: Def =
-    Def::gauge("nats_consumer_delivered_stream_seq", "Last stream sequence delivered by the consumer.");
-pub static CONSUMER_DELIVERED_CONSUMER_SEQ: Def =
-    Def::gauge("nats_consumer_delivered_consumer_seq", "Last consumer sequence delivered.");
-pub static CONSUMER_ACK_FLOOR_STREAM_SEQ: Def =
-    Def::gauge("nats_consumer_ack_floor_stream_seq", "Stream sequence below which all messages are acknowledged.");
-pub static CONSUMER_MAX_ACK_PENDING: Def =
-    Def::gauge("nats_consumer_max_ack_pending", "The consumer's max_ack_pending limit; absent when unlimited.");
+pub static CONSUMER_DELIVERED_STREAM_SEQ: Def = Def::gauge(
+    "nats_consumer_delivered_stream_seq",
+    "Last stream sequence delivered by the consumer.",
+);
+pub static CONSUMER_DELIVERED_CONSUMER_SEQ: Def = Def::gauge(
+    "nats_consumer_delivered_consumer_seq",
+    "Last consumer sequence delivered.",
+);
+pub static CONSUMER_ACK_FLOOR_STREAM_SEQ: Def = Def::gauge(
+    "nats_consumer_ack_floor_stream_seq",
+    "Stream sequence below which all messages are acknowledged.",
+);
+pub static CONSUMER_MAX_ACK_PENDING: Def = Def::gauge(
+    "nats_consumer_max_ack_pending",
+    "The consumer's max_ack_pending limit; absent when unlimited.",
+);
 pub static CONSUMER_HAS_LEADER: Def = Def::gauge(
     "nats_consumer_has_leader",
     "1 when a polled node reports itself leader of the consumer; 0 means figures come from a replica.",
 );
-pub static CONSUMER_REPLICA_CURRENT: Def =
-    Def::gauge("nats_consumer_replica_current", "1 when a consumer replica is current with the leader.");
-pub static CONSUMER_REPLICA_OFFLINE: Def =
-    Def::gauge("nats_consumer_replica_offline", "1 when a consumer replica is offline.");
-pub static CONSUMER_REPLICA_LAG: Def =
-    Def::gauge("nats_consumer_replica_lag", "Raft entries a consumer replica is behind the leader.");
+pub static CONSUMER_REPLICA_CURRENT: Def = Def::gauge(
+    "nats_consumer_replica_current",
+    "1 when a consumer replica is current with the leader.",
+);
+pub static CONSUMER_REPLICA_OFFLINE: Def = Def::gauge(
+    "nats_consumer_replica_offline",
+    "1 when a consumer replica is offline.",
+);
+pub static CONSUMER_REPLICA_LAG: Def = Def::gauge(
+    "nats_consumer_replica_lag",
+    "Raft entries a consumer replica is behind the leader.",
+);
 pub static NOT_EXPORTED: Def = Def::gauge(
     "natsmon_objects_not_exported",
     "Objects seen but given no per-object series, by kind and reason (ephemeral, limit).",
@@ -290,8 +376,16 @@ pub fn collect_node(j: &Jsz, node: &str, out: &mut MetricSet) {
         out.push(&ACC_MEMORY, al(), a.memory);
         out.push(&ACC_STORAGE, al(), a.storage);
         // u64::MAX is Go's -1: no reservation limit. Exporting it would break ratios.
-        out.push_opt(&ACC_RESERVED_MEMORY, al, (a.reserved_memory != u64::MAX).then_some(a.reserved_memory));
-        out.push_opt(&ACC_RESERVED_STORAGE, al, (a.reserved_storage != u64::MAX).then_some(a.reserved_storage));
+        out.push_opt(
+            &ACC_RESERVED_MEMORY,
+            al,
+            (a.reserved_memory != u64::MAX).then_some(a.reserved_memory),
+        );
+        out.push_opt(
+            &ACC_RESERVED_STORAGE,
+            al,
+            (a.reserved_storage != u64::MAX).then_some(a.reserved_storage),
+        );
         out.push(&ACC_API_REQUESTS, al(), a.api.total);
         out.push(&ACC_API_ERRORS, al(), a.api.errors);
     }
@@ -308,15 +402,29 @@ struct Pick<'a, T> {
 }
 
 /// Keeps the leader's report; among non-leaders, the most advanced one.
-fn offer<'a, K: Ord, T>(map: &mut BTreeMap<K, Pick<'a, T>>, key: K, item: &'a T, leader: bool, last_seq: u64) {
+fn offer<'a, K: Ord, T>(
+    map: &mut BTreeMap<K, Pick<'a, T>>,
+    key: K,
+    item: &'a T,
+    leader: bool,
+    last_seq: u64,
+) {
     match map.entry(key) {
         Entry::Vacant(e) => {
-            e.insert(Pick { item, leader, last_seq });
+            e.insert(Pick {
+                item,
+                leader,
+                last_seq,
+            });
         }
         Entry::Occupied(mut e) => {
             let p = e.get();
             if (leader && !p.leader) || (leader == p.leader && last_seq > p.last_seq) {
-                e.insert(Pick { item, leader, last_seq });
+                e.insert(Pick {
+                    item,
+                    leader,
+                    last_seq,
+                });
             }
         }
     }
@@ -327,7 +435,10 @@ fn offer<'a, K: Ord, T>(map: &mut BTreeMap<K, Pick<'a, T>>, key: K, item: &'a T,
 fn is_leader(cluster: Option<&ClusterInfo>, server_name: &str) -> bool {
     match cluster {
         None => true,
-        Some(c) => c.leader == server_name || (c.leader.is_empty() && c.replicas.is_empty() && c.name.is_empty()),
+        Some(c) => {
+            c.leader == server_name
+                || (c.leader.is_empty() && c.replicas.is_empty() && c.name.is_empty())
+        }
     }
 }
 
@@ -353,7 +464,13 @@ pub fn collect_cluster(views: &[JszView<'_>], policy: &ConsumerPolicy, out: &mut
                 offer(&mut streams, key.clone(), s, leader, s.state.last_seq);
                 for c in &s.consumer_detail {
                     let leader = is_leader(c.cluster.as_ref(), v.server_name);
-                    offer(&mut consumers, (key.clone(), c.name.clone()), c, leader, c.delivered.stream_seq);
+                    offer(
+                        &mut consumers,
+                        (key.clone(), c.name.clone()),
+                        c,
+                        leader,
+                        c.delivered.stream_seq,
+                    );
                 }
             }
         }
@@ -361,9 +478,19 @@ pub fn collect_cluster(views: &[JszView<'_>], policy: &ConsumerPolicy, out: &mut
 
     for ((cluster, account, stream), pick) in &streams {
         let s = pick.item;
-        let l = || vec![("cluster", cluster.clone()), ("account", account.clone()), ("stream", stream.clone())];
+        let l = || {
+            vec![
+                ("cluster", cluster.clone()),
+                ("account", account.clone()),
+                ("stream", stream.clone()),
+            ]
+        };
         let cfg = s.config.clone().unwrap_or_default();
-        let leader_name = s.cluster.as_ref().map(|c| c.leader.clone()).unwrap_or_default();
+        let leader_name = s
+            .cluster
+            .as_ref()
+            .map(|c| c.leader.clone())
+            .unwrap_or_default();
         let mut info = l();
         info.push(("leader", leader_name));
         info.push(("storage", cfg.storage.clone()));
@@ -376,18 +503,45 @@ pub fn collect_cluster(views: &[JszView<'_>], policy: &ConsumerPolicy, out: &mut
         out.push(&STREAM_LAST_SEQ, l(), s.state.last_seq);
         out.push(&STREAM_SUBJECTS, l(), s.state.num_subjects);
         out.push(&STREAM_DELETED, l(), s.state.num_deleted);
-        out.push(&STREAM_CONSUMERS, l(), s.state.consumer_count);
+        // A node's report counts only consumers it hosts, and an R1 consumer may live off the
+        // stream leader; the distinct consumers seen on all nodes fill that gap.
+        let seen = consumers
+            .range(
+                (
+                    (cluster.clone(), account.clone(), stream.clone()),
+                    String::new(),
+                )..,
+            )
+            .take_while(|(((c, a, st), _), _)| c == cluster && a == account && st == stream)
+            .count() as u64;
+        out.push(&STREAM_CONSUMERS, l(), s.state.consumer_count.max(seen));
         if let Some(c) = &s.config {
-            out.push_opt(&STREAM_MAX_BYTES, l, (c.max_bytes > 0).then_some(c.max_bytes));
+            out.push_opt(
+                &STREAM_MAX_BYTES,
+                l,
+                (c.max_bytes > 0).then_some(c.max_bytes),
+            );
             out.push_opt(&STREAM_MAX_MSGS, l, (c.max_msgs > 0).then_some(c.max_msgs));
-            out.push_opt(&STREAM_MAX_AGE, l, (c.max_age > 0).then_some(c.max_age as f64 / 1e9));
-            out.push_opt(&STREAM_MAX_CONSUMERS, l, (c.max_consumers > 0).then_some(c.max_consumers));
+            out.push_opt(
+                &STREAM_MAX_AGE,
+                l,
+                (c.max_age > 0).then_some(c.max_age as f64 / 1e9),
+            );
+            out.push_opt(
+                &STREAM_MAX_CONSUMERS,
+                l,
+                (c.max_consumers > 0).then_some(c.max_consumers),
+            );
             out.push_opt(
                 &STREAM_MAX_MSGS_PER_SUBJECT,
                 l,
                 (c.max_msgs_per_subject > 0).then_some(c.max_msgs_per_subject),
             );
-            out.push_opt(&STREAM_REPLICAS, l, (c.num_replicas > 0).then_some(c.num_replicas));
+            out.push_opt(
+                &STREAM_REPLICAS,
+                l,
+                (c.num_replicas > 0).then_some(c.num_replicas),
+            );
         }
         if pick.leader {
             for p in s.cluster.iter().flat_map(|c| &c.replicas) {
@@ -434,13 +588,28 @@ pub fn collect_cluster(views: &[JszView<'_>], policy: &ConsumerPolicy, out: &mut
         out.push(&CONSUMER_WAITING, l(), c.num_waiting);
         // The stream's authoritative last sequence, not the consumer replica's view.
         if let Some(sp) = streams.get(&(cluster.clone(), account.clone(), stream.clone())) {
-            out.push(&CONSUMER_LAG, l(), sp.item.state.last_seq.saturating_sub(c.delivered.stream_seq));
+            out.push(
+                &CONSUMER_LAG,
+                l(),
+                sp.item
+                    .state
+                    .last_seq
+                    .saturating_sub(c.delivered.stream_seq),
+            );
         }
         out.push(&CONSUMER_DELIVERED_STREAM_SEQ, l(), c.delivered.stream_seq);
-        out.push(&CONSUMER_DELIVERED_CONSUMER_SEQ, l(), c.delivered.consumer_seq);
+        out.push(
+            &CONSUMER_DELIVERED_CONSUMER_SEQ,
+            l(),
+            c.delivered.consumer_seq,
+        );
         out.push(&CONSUMER_ACK_FLOOR_STREAM_SEQ, l(), c.ack_floor.stream_seq);
         if let Some(cfg) = &c.config {
-            out.push_opt(&CONSUMER_MAX_ACK_PENDING, l, (cfg.max_ack_pending > 0).then_some(cfg.max_ack_pending));
+            out.push_opt(
+                &CONSUMER_MAX_ACK_PENDING,
+                l,
+                (cfg.max_ack_pending > 0).then_some(cfg.max_ack_pending),
+            );
         }
         if pick.leader {
             for p in c.cluster.iter().flat_map(|cl| &cl.replicas) {
@@ -453,7 +622,11 @@ pub fn collect_cluster(views: &[JszView<'_>], policy: &ConsumerPolicy, out: &mut
     }
     if !consumers.is_empty() {
         for (reason, n) in [("ephemeral", ephemeral), ("limit", over_limit)] {
-            out.push(&NOT_EXPORTED, vec![("kind", "consumer".into()), ("reason", reason.into())], n);
+            out.push(
+                &NOT_EXPORTED,
+                vec![("kind", "consumer".into()), ("reason", reason.into())],
+                n,
+            );
         }
     }
 }

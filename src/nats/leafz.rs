@@ -32,33 +32,64 @@ pub struct LeafInfo {
     pub subscriptions: u64,
 }
 
-pub static LEAFNODES: Def = Def::gauge("nats_leafz_leafnodes", "Leaf node connections reported by /leafz.");
+pub static LEAFNODES: Def = Def::gauge(
+    "nats_leafz_leafnodes",
+    "Leaf node connections reported by /leafz.",
+);
 pub static DEFS: LinkDefs = LinkDefs {
-    connections: Def::gauge("nats_leafnode_connections", "Leaf node connections bound to an account."),
-    rtt: Def::gauge("nats_leafnode_rtt_seconds", "Round-trip time to the account's leaf nodes (largest)."),
+    connections: Def::gauge(
+        "nats_leafnode_connections",
+        "Leaf node connections bound to an account.",
+    ),
+    rtt: Def::gauge(
+        "nats_leafnode_rtt_seconds",
+        "Round-trip time to the account's leaf nodes (largest).",
+    ),
     pending: None,
-    in_msgs: Def::counter("nats_leafnode_in_msgs_total", "Messages received from the account's leaf nodes."),
-    out_msgs: Def::counter("nats_leafnode_out_msgs_total", "Messages sent to the account's leaf nodes."),
-    in_bytes: Def::counter("nats_leafnode_in_bytes_total", "Bytes received from the account's leaf nodes."),
-    out_bytes: Def::counter("nats_leafnode_out_bytes_total", "Bytes sent to the account's leaf nodes."),
-    subscriptions: Def::gauge("nats_leafnode_subscriptions", "Subscriptions over the account's leaf connections."),
+    in_msgs: Def::counter(
+        "nats_leafnode_in_msgs_total",
+        "Messages received from the account's leaf nodes.",
+    ),
+    out_msgs: Def::counter(
+        "nats_leafnode_out_msgs_total",
+        "Messages sent to the account's leaf nodes.",
+    ),
+    in_bytes: Def::counter(
+        "nats_leafnode_in_bytes_total",
+        "Bytes received from the account's leaf nodes.",
+    ),
+    out_bytes: Def::counter(
+        "nats_leafnode_out_bytes_total",
+        "Bytes sent to the account's leaf nodes.",
+    ),
+    subscriptions: Def::gauge(
+        "nats_leafnode_subscriptions",
+        "Subscriptions over the account's leaf connections.",
+    ),
 };
 
 pub fn collect(l: &Leafz, node: &str, out: &mut MetricSet) {
     out.push(&LEAFNODES, vec![("node", node.to_string())], l.leafnodes);
     let mut by_account: BTreeMap<&str, LinkTotals> = BTreeMap::new();
     for leaf in &l.leafs {
-        by_account.entry(leaf.account.as_str()).or_default().add(LinkSample {
-            rtt: &leaf.rtt,
-            pending_bytes: 0,
-            in_msgs: leaf.in_msgs,
-            out_msgs: leaf.out_msgs,
-            in_bytes: leaf.in_bytes,
-            out_bytes: leaf.out_bytes,
-            subscriptions: leaf.subscriptions,
-        });
+        by_account
+            .entry(leaf.account.as_str())
+            .or_default()
+            .add(LinkSample {
+                rtt: &leaf.rtt,
+                pending_bytes: 0,
+                in_msgs: leaf.in_msgs,
+                out_msgs: leaf.out_msgs,
+                in_bytes: leaf.in_bytes,
+                out_bytes: leaf.out_bytes,
+                subscriptions: leaf.subscriptions,
+            });
     }
     for (account, t) in by_account {
-        t.emit(&DEFS, || vec![("node", node.to_string()), ("account", account.to_string())], out);
+        t.emit(
+            &DEFS,
+            || vec![("node", node.to_string()), ("account", account.to_string())],
+            out,
+        );
     }
 }

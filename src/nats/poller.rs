@@ -89,8 +89,29 @@ pub async fn poll_node(ctx: &PollContext, node: &Node) -> NodePoll {
     if let Some(v) = &poll.varz {
         let (gw, leaf) = (v.gateway_configured(), v.leafnodes_configured());
         let (g, l) = tokio::join!(
-            async { if gw { Some(fetch::<gatewayz::Gatewayz>(ctx, node, Endpoint::Gatewayz, gatewayz::PATH, &[]).await) } else { None } },
-            async { if leaf { Some(fetch::<leafz::Leafz>(ctx, node, Endpoint::Leafz, leafz::PATH, &[]).await) } else { None } },
+            async {
+                if gw {
+                    Some(
+                        fetch::<gatewayz::Gatewayz>(
+                            ctx,
+                            node,
+                            Endpoint::Gatewayz,
+                            gatewayz::PATH,
+                            &[],
+                        )
+                        .await,
+                    )
+                } else {
+                    None
+                }
+            },
+            async {
+                if leaf {
+                    Some(fetch::<leafz::Leafz>(ctx, node, Endpoint::Leafz, leafz::PATH, &[]).await)
+                } else {
+                    None
+                }
+            },
         );
         if let Some(g) = g {
             poll.gatewayz = keep(&mut poll, Endpoint::Gatewayz, g);
@@ -101,9 +122,14 @@ pub async fn poll_node(ctx: &PollContext, node: &Node) -> NodePoll {
     }
     poll.duration = started.elapsed();
     poll.finished_at = Some(SystemTime::now());
-    let labels = crate::metrics::NodeLabels { node: node.name.clone() };
+    let labels = crate::metrics::NodeLabels {
+        node: node.name.clone(),
+    };
     ctx.metrics.poll_cycles.get_or_create(&labels).inc();
-    ctx.metrics.poll_cycle_duration.get_or_create(&labels).set(poll.duration.as_secs_f64());
+    ctx.metrics
+        .poll_cycle_duration
+        .get_or_create(&labels)
+        .set(poll.duration.as_secs_f64());
     poll
 }
 
@@ -131,17 +157,28 @@ async fn fetch<T: DeserializeOwned>(
     let r = ctx.client.get::<T>(node, path, ok_statuses).await;
     let m = &ctx.metrics;
     m.polls.get_or_create(&labels).inc();
-    m.poll_duration.get_or_create(&labels).observe(started.elapsed().as_secs_f64());
+    m.poll_duration
+        .get_or_create(&labels)
+        .observe(started.elapsed().as_secs_f64());
     match r {
         Ok(f) => {
-            m.poll_response_bytes.get_or_create(&labels).inc_by(f.bytes as u64);
-            let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs_f64();
+            m.poll_response_bytes
+                .get_or_create(&labels)
+                .inc_by(f.bytes as u64);
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_secs_f64();
             m.poll_last_success.get_or_create(&labels).set(now);
             Ok(f.value)
         }
         Err(err) => {
             m.poll_errors
-                .get_or_create(&ErrorLabels { node: node.name.clone(), endpoint: e.into(), reason: err.reason() })
+                .get_or_create(&ErrorLabels {
+                    node: node.name.clone(),
+                    endpoint: e.into(),
+                    reason: err.reason(),
+                })
                 .inc();
             warn!(node = %node.name, endpoint = %e, reason = err.reason(), error = %err, "Poll failed.");
             Err(err)
@@ -174,7 +211,14 @@ async fn fetch_connz(ctx: &PollContext, node: &Node) -> Result<ConnzSummary, Pol
     let mut summary = ConnzSummary::default();
     let mut offset = 0;
     loop {
-        let page: connz::Connz = fetch(ctx, node, Endpoint::Connz, &connz::page_path(offset, s.connz_page_size, s.connection_metrics_limit > 0), &[]).await?;
+        let page: connz::Connz = fetch(
+            ctx,
+            node,
+            Endpoint::Connz,
+            &connz::page_path(offset, s.connz_page_size, s.connection_metrics_limit > 0),
+            &[],
+        )
+        .await?;
         match summary.absorb(page, s.connection_metrics_limit) {
             None => break,
             Some(next) if next >= s.connz_max_connections => {

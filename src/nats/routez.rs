@@ -41,16 +41,43 @@ pub struct RouteInfo {
     pub subscriptions: u64,
 }
 
-pub static NUM_ROUTES: Def = Def::gauge("nats_routez_routes", "Route connections reported by /routez.");
+pub static NUM_ROUTES: Def = Def::gauge(
+    "nats_routez_routes",
+    "Route connections reported by /routez.",
+);
 pub static DEFS: LinkDefs = LinkDefs {
-    connections: Def::gauge("nats_route_connections", "Route connections from this node to a remote server."),
-    rtt: Def::gauge("nats_route_rtt_seconds", "Round-trip time to a remote server (largest over its routes)."),
-    pending: Some(Def::gauge("nats_route_pending_bytes", "Bytes queued for a remote server.")),
-    in_msgs: Def::counter("nats_route_in_msgs_total", "Messages received from a remote server over routes."),
-    out_msgs: Def::counter("nats_route_out_msgs_total", "Messages sent to a remote server over routes."),
-    in_bytes: Def::counter("nats_route_in_bytes_total", "Bytes received from a remote server over routes."),
-    out_bytes: Def::counter("nats_route_out_bytes_total", "Bytes sent to a remote server over routes."),
-    subscriptions: Def::gauge("nats_route_subscriptions", "Subscriptions a remote server has registered here."),
+    connections: Def::gauge(
+        "nats_route_connections",
+        "Route connections from this node to a remote server.",
+    ),
+    rtt: Def::gauge(
+        "nats_route_rtt_seconds",
+        "Round-trip time to a remote server (largest over its routes).",
+    ),
+    pending: Some(Def::gauge(
+        "nats_route_pending_bytes",
+        "Bytes queued for a remote server.",
+    )),
+    in_msgs: Def::counter(
+        "nats_route_in_msgs_total",
+        "Messages received from a remote server over routes.",
+    ),
+    out_msgs: Def::counter(
+        "nats_route_out_msgs_total",
+        "Messages sent to a remote server over routes.",
+    ),
+    in_bytes: Def::counter(
+        "nats_route_in_bytes_total",
+        "Bytes received from a remote server over routes.",
+    ),
+    out_bytes: Def::counter(
+        "nats_route_out_bytes_total",
+        "Bytes sent to a remote server over routes.",
+    ),
+    subscriptions: Def::gauge(
+        "nats_route_subscriptions",
+        "Subscriptions a remote server has registered here.",
+    ),
 };
 
 /// `names` maps server IDs to server names from the other nodes' `/varz`, so 2.9 routes,
@@ -62,7 +89,10 @@ pub fn collect(r: &Routez, node: &str, names: &HashMap<String, String>, out: &mu
         let remote = if !route.remote_name.is_empty() {
             route.remote_name.as_str()
         } else {
-            names.get(&route.remote_id).map(String::as_str).unwrap_or(route.remote_id.as_str())
+            names
+                .get(&route.remote_id)
+                .map(String::as_str)
+                .unwrap_or(route.remote_id.as_str())
         };
         by_remote.entry(remote).or_default().add(LinkSample {
             rtt: &route.rtt,
@@ -75,6 +105,10 @@ pub fn collect(r: &Routez, node: &str, names: &HashMap<String, String>, out: &mu
         });
     }
     for (remote, t) in by_remote {
-        t.emit(&DEFS, || vec![("node", node.to_string()), ("remote", remote.to_string())], out);
+        t.emit(
+            &DEFS,
+            || vec![("node", node.to_string()), ("remote", remote.to_string())],
+            out,
+        );
     }
 }

@@ -67,7 +67,10 @@ pub struct Store {
 
 impl Store {
     pub fn new(nodes: usize) -> Store {
-        Store { nodes: RwLock::new(vec![NodeStatus::default(); nodes]), rendered: RwLock::new(Arc::default()) }
+        Store {
+            nodes: RwLock::new(vec![NodeStatus::default(); nodes]),
+            rendered: RwLock::new(Arc::default()),
+        }
     }
 
     pub fn update(&self, index: usize, poll: NodePoll) {

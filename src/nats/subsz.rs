@@ -20,14 +20,35 @@ pub struct Subsz {
     pub avg_fanout: f64,
 }
 
-pub static SUBSCRIPTIONS: Def = Def::gauge("nats_subsz_subscriptions", "Subscriptions in the routing table.");
-pub static CACHE: Def = Def::gauge("nats_subsz_cache_entries", "Entries in the subject match cache.");
-pub static INSERTS: Def = Def::counter("nats_subsz_inserts_total", "Subscriptions inserted into the routing table.");
-pub static REMOVES: Def = Def::counter("nats_subsz_removes_total", "Subscriptions removed from the routing table.");
+pub static SUBSCRIPTIONS: Def = Def::gauge(
+    "nats_subsz_subscriptions",
+    "Subscriptions in the routing table.",
+);
+pub static CACHE: Def = Def::gauge(
+    "nats_subsz_cache_entries",
+    "Entries in the subject match cache.",
+);
+pub static INSERTS: Def = Def::counter(
+    "nats_subsz_inserts_total",
+    "Subscriptions inserted into the routing table.",
+);
+pub static REMOVES: Def = Def::counter(
+    "nats_subsz_removes_total",
+    "Subscriptions removed from the routing table.",
+);
 pub static MATCHES: Def = Def::counter("nats_subsz_matches_total", "Subject match lookups.");
-pub static HIT_RATIO: Def = Def::gauge("nats_subsz_cache_hit_ratio", "Fraction of lookups served from the match cache.");
-pub static MAX_FANOUT: Def = Def::gauge("nats_subsz_max_fanout", "Largest number of subscribers one message matched.");
-pub static AVG_FANOUT: Def = Def::gauge("nats_subsz_avg_fanout", "Average number of subscribers a message matched.");
+pub static HIT_RATIO: Def = Def::gauge(
+    "nats_subsz_cache_hit_ratio",
+    "Fraction of lookups served from the match cache.",
+);
+pub static MAX_FANOUT: Def = Def::gauge(
+    "nats_subsz_max_fanout",
+    "Largest number of subscribers one message matched.",
+);
+pub static AVG_FANOUT: Def = Def::gauge(
+    "nats_subsz_avg_fanout",
+    "Average number of subscribers a message matched.",
+);
 
 pub fn collect(s: &Subsz, node: &str, out: &mut MetricSet) {
     let l = || vec![("node", node.to_string())];

@@ -5,7 +5,11 @@
 /// `...+01:00` to Unix seconds. Returns `None` for anything else, including Go's zero time.
 pub fn rfc3339_to_unix(s: &str) -> Option<f64> {
     let b = s.as_bytes();
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !(b[10] == b'T' || b[10] == b't' || b[10] == b' ') {
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !(b[10] == b'T' || b[10] == b't' || b[10] == b' ')
+    {
         return None;
     }
     let num = |r: std::ops::Range<usize>| -> Option<i64> { s.get(r)?.parse().ok() };
@@ -65,13 +69,18 @@ pub fn go_duration_seconds(s: &str) -> Option<f64> {
     };
     let mut total = 0.0;
     while !rest.is_empty() {
-        let n = rest.bytes().take_while(|c| c.is_ascii_digit() || *c == b'.').count();
+        let n = rest
+            .bytes()
+            .take_while(|c| c.is_ascii_digit() || *c == b'.')
+            .count();
         if n == 0 {
             return None;
         }
         let value: f64 = rest[..n].parse().ok()?;
         rest = &rest[n..];
-        let u = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let u = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
         let unit = match &rest[..u] {
             "ns" => 1e-9,
             "us" | "µs" | "μs" => 1e-6,
@@ -96,8 +105,14 @@ mod tests {
     #[test]
     fn rfc3339() {
         assert_eq!(rfc3339_to_unix("1970-01-01T00:00:00Z"), Some(0.0));
-        assert_eq!(rfc3339_to_unix("2024-01-02T15:04:05Z"), Some(1_704_207_845.0));
-        assert_eq!(rfc3339_to_unix("2024-01-02T16:04:05+01:00"), Some(1_704_207_845.0));
+        assert_eq!(
+            rfc3339_to_unix("2024-01-02T15:04:05Z"),
+            Some(1_704_207_845.0)
+        );
+        assert_eq!(
+            rfc3339_to_unix("2024-01-02T16:04:05+01:00"),
+            Some(1_704_207_845.0)
+        );
         let t = rfc3339_to_unix("2024-01-02T15:04:05.5Z").unwrap();
         assert!((t - 1_704_207_845.5).abs() < 1e-6);
         assert_eq!(rfc3339_to_unix("0001-01-01T00:00:00Z"), None);
@@ -108,7 +123,10 @@ mod tests {
     fn go_durations() {
         assert_eq!(go_duration_seconds("1.5ms"), Some(0.0015));
         assert_eq!(go_duration_seconds("1h2m3s"), Some(3723.0));
-        assert_eq!(go_duration_seconds("1y2d3h4m5s"), Some(31_536_000.0 + 172_800.0 + 10_800.0 + 245.0));
+        assert_eq!(
+            go_duration_seconds("1y2d3h4m5s"),
+            Some(31_536_000.0 + 172_800.0 + 10_800.0 + 245.0)
+        );
         assert_eq!(go_duration_seconds("250µs"), Some(0.00025));
         assert_eq!(go_duration_seconds("0s"), Some(0.0));
         assert_eq!(go_duration_seconds("abc"), None);

@@ -139,7 +139,11 @@ pub struct MetaCluster {
 impl Varz {
     /// The name other servers use for this one: `server_name` defaults to the ID.
     pub fn name(&self) -> &str {
-        if self.server_name.is_empty() { &self.server_id } else { &self.server_name }
+        if self.server_name.is_empty() {
+            &self.server_id
+        } else {
+            &self.server_name
+        }
     }
 
     pub fn jetstream_enabled(&self) -> bool {
@@ -155,7 +159,10 @@ impl Varz {
     }
 
     pub fn is_meta_leader(&self) -> bool {
-        self.jetstream.meta.as_ref().is_some_and(|m| !m.leader.is_empty() && m.leader == self.name())
+        self.jetstream
+            .meta
+            .as_ref()
+            .is_some_and(|m| !m.leader.is_empty() && m.leader == self.name())
     }
 }
 
@@ -163,66 +170,148 @@ pub static SERVER_INFO: Def = Def::gauge(
     "nats_server_info",
     "Identity of the server behind a node, always 1; server_id changes on every restart, node does not.",
 );
-pub static START_TIME: Def = Def::gauge("nats_varz_start_time_seconds", "Unix time the server started.");
-pub static CONFIG_LOAD_TIME: Def =
-    Def::gauge("nats_varz_config_load_time_seconds", "Unix time the server last loaded its configuration.");
-pub static MEMORY: Def = Def::gauge("nats_varz_memory_bytes", "Resident memory of the server process.");
-pub static CPU: Def = Def::gauge("nats_varz_cpu_ratio", "CPU use of the server process as a fraction of one core.");
+pub static START_TIME: Def = Def::gauge(
+    "nats_varz_start_time_seconds",
+    "Unix time the server started.",
+);
+pub static CONFIG_LOAD_TIME: Def = Def::gauge(
+    "nats_varz_config_load_time_seconds",
+    "Unix time the server last loaded its configuration.",
+);
+pub static MEMORY: Def = Def::gauge(
+    "nats_varz_memory_bytes",
+    "Resident memory of the server process.",
+);
+pub static CPU: Def = Def::gauge(
+    "nats_varz_cpu_ratio",
+    "CPU use of the server process as a fraction of one core.",
+);
 pub static CORES: Def = Def::gauge("nats_varz_cores", "CPU cores the server sees.");
 pub static GOMAXPROCS: Def = Def::gauge("nats_varz_gomaxprocs", "GOMAXPROCS of the server.");
-pub static CONNECTIONS: Def = Def::gauge("nats_varz_connections", "Client connections currently open.");
-pub static MAX_CONNECTIONS: Def = Def::gauge("nats_varz_max_connections", "Configured client connection limit.");
+pub static CONNECTIONS: Def = Def::gauge(
+    "nats_varz_connections",
+    "Client connections currently open.",
+);
+pub static MAX_CONNECTIONS: Def = Def::gauge(
+    "nats_varz_max_connections",
+    "Configured client connection limit.",
+);
 pub static ACCEPTED_CONNECTIONS: Def = Def::counter(
     "nats_varz_accepted_connections_total",
     "Client connections accepted since the server started (varz total_connections).",
 );
-pub static SUBSCRIPTIONS: Def = Def::gauge("nats_varz_subscriptions", "Subscriptions currently registered.");
-pub static SLOW_CONSUMERS: Def =
-    Def::counter("nats_varz_slow_consumers_total", "Slow consumer events since the server started.");
+pub static SUBSCRIPTIONS: Def = Def::gauge(
+    "nats_varz_subscriptions",
+    "Subscriptions currently registered.",
+);
+pub static SLOW_CONSUMERS: Def = Def::counter(
+    "nats_varz_slow_consumers_total",
+    "Slow consumer events since the server started.",
+);
 pub static SLOW_CONSUMERS_BY_KIND: Def = Def::counter(
     "nats_varz_slow_consumers_by_kind_total",
     "Slow consumer events by connection kind (nats-server 2.10 and later).",
 );
-pub static IN_MSGS: Def = Def::counter("nats_varz_in_msgs_total", "Messages received by the server.");
+pub static IN_MSGS: Def = Def::counter(
+    "nats_varz_in_msgs_total",
+    "Messages received by the server.",
+);
 pub static OUT_MSGS: Def = Def::counter("nats_varz_out_msgs_total", "Messages sent by the server.");
-pub static IN_BYTES: Def = Def::counter("nats_varz_in_bytes_total", "Payload bytes received by the server.");
-pub static OUT_BYTES: Def = Def::counter("nats_varz_out_bytes_total", "Payload bytes sent by the server.");
-pub static ROUTES: Def = Def::gauge("nats_varz_routes", "Route connections to other servers of the cluster.");
+pub static IN_BYTES: Def = Def::counter(
+    "nats_varz_in_bytes_total",
+    "Payload bytes received by the server.",
+);
+pub static OUT_BYTES: Def = Def::counter(
+    "nats_varz_out_bytes_total",
+    "Payload bytes sent by the server.",
+);
+pub static ROUTES: Def = Def::gauge(
+    "nats_varz_routes",
+    "Route connections to other servers of the cluster.",
+);
 pub static REMOTES: Def = Def::gauge("nats_varz_remotes", "Remote servers known through routes.");
 pub static LEAFNODES: Def = Def::gauge("nats_varz_leafnodes", "Leaf node connections.");
-pub static MAX_PAYLOAD: Def = Def::gauge("nats_varz_max_payload_bytes", "Largest message payload the server accepts.");
+pub static MAX_PAYLOAD: Def = Def::gauge(
+    "nats_varz_max_payload_bytes",
+    "Largest message payload the server accepts.",
+);
 
-pub static JS_ENABLED: Def = Def::gauge("nats_jetstream_enabled", "1 when JetStream is enabled on the server.");
-pub static JS_MAX_MEMORY: Def =
-    Def::gauge("nats_jetstream_max_memory_bytes", "Memory JetStream may use on this server (configured limit).");
-pub static JS_MAX_STORAGE: Def =
-    Def::gauge("nats_jetstream_max_storage_bytes", "Storage JetStream may use on this server (configured limit).");
-pub static JS_MEMORY: Def = Def::gauge("nats_jetstream_memory_bytes", "Memory used by JetStream streams on this server.");
-pub static JS_STORAGE: Def = Def::gauge("nats_jetstream_storage_bytes", "Storage used by JetStream streams on this server.");
-pub static JS_RESERVED_MEMORY: Def =
-    Def::gauge("nats_jetstream_reserved_memory_bytes", "Memory reserved by account limits on this server.");
-pub static JS_RESERVED_STORAGE: Def =
-    Def::gauge("nats_jetstream_reserved_storage_bytes", "Storage reserved by account limits on this server.");
-pub static JS_ACCOUNTS: Def = Def::gauge("nats_jetstream_accounts", "Accounts with JetStream enabled on this server.");
-pub static JS_HA_ASSETS: Def = Def::gauge("nats_jetstream_ha_assets", "Replicated streams and consumers on this server.");
-pub static JS_API_REQUESTS: Def = Def::counter("nats_jetstream_api_requests_total", "JetStream API requests handled.");
-pub static JS_API_ERRORS: Def = Def::counter("nats_jetstream_api_errors_total", "JetStream API requests that failed.");
-pub static JS_API_INFLIGHT: Def =
-    Def::gauge("nats_jetstream_api_inflight_requests", "JetStream API requests in flight (2.10 and later).");
-pub static META_IS_LEADER: Def =
-    Def::gauge("nats_jetstream_meta_is_leader", "1 when this node is the JetStream meta leader.");
-pub static META_HAS_LEADER: Def =
-    Def::gauge("nats_jetstream_meta_has_leader", "1 when this node sees an elected JetStream meta leader.");
-pub static META_LEADER_INFO: Def =
-    Def::gauge("nats_jetstream_meta_leader_info", "The meta leader's server name as this node sees it, always 1.");
-pub static META_CLUSTER_SIZE: Def =
-    Def::gauge("nats_jetstream_meta_cluster_size", "Size of the JetStream meta group as this node sees it.");
-pub static META_REPLICA_CURRENT: Def =
-    Def::gauge("nats_jetstream_meta_replica_current", "1 when a meta group peer is current, from the meta leader.");
-pub static META_REPLICA_OFFLINE: Def =
-    Def::gauge("nats_jetstream_meta_replica_offline", "1 when a meta group peer is offline, from the meta leader.");
-pub static META_REPLICA_LAG: Def =
-    Def::gauge("nats_jetstream_meta_replica_lag", "Raft entries a meta group peer is behind the meta leader.");
+pub static JS_ENABLED: Def = Def::gauge(
+    "nats_jetstream_enabled",
+    "1 when JetStream is enabled on the server.",
+);
+pub static JS_MAX_MEMORY: Def = Def::gauge(
+    "nats_jetstream_max_memory_bytes",
+    "Memory JetStream may use on this server (configured limit).",
+);
+pub static JS_MAX_STORAGE: Def = Def::gauge(
+    "nats_jetstream_max_storage_bytes",
+    "Storage JetStream may use on this server (configured limit).",
+);
+pub static JS_MEMORY: Def = Def::gauge(
+    "nats_jetstream_memory_bytes",
+    "Memory used by JetStream streams on this server.",
+);
+pub static JS_STORAGE: Def = Def::gauge(
+    "nats_jetstream_storage_bytes",
+    "Storage used by JetStream streams on this server.",
+);
+pub static JS_RESERVED_MEMORY: Def = Def::gauge(
+    "nats_jetstream_reserved_memory_bytes",
+    "Memory reserved by account limits on this server.",
+);
+pub static JS_RESERVED_STORAGE: Def = Def::gauge(
+    "nats_jetstream_reserved_storage_bytes",
+    "Storage reserved by account limits on this server.",
+);
+pub static JS_ACCOUNTS: Def = Def::gauge(
+    "nats_jetstream_accounts",
+    "Accounts with JetStream enabled on this server.",
+);
+pub static JS_HA_ASSETS: Def = Def::gauge(
+    "nats_jetstream_ha_assets",
+    "Replicated streams and consumers on this server.",
+);
+pub static JS_API_REQUESTS: Def = Def::counter(
+    "nats_jetstream_api_requests_total",
+    "JetStream API requests handled.",
+);
+pub static JS_API_ERRORS: Def = Def::counter(
+    "nats_jetstream_api_errors_total",
+    "JetStream API requests that failed.",
+);
+pub static JS_API_INFLIGHT: Def = Def::gauge(
+    "nats_jetstream_api_inflight_requests",
+    "JetStream API requests in flight (2.10 and later).",
+);
+pub static META_IS_LEADER: Def = Def::gauge(
+    "nats_jetstream_meta_is_leader",
+    "1 when this node is the JetStream meta leader.",
+);
+pub static META_HAS_LEADER: Def = Def::gauge(
+    "nats_jetstream_meta_has_leader",
+    "1 when this node sees an elected JetStream meta leader.",
+);
+pub static META_LEADER_INFO: Def = Def::gauge(
+    "nats_jetstream_meta_leader_info",
+    "The meta leader's server name as this node sees it, always 1.",
+);
+pub static META_CLUSTER_SIZE: Def = Def::gauge(
+    "nats_jetstream_meta_cluster_size",
+    "Size of the JetStream meta group as this node sees it.",
+);
+pub static META_REPLICA_CURRENT: Def = Def::gauge(
+    "nats_jetstream_meta_replica_current",
+    "1 when a meta group peer is current, from the meta leader.",
+);
+pub static META_REPLICA_OFFLINE: Def = Def::gauge(
+    "nats_jetstream_meta_replica_offline",
+    "1 when a meta group peer is offline, from the meta leader.",
+);
+pub static META_REPLICA_LAG: Def = Def::gauge(
+    "nats_jetstream_meta_replica_lag",
+    "Raft entries a meta group peer is behind the meta leader.",
+);
 pub static META_REPLICA_ACTIVE: Def = Def::gauge(
     "nats_jetstream_meta_replica_active_seconds",
     "Seconds since the meta leader last heard from a meta group peer.",
@@ -248,12 +337,23 @@ pub fn collect(v: &Varz, node: &str, out: &mut MetricSet) {
             ("version", v.version.clone()),
             ("go", v.go.clone()),
             ("cluster", v.cluster.name.clone()),
-            ("domain", v.jetstream.config.as_ref().map(|c| c.domain.clone()).unwrap_or_default()),
+            (
+                "domain",
+                v.jetstream
+                    .config
+                    .as_ref()
+                    .map(|c| c.domain.clone())
+                    .unwrap_or_default(),
+            ),
         ],
         1u64,
     );
     out.push_opt(&START_TIME, l, v.start.as_deref().and_then(parse_time));
-    out.push_opt(&CONFIG_LOAD_TIME, l, v.config_load_time.as_deref().and_then(parse_time));
+    out.push_opt(
+        &CONFIG_LOAD_TIME,
+        l,
+        v.config_load_time.as_deref().and_then(parse_time),
+    );
     out.push_opt(&MEMORY, l, v.mem);
     out.push_opt(&CPU, l, v.cpu.map(|c| c / 100.0));
     out.push_opt(&CORES, l, v.cores);
@@ -264,8 +364,17 @@ pub fn collect(v: &Varz, node: &str, out: &mut MetricSet) {
     out.push_opt(&SUBSCRIPTIONS, l, v.subscriptions);
     out.push_opt(&SLOW_CONSUMERS, l, v.slow_consumers);
     if let Some(s) = &v.slow_consumer_stats {
-        for (kind, n) in [("client", s.clients), ("route", s.routes), ("gateway", s.gateways), ("leaf", s.leafs)] {
-            out.push(&SLOW_CONSUMERS_BY_KIND, vec![("node", node.to_string()), ("kind", kind.to_string())], n);
+        for (kind, n) in [
+            ("client", s.clients),
+            ("route", s.routes),
+            ("gateway", s.gateways),
+            ("leaf", s.leafs),
+        ] {
+            out.push(
+                &SLOW_CONSUMERS_BY_KIND,
+                vec![("node", node.to_string()), ("kind", kind.to_string())],
+                n,
+            );
         }
     }
     out.push_opt(&IN_MSGS, l, v.in_msgs);
@@ -281,8 +390,16 @@ pub fn collect(v: &Varz, node: &str, out: &mut MetricSet) {
     out.push(&JS_ENABLED, l(), v.jetstream_enabled());
     if let Some(c) = &js.config {
         // A negative limit means "not set"; exporting it would break ratio alerts.
-        out.push_opt(&JS_MAX_MEMORY, l, (c.max_memory >= 0).then_some(c.max_memory));
-        out.push_opt(&JS_MAX_STORAGE, l, (c.max_storage >= 0).then_some(c.max_storage));
+        out.push_opt(
+            &JS_MAX_MEMORY,
+            l,
+            (c.max_memory >= 0).then_some(c.max_memory),
+        );
+        out.push_opt(
+            &JS_MAX_STORAGE,
+            l,
+            (c.max_storage >= 0).then_some(c.max_storage),
+        );
     }
     if let Some(s) = &js.stats {
         out.push(&JS_MEMORY, l(), s.memory);
@@ -299,7 +416,11 @@ pub fn collect(v: &Varz, node: &str, out: &mut MetricSet) {
         out.push(&META_IS_LEADER, l(), v.is_meta_leader());
         out.push(&META_HAS_LEADER, l(), !meta.leader.is_empty());
         if !meta.leader.is_empty() {
-            out.push(&META_LEADER_INFO, vec![("node", node.to_string()), ("leader", meta.leader.clone())], 1u64);
+            out.push(
+                &META_LEADER_INFO,
+                vec![("node", node.to_string()), ("leader", meta.leader.clone())],
+                1u64,
+            );
         }
         out.push(&META_CLUSTER_SIZE, l(), meta.cluster_size);
         if v.is_meta_leader() {
