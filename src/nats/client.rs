@@ -96,7 +96,13 @@ impl NatsClient {
             } else if e.is_connect() {
                 PollError::Connect(error_chain(&e))
             } else {
-                PollError::Request(error_chain(&e))
+                let chain = error_chain(&e);
+                // hyper's IncompleteMessage: the peer accepted and hung up without answering.
+                if chain.contains("connection closed before message completed") {
+                    PollError::Closed(chain)
+                } else {
+                    PollError::Request(chain)
+                }
             }
         })?;
         let status = resp.status().as_u16();

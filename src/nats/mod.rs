@@ -89,6 +89,8 @@ pub enum PollError {
     Timeout(std::time::Duration),
     #[error("connection failed: {0}")]
     Connect(String),
+    #[error("connection closed before a response: {0}")]
+    Closed(String),
     #[error("HTTP status {0}")]
     Status(u16),
     #[error("response body exceeds the {limit}-byte cap")]
@@ -106,6 +108,7 @@ impl PollError {
         match self {
             PollError::Timeout(_) => "timeout",
             PollError::Connect(_) => "connect",
+            PollError::Closed(_) => "connection_closed",
             PollError::Status(s) if *s >= 500 => "http_5xx",
             PollError::Status(_) => "http_4xx",
             PollError::TooLarge { .. } => "too_large",

@@ -180,7 +180,7 @@ async fn fetch<T: DeserializeOwned>(
                     reason: err.reason(),
                 })
                 .inc();
-            warn!(node = %node.name, endpoint = %e, reason = err.reason(), error = %err, "Poll failed.");
+            warn!(node = %node.name, endpoint = %e, reason = %err.reason(), error = %err, "Poll failed.");
             Err(err)
         }
     }
