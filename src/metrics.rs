@@ -103,60 +103,60 @@ impl Metrics {
         let r = registry.sub_registry_with_prefix("natsmon");
         r.register(
             "build",
-            "natsmon's version, always 1.",
+            "natsmon's version, always 1",
             Info::new(vec![("version", env!("CARGO_PKG_VERSION"))]),
         );
         r.register(
             "polls",
-            "Requests made to a node's monitoring endpoint.",
+            "Requests made to a node's monitoring endpoint",
             m.polls.clone(),
         );
         r.register(
             "poll_errors",
-            "Failed endpoint polls by reason.",
+            "Failed endpoint polls by reason",
             m.poll_errors.clone(),
         );
         r.register(
             "poll_duration_seconds",
-            "Time to fetch and decode an endpoint.",
+            "Time to fetch and decode an endpoint",
             m.poll_duration.clone(),
         );
         r.register(
             "poll_last_success_timestamp_seconds",
-            "Unix time of an endpoint's last successful poll.",
+            "Unix time of an endpoint's last successful poll",
             m.poll_last_success.clone(),
         );
         r.register(
             "poll_response_bytes",
-            "Response body bytes read from an endpoint.",
+            "Response body bytes read from an endpoint",
             m.poll_response_bytes.clone(),
         );
         r.register(
             "poll_cycles",
-            "Completed poll cycles of a node (all endpoints).",
+            "Completed poll cycles of a node (all endpoints)",
             m.poll_cycles.clone(),
         );
         r.register(
             "poll_cycle_duration_seconds",
-            "Wall time of a node's last complete poll cycle.",
+            "Wall time of a node's last complete poll cycle",
             m.poll_cycle_duration.clone(),
         );
         r.register(
             "render_duration_seconds",
-            "Time the last rendering of the NATS snapshot into exposition text took.",
+            "Time the last rendering of the NATS snapshot into exposition text took",
             m.render_duration.clone(),
         );
         r.register(
             "render_bytes",
-            "Size of the last rendered NATS exposition text.",
+            "Size of the last rendered NATS exposition text",
             m.render_bytes.clone(),
         );
         r.register(
             "render_series",
-            "Series in the last rendered NATS exposition.",
+            "Series in the last rendered NATS exposition",
             m.render_series.clone(),
         );
-        r.register("scrapes", "Requests served on /metrics.", m.scrapes.clone());
+        r.register("scrapes", "Requests served on /metrics", m.scrapes.clone());
         m
     }
 

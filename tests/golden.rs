@@ -13,13 +13,17 @@ use natsmon::nats::snapshot::NodePoll;
 use serde::de::DeserializeOwned;
 
 fn fixture<T: DeserializeOwned>(version: &str, name: &str) -> T {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/nats").join(version).join(name);
-    let text = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("reading {}: {e}", p.display()));
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/nats")
+        .join(version)
+        .join(name);
+    let text =
+        std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("reading {}: {e}", p.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("parsing {}: {e}", p.display()))
 }
 
 /// A full poll of one node from a fixture directory; `varz`/`jsz` name the role's files.
-fn poll(version: &str, varz: &str, jsz: &str) -> NodePoll {
+fn poll(version: &str, varz: &str, jsz: &str, healthz: &str) -> NodePoll {
     let mut connz = ConnzSummary::default();
     let page: Connz = fixture(version, "connz.json");
     connz.absorb(page, 1);
@@ -28,7 +32,7 @@ fn poll(version: &str, varz: &str, jsz: &str) -> NodePoll {
         jsz: Some(fixture(version, jsz)),
         connz: Some(connz),
         routez: Some(fixture(version, "routez.json")),
-        healthz: Some(fixture(version, "healthz.json")),
+        healthz: Some(fixture(version, healthz)),
         accstatz: Some(fixture(version, "accstatz.json")),
         subsz: Some(fixture(version, "subsz.json")),
         gatewayz: Some(fixture(version, "gatewayz.json")),
@@ -39,13 +43,19 @@ fn poll(version: &str, varz: &str, jsz: &str) -> NodePoll {
 }
 
 fn check(name: &str, actual: &str) {
-    let path: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(name);
+    let path: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(name);
     if std::env::var_os("NATSMON_UPDATE_GOLDEN").is_some() {
         std::fs::write(&path, actual).unwrap();
         return;
     }
-    let expected = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{}: {e}; run with NATSMON_UPDATE_GOLDEN=1 to create it", path.display()));
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}; run with NATSMON_UPDATE_GOLDEN=1 to create it",
+            path.display()
+        )
+    });
     if expected != actual {
         let diff: Vec<String> = expected
             .lines()
@@ -65,10 +75,15 @@ fn check(name: &str, actual: &str) {
 }
 
 fn render(version: &str) -> String {
-    let leader = poll(version, "varz.json", "jsz.json");
-    let follower = poll(version, "varz_follower.json", "jsz_follower.json");
+    let leader = poll(version, "varz.json", "jsz.json", "healthz.json");
+    // 2.10+ servers explain an unhealthy state per check; the follower shows one.
+    let follower_health = if version == "2.9.10" { "healthz.json" } else { "healthz_details_error.json" };
+    let follower = poll(version, "varz_follower.json", "jsz_follower.json", follower_health);
     // The third node is down: only nats_up must appear for it.
-    let down = NodePoll { finished_at: Some(std::time::UNIX_EPOCH), ..Default::default() };
+    let down = NodePoll {
+        finished_at: Some(std::time::UNIX_EPOCH),
+        ..Default::default()
+    };
     let polls = [("n1", &follower), ("n2", &leader), ("n3", &down)];
     collector::collect(&polls, &ConsumerPolicy::default()).encode_openmetrics()
 }
@@ -80,7 +95,10 @@ fn golden_2_9_10_openmetrics() {
 
 #[test]
 fn golden_2_9_10_prometheus_text() {
-    check("2.9.10.prom.txt", &openmetrics_to_prometheus(&render("2.9.10")));
+    check(
+        "2.9.10.prom.txt",
+        &openmetrics_to_prometheus(&render("2.9.10")),
+    );
 }
 
 #[test]

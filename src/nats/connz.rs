@@ -112,7 +112,7 @@ pub static SUBSCRIPTIONS: Def = Def::gauge(
 );
 pub static TRUNCATED: Def = Def::gauge(
     "nats_connz_truncated",
-    "1 when /connz paging stopped at natsmon's max_connections cap before the end.",
+    "1 when /connz paging stopped at natsmon's connz_max_connections cap before the end.",
 );
 pub static DEFS: LinkDefs = LinkDefs {
     connections: Def::gauge(

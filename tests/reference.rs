@@ -1,0 +1,109 @@
+//! Keeps the README's metric reference and the live `/metrics` in step: every family a
+//! real cluster produces is documented, and every documented family is produced either
+//! live or by the golden snapshots (gateways, leaf nodes and 2.10+ fields need a
+//! topology or server version the live cluster does not have).
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::Duration;
+
+use async_nats::jetstream::{self, stream};
+use common::*;
+
+fn readme_families() -> BTreeSet<String> {
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let start = readme.find("<!-- metric-reference:start -->").expect("README has the reference start marker");
+    let end = readme.find("<!-- metric-reference:end -->").expect("README has the reference end marker");
+    readme[start..end]
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `"))
+        .filter_map(|l| l.split('`').next())
+        .map(str::to_string)
+        .collect()
+}
+
+fn families(text: &str) -> BTreeSet<String> {
+    text.lines().filter_map(|l| l.strip_prefix("# TYPE ")).filter_map(|l| l.split(' ').next()).map(str::to_string).collect()
+}
+
+fn golden_families() -> BTreeSet<String> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
+    let mut all = BTreeSet::new();
+    for f in ["2.9.10.om.txt", "2.12.om.txt"] {
+        let om = std::fs::read_to_string(dir.join(f)).unwrap();
+        all.extend(families(&natsmon::exposition::openmetrics_to_prometheus(&om)));
+    }
+    all
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn readme_metric_reference_matches_live_metrics() {
+    let cluster = Cluster::start().await;
+    let js = jetstream::new(connect(&cluster, "a", "a").await);
+    js.create_stream(stream::Config {
+        name: "LIMITED".into(),
+        subjects: vec!["lim.>".into()],
+        num_replicas: 3,
+        max_messages: 1000,
+        max_bytes: 1 << 20,
+        max_consumers: 10,
+        max_messages_per_subject: 5,
+        max_age: Duration::from_secs(3600),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    js.create_stream(stream::Config {
+        name: "AGG".into(),
+        sources: Some(vec![stream::Source { name: "LIMITED".into(), ..Default::default() }]),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    js.publish("lim.a", "x".into()).await.unwrap().await.unwrap();
+    let stream = js.get_stream("LIMITED").await.unwrap();
+    stream
+        .create_consumer(jetstream::consumer::pull::Config { durable_name: Some("c".into()), ..Default::default() })
+        .await
+        .unwrap();
+
+    let mut a = Vec::new();
+    for i in 0..3 {
+        a.push("--nats-url".to_string());
+        a.push(format!("{}={}", cluster.server_name(i), cluster.monitor_url(i)));
+    }
+    // A dead node, so that the error counter family exists.
+    a.extend(args(&["--nats-url", &format!("dead=http://127.0.0.1:{}", free_port())]));
+    a.extend(args(&["--poll-interval", "500ms", "--poll-timeout", "400ms", "--connection-metrics-limit", "2"]));
+    let nm = Natsmon::start(&a).await;
+    let exp = wait_for(&nm.base_url(), Duration::from_secs(20), |e| {
+        e.get("nats_stream_source_lag", &[("stream", "AGG")]).is_some()
+            && e.get("nats_consumer_num_pending", &[("consumer", "c")]).is_some()
+            && e.has("natsmon_poll_errors_total")
+            && e.sum("nats_up", &[]) == 3.0
+    })
+    .await;
+
+    let documented = readme_families();
+    let live = families(&exp.text);
+    let golden = golden_families();
+    assert!(documented.len() > 100, "the reference looks truncated: {documented:?}");
+
+    let undocumented: Vec<_> = live.difference(&documented).collect();
+    assert!(undocumented.is_empty(), "families on /metrics missing from the README reference: {undocumented:?}");
+    let seen: BTreeSet<String> = live.union(&golden).cloned().collect();
+    let phantom: Vec<_> = documented.difference(&seen).collect();
+    assert!(phantom.is_empty(), "README documents families natsmon never produced: {phantom:?}");
+    let undocumented_golden: Vec<_> = golden.difference(&documented).collect();
+    assert!(undocumented_golden.is_empty(), "golden families missing from the README: {undocumented_golden:?}");
+
+    // The limits and source figures this test set up are exact.
+    let l = [("stream", "LIMITED")];
+    assert_eq!(exp.get("nats_stream_max_messages", &l), Some(1000.0));
+    assert_eq!(exp.get("nats_stream_max_bytes", &l), Some(1048576.0));
+    assert_eq!(exp.get("nats_stream_max_consumers", &l), Some(10.0));
+    assert_eq!(exp.get("nats_stream_max_messages_per_subject", &l), Some(5.0));
+    assert_eq!(exp.get("nats_stream_max_age_seconds", &l), Some(3600.0));
+}
