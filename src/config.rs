@@ -596,6 +596,41 @@ mod tests {
     }
 
     #[test]
+    fn the_example_file_parses_and_states_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("natsmon.example.toml");
+        let s = RawConfig::from_toml_file(&path)
+            .unwrap()
+            .validate()
+            .unwrap();
+        let d = RawConfig::default().validate().unwrap();
+        assert_eq!(
+            s.nodes.iter().map(|n| n.url_for("")).collect::<Vec<_>>(),
+            d.nodes.iter().map(|n| n.url_for("")).collect::<Vec<_>>()
+        );
+        assert_eq!(
+            (s.listen, s.poll_interval, s.poll_timeout),
+            (d.listen, d.poll_interval, d.poll_timeout)
+        );
+        assert_eq!(
+            (
+                s.max_response_bytes,
+                s.connz_page_size,
+                s.connz_max_connections
+            ),
+            (
+                d.max_response_bytes,
+                d.connz_page_size,
+                d.connz_max_connections
+            )
+        );
+        assert_eq!(
+            (s.connection_metrics_limit, &s.consumers, s.shutdown_grace),
+            (d.connection_metrics_limit, &d.consumers, d.shutdown_grace)
+        );
+        assert_eq!((&s.log, s.log_format), (&d.log, d.log_format));
+    }
+
+    #[test]
     fn unknown_file_keys_are_rejected() {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("natsmon.toml");
