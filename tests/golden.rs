@@ -77,8 +77,17 @@ fn check(name: &str, actual: &str) {
 fn render(version: &str) -> String {
     let leader = poll(version, "varz.json", "jsz.json", "healthz.json");
     // 2.10+ servers explain an unhealthy state per check; the follower shows one.
-    let follower_health = if version == "2.9.10" { "healthz.json" } else { "healthz_details_error.json" };
-    let follower = poll(version, "varz_follower.json", "jsz_follower.json", follower_health);
+    let follower_health = if version == "2.9.10" {
+        "healthz.json"
+    } else {
+        "healthz_details_error.json"
+    };
+    let follower = poll(
+        version,
+        "varz_follower.json",
+        "jsz_follower.json",
+        follower_health,
+    );
     // The third node is down: only nats_up must appear for it.
     let down = NodePoll {
         finished_at: Some(std::time::UNIX_EPOCH),

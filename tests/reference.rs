@@ -13,9 +13,14 @@ use async_nats::jetstream::{self, stream};
 use common::*;
 
 fn readme_families() -> BTreeSet<String> {
-    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
-    let start = readme.find("<!-- metric-reference:start -->").expect("README has the reference start marker");
-    let end = readme.find("<!-- metric-reference:end -->").expect("README has the reference end marker");
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let start = readme
+        .find("<!-- metric-reference:start -->")
+        .expect("README has the reference start marker");
+    let end = readme
+        .find("<!-- metric-reference:end -->")
+        .expect("README has the reference end marker");
     readme[start..end]
         .lines()
         .filter_map(|l| l.strip_prefix("| `"))
@@ -25,7 +30,11 @@ fn readme_families() -> BTreeSet<String> {
 }
 
 fn families(text: &str) -> BTreeSet<String> {
-    text.lines().filter_map(|l| l.strip_prefix("# TYPE ")).filter_map(|l| l.split(' ').next()).map(str::to_string).collect()
+    text.lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split(' ').next())
+        .map(str::to_string)
+        .collect()
 }
 
 fn golden_families() -> BTreeSet<String> {
@@ -33,7 +42,9 @@ fn golden_families() -> BTreeSet<String> {
     let mut all = BTreeSet::new();
     for f in ["2.9.10.om.txt", "2.12.om.txt"] {
         let om = std::fs::read_to_string(dir.join(f)).unwrap();
-        all.extend(families(&natsmon::exposition::openmetrics_to_prometheus(&om)));
+        all.extend(families(&natsmon::exposition::openmetrics_to_prometheus(
+            &om,
+        )));
     }
     all
 }
@@ -57,30 +68,56 @@ async fn readme_metric_reference_matches_live_metrics() {
     .unwrap();
     js.create_stream(stream::Config {
         name: "AGG".into(),
-        sources: Some(vec![stream::Source { name: "LIMITED".into(), ..Default::default() }]),
+        sources: Some(vec![stream::Source {
+            name: "LIMITED".into(),
+            ..Default::default()
+        }]),
         ..Default::default()
     })
     .await
     .unwrap();
-    js.publish("lim.a", "x".into()).await.unwrap().await.unwrap();
+    js.publish("lim.a", "x".into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
     let stream = js.get_stream("LIMITED").await.unwrap();
     stream
-        .create_consumer(jetstream::consumer::pull::Config { durable_name: Some("c".into()), ..Default::default() })
+        .create_consumer(jetstream::consumer::pull::Config {
+            durable_name: Some("c".into()),
+            ..Default::default()
+        })
         .await
         .unwrap();
 
     let mut a = Vec::new();
     for i in 0..3 {
         a.push("--nats-url".to_string());
-        a.push(format!("{}={}", cluster.server_name(i), cluster.monitor_url(i)));
+        a.push(format!(
+            "{}={}",
+            cluster.server_name(i),
+            cluster.monitor_url(i)
+        ));
     }
     // A dead node, so that the error counter family exists.
-    a.extend(args(&["--nats-url", &format!("dead=http://127.0.0.1:{}", free_port())]));
-    a.extend(args(&["--poll-interval", "500ms", "--poll-timeout", "400ms", "--connection-metrics-limit", "2"]));
+    a.extend(args(&[
+        "--nats-url",
+        &format!("dead=http://127.0.0.1:{}", free_port()),
+    ]));
+    a.extend(args(&[
+        "--poll-interval",
+        "500ms",
+        "--poll-timeout",
+        "400ms",
+        "--connection-metrics-limit",
+        "2",
+    ]));
     let nm = Natsmon::start(&a).await;
     let exp = wait_for(&nm.base_url(), Duration::from_secs(20), |e| {
-        e.get("nats_stream_source_lag", &[("stream", "AGG")]).is_some()
-            && e.get("nats_consumer_num_pending", &[("consumer", "c")]).is_some()
+        e.get("nats_stream_source_lag", &[("stream", "AGG")])
+            .is_some()
+            && e.get("nats_consumer_num_pending", &[("consumer", "c")])
+                .is_some()
             && e.has("natsmon_poll_errors_total")
             && e.sum("nats_up", &[]) == 3.0
     })
@@ -89,21 +126,36 @@ async fn readme_metric_reference_matches_live_metrics() {
     let documented = readme_families();
     let live = families(&exp.text);
     let golden = golden_families();
-    assert!(documented.len() > 100, "the reference looks truncated: {documented:?}");
+    assert!(
+        documented.len() > 100,
+        "the reference looks truncated: {documented:?}"
+    );
 
     let undocumented: Vec<_> = live.difference(&documented).collect();
-    assert!(undocumented.is_empty(), "families on /metrics missing from the README reference: {undocumented:?}");
+    assert!(
+        undocumented.is_empty(),
+        "families on /metrics missing from the README reference: {undocumented:?}"
+    );
     let seen: BTreeSet<String> = live.union(&golden).cloned().collect();
     let phantom: Vec<_> = documented.difference(&seen).collect();
-    assert!(phantom.is_empty(), "README documents families natsmon never produced: {phantom:?}");
+    assert!(
+        phantom.is_empty(),
+        "README documents families natsmon never produced: {phantom:?}"
+    );
     let undocumented_golden: Vec<_> = golden.difference(&documented).collect();
-    assert!(undocumented_golden.is_empty(), "golden families missing from the README: {undocumented_golden:?}");
+    assert!(
+        undocumented_golden.is_empty(),
+        "golden families missing from the README: {undocumented_golden:?}"
+    );
 
     // The limits and source figures this test set up are exact.
     let l = [("stream", "LIMITED")];
     assert_eq!(exp.get("nats_stream_max_messages", &l), Some(1000.0));
     assert_eq!(exp.get("nats_stream_max_bytes", &l), Some(1048576.0));
     assert_eq!(exp.get("nats_stream_max_consumers", &l), Some(10.0));
-    assert_eq!(exp.get("nats_stream_max_messages_per_subject", &l), Some(5.0));
+    assert_eq!(
+        exp.get("nats_stream_max_messages_per_subject", &l),
+        Some(5.0)
+    );
     assert_eq!(exp.get("nats_stream_max_age_seconds", &l), Some(3600.0));
 }

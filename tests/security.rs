@@ -16,19 +16,74 @@ fn openssl(dir: &Path, a: &[&str]) {
         .current_dir(dir)
         .output()
         .expect("openssl must be installed (scripts/test.sh installs it)");
-    assert!(out.status.success(), "openssl {a:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "openssl {a:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// A CA plus a server and a client certificate signed by it, valid for 127.0.0.1.
 fn make_pki(dir: &Path) {
-    openssl(dir, &["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=natsmon-test-ca"]);
-    std::fs::write(dir.join("server.ext"), "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n").unwrap();
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=natsmon-test-ca",
+        ],
+    );
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
     std::fs::write(dir.join("client.ext"), "extendedKeyUsage=clientAuth\n").unwrap();
     for who in ["server", "client"] {
-        openssl(dir, &["req", "-newkey", "rsa:2048", "-nodes", "-keyout", &format!("{who}.key"), "-out", &format!("{who}.csr"), "-subj", &format!("/CN={who}")]);
         openssl(
             dir,
-            &["x509", "-req", "-in", &format!("{who}.csr"), "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", &format!("{who}.pem"), "-days", "2", "-extfile", &format!("{who}.ext")],
+            &[
+                "req",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-keyout",
+                &format!("{who}.key"),
+                "-out",
+                &format!("{who}.csr"),
+                "-subj",
+                &format!("/CN={who}"),
+            ],
+        );
+        openssl(
+            dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &format!("{who}.csr"),
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                &format!("{who}.pem"),
+                "-days",
+                "2",
+                "-extfile",
+                &format!("{who}.ext"),
+            ],
         );
     }
 }
@@ -85,10 +140,16 @@ async fn tls_basic_auth_and_https_monitoring_with_client_certificates() {
             "250ms",
         ]),
         // Credentials through the environment, not argv.
-        &[("NATSMON_WEB_BASIC_AUTH_USERS", &format!("prometheus:{hash}"))],
+        &[(
+            "NATSMON_WEB_BASIC_AUTH_USERS",
+            &format!("prometheus:{hash}"),
+        )],
     );
     let ca = reqwest::Certificate::from_pem(&std::fs::read(d.join("ca.pem")).unwrap()).unwrap();
-    let client = reqwest::Client::builder().add_root_certificate(ca).build().unwrap();
+    let client = reqwest::Client::builder()
+        .add_root_certificate(ca)
+        .build()
+        .unwrap();
     let base = nm.base_url().replace("http://", "https://");
 
     // Liveness needs no credentials.
@@ -100,19 +161,41 @@ async fn tls_basic_auth_and_https_monitoring_with_client_certificates() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(live, "natsmon did not serve /healthz over TLS:\n{}", nm.output());
+    assert!(
+        live,
+        "natsmon did not serve /healthz over TLS:\n{}",
+        nm.output()
+    );
 
     let r = client.get(format!("{base}/metrics")).send().await.unwrap();
     assert_eq!(r.status(), 401);
     assert!(r.headers().get("www-authenticate").is_some());
-    let r = client.get(format!("{base}/metrics")).basic_auth("prometheus", Some("wrong")).send().await.unwrap();
+    let r = client
+        .get(format!("{base}/metrics"))
+        .basic_auth("prometheus", Some("wrong"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
-    assert_eq!(client.get(format!("{base}/")).send().await.unwrap().status(), 401);
+    assert_eq!(
+        client
+            .get(format!("{base}/"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
 
     // With credentials, the https node is polled through the client certificate.
     let mut body = String::new();
     for _ in 0..100 {
-        let r = client.get(format!("{base}/metrics")).basic_auth("prometheus", Some(password)).send().await.unwrap();
+        let r = client
+            .get(format!("{base}/metrics"))
+            .basic_auth("prometheus", Some(password))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 200);
         body = r.text().await.unwrap();
         if body.contains("nats_up{node=\"secure\"} 1") {
@@ -121,8 +204,19 @@ async fn tls_basic_auth_and_https_monitoring_with_client_certificates() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let exp = Exposition::parse(&body);
-    assert_eq!(exp.get("nats_up", &[("node", "secure")]), Some(1.0), "{}\n{}", body, nm.output());
-    assert_eq!(exp.find("nats_server_info", &[("node", "secure")]).unwrap().label("server_name"), Some("secure1"));
+    assert_eq!(
+        exp.get("nats_up", &[("node", "secure")]),
+        Some(1.0),
+        "{}\n{}",
+        body,
+        nm.output()
+    );
+    assert_eq!(
+        exp.find("nats_server_info", &[("node", "secure")])
+            .unwrap()
+            .label("server_name"),
+        Some("secure1")
+    );
     assert!(!nm.output().contains(password) && !nm.output().contains(&hash));
 
     // Without the custom CA the same node is refused, and the log says why. (nats-server's
@@ -138,9 +232,25 @@ async fn tls_basic_auth_and_https_monitoring_with_client_certificates() {
     ]))
     .await;
     let exp = wait_for(&nm2.base_url(), Duration::from_secs(10), |e| {
-        e.get("nats_up", &[("node", "noca")]) == Some(0.0) && e.count("natsmon_poll_errors_total", &[("node", "noca")]) > 0
+        e.get("nats_up", &[("node", "noca")]) == Some(0.0)
+            && e.count("natsmon_poll_errors_total", &[("node", "noca")]) > 0
     })
     .await;
-    assert_eq!(exp.get("natsmon_poll_errors_total", &[("node", "noca"), ("endpoint", "varz"), ("reason", "connect")]).map(|v| v >= 1.0), Some(true));
-    assert!(nm2.stderr_contents().to_lowercase().contains("certificate"), "{}", nm2.stderr_contents());
+    assert_eq!(
+        exp.get(
+            "natsmon_poll_errors_total",
+            &[
+                ("node", "noca"),
+                ("endpoint", "varz"),
+                ("reason", "connect")
+            ]
+        )
+        .map(|v| v >= 1.0),
+        Some(true)
+    );
+    assert!(
+        nm2.stderr_contents().to_lowercase().contains("certificate"),
+        "{}",
+        nm2.stderr_contents()
+    );
 }
