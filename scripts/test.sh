@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The one test command: installs test prerequisites if missing (nats-server,
+# promtool from the Debian `prometheus` package), prints their versions and
+# runs the full test suite. Idempotent and quick when already installed.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+# Tests use this to fail loudly instead of skipping when something is missing.
+export NATSMON_TEST_REQUIRE_ALL=1
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  SUDO="sudo"
+fi
+
+need_pkgs=()
+if [ -z "${NATS_SERVER_BIN:-}" ] && ! command -v nats-server >/dev/null 2>&1 && [ ! -x /usr/sbin/nats-server ]; then
+  need_pkgs+=(nats-server)
+fi
+if ! command -v promtool >/dev/null 2>&1; then
+  need_pkgs+=(prometheus)
+fi
+if [ "${#need_pkgs[@]}" -gt 0 ]; then
+  echo "==> installing missing packages: ${need_pkgs[*]}"
+  $SUDO apt-get update
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y --no-install-recommends "${need_pkgs[@]}"
+fi
+
+NATS_BIN="${NATS_SERVER_BIN:-$(command -v nats-server || echo /usr/sbin/nats-server)}"
+echo "==> $("$NATS_BIN" --version) ($NATS_BIN)"
+echo "==> $(promtool --version 2>&1 | head -n1)"
+echo "==> $(cargo --version)"
+
+cargo test --locked --all-targets "$@"
