@@ -28,6 +28,55 @@ pub enum AppError {
     },
     #[error("HTTP server failed: {0}")]
     Serve(std::io::Error),
+    #[error(transparent)]
+    Checkpoint(#[from] crate::logs::checkpoint::CheckpointError),
+}
+
+/// Wires the log shipper: supervisor and tailers, the byte-bounded buffer, the batcher.
+fn start_log_shipping(
+    logs: &crate::logs::config::LogSettings,
+    grace: std::time::Duration,
+    registry: &mut Registry,
+    tracker: &TaskTracker,
+    token: &CancellationToken,
+) -> Result<(), AppError> {
+    use crate::logs::{
+        InFlight, batch::Batcher, checkpoint::Checkpoints, docker::Supervisor, metrics::LogMetrics,
+    };
+    let metrics = Arc::new(LogMetrics::register(registry));
+    let checkpoints = Arc::new(Checkpoints::open(&logs.state_dir)?);
+    let client = crate::logs::service::LokiClient::new(logs)?;
+    let in_flight = Arc::new(InFlight::default());
+    let buffer = Arc::new(tokio::sync::Semaphore::new(logs.buffer_max_bytes));
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let own_id = crate::logs::docker::own_container_id();
+    info!(
+        loki = %logs.display_url,
+        docker = %crate::config::redact_url(&logs.docker_host),
+        state_dir = %logs.state_dir.display(),
+        own_container = ?own_id,
+        "Shipping container logs."
+    );
+    let supervisor = Supervisor {
+        settings: logs.clone(),
+        metrics: metrics.clone(),
+        checkpoints: checkpoints.clone(),
+        in_flight: in_flight.clone(),
+        buffer,
+        tx,
+        own_id,
+    };
+    let batcher = Batcher {
+        settings: logs.clone(),
+        client,
+        checkpoints,
+        metrics,
+        in_flight,
+        grace,
+    };
+    tracker.spawn(supervisor.run(token.child_token()));
+    tracker.spawn(batcher.run(rx, token.child_token()));
+    Ok(())
 }
 
 /// Runs until `token` is cancelled, then stops every task within the grace period.
@@ -71,6 +120,16 @@ pub async fn run(settings: Settings, token: CancellationToken) -> Result<(), App
         updated,
         token.child_token(),
     ));
+
+    if let Some(logs) = &settings.logs {
+        start_log_shipping(
+            logs,
+            settings.shutdown_grace,
+            &mut registry,
+            &tracker,
+            &token,
+        )?;
+    }
 
     let state = AppState {
         store,

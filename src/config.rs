@@ -156,6 +156,114 @@ pub struct RawConfig {
     )]
     pub web_basic_auth_users: Option<Vec<String>>,
 
+    /// Loki base URL; setting it turns log shipping on, e.g. http://loki:3100.
+    #[arg(long, env = "NATSMON_LOKI_URL", value_name = "URL")]
+    pub loki_url: Option<String>,
+
+    /// Loki tenant, sent as X-Scope-OrgID.
+    #[arg(long, env = "NATSMON_LOKI_TENANT", value_name = "TENANT")]
+    pub loki_tenant: Option<String>,
+
+    /// Basic auth user for Loki; the password comes from NATSMON_LOKI_PASSWORD or
+    /// --loki-password-file, never from a flag.
+    #[arg(long, env = "NATSMON_LOKI_USERNAME", value_name = "USER")]
+    pub loki_username: Option<String>,
+
+    /// File holding the Loki basic auth password.
+    #[arg(long, env = "NATSMON_LOKI_PASSWORD_FILE", value_name = "FILE")]
+    pub loki_password_file: Option<PathBuf>,
+
+    /// File holding a Loki bearer token (or set NATSMON_LOKI_BEARER_TOKEN).
+    #[arg(long, env = "NATSMON_LOKI_BEARER_TOKEN_FILE", value_name = "FILE")]
+    pub loki_bearer_token_file: Option<PathBuf>,
+
+    /// PEM CA bundle to verify an https Loki with.
+    #[arg(long, env = "NATSMON_LOKI_CA_FILE", value_name = "FILE")]
+    pub loki_ca_file: Option<PathBuf>,
+
+    /// Push encoding: protobuf (snappy) or json. [default: protobuf]
+    #[arg(long, env = "NATSMON_LOKI_FORMAT", value_name = "FORMAT")]
+    pub loki_format: Option<String>,
+
+    /// Flush a batch at this many bytes of log lines. [default: 1048576]
+    #[arg(long, env = "NATSMON_BATCH_MAX_BYTES", value_name = "BYTES")]
+    pub batch_max_bytes: Option<usize>,
+
+    /// Flush a batch at this many entries. [default: 10000]
+    #[arg(long, env = "NATSMON_BATCH_MAX_ENTRIES", value_name = "N")]
+    pub batch_max_entries: Option<usize>,
+
+    /// Flush a batch when its oldest entry has waited this long. [default: 1s]
+    #[arg(long, env = "NATSMON_BATCH_MAX_WAIT", value_name = "DURATION")]
+    pub batch_max_wait: Option<String>,
+
+    /// Log lines read but not yet acknowledged by Loki are held up to this many bytes;
+    /// beyond it natsmon stops reading from Docker (the log file is the buffer). [default: 8388608]
+    #[arg(long, env = "NATSMON_BUFFER_MAX_BYTES", value_name = "BYTES")]
+    pub buffer_max_bytes: Option<usize>,
+
+    /// Lines Docker split at 16 KiB are rejoined up to this size, then truncated (and
+    /// counted). Loki's default max_line_size is 256KB. [default: 262144]
+    #[arg(long, env = "NATSMON_MAX_LINE_BYTES", value_name = "BYTES")]
+    pub max_line_bytes: Option<usize>,
+
+    /// Longest wait between retries of a failed push. [default: 30s]
+    #[arg(long, env = "NATSMON_RETRY_MAX_BACKOFF", value_name = "DURATION")]
+    pub retry_max_backoff: Option<String>,
+
+    /// Docker Engine API address. [default: $DOCKER_HOST, else unix:///var/run/docker.sock]
+    #[arg(long, env = "NATSMON_DOCKER_HOST", value_name = "URL")]
+    pub docker_host: Option<String>,
+
+    /// Directory for shipping checkpoints. [default: /var/lib/natsmon]
+    #[arg(long, env = "NATSMON_STATE_DIR", value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+
+    /// Ship only containers whose name matches one of these patterns (`*` wildcard).
+    #[arg(
+        long,
+        env = "NATSMON_INCLUDE_CONTAINERS",
+        value_delimiter = ',',
+        value_name = "PATTERN"
+    )]
+    pub include_containers: Option<Vec<String>>,
+
+    /// Never ship containers whose name matches one of these patterns.
+    #[arg(
+        long,
+        env = "NATSMON_EXCLUDE_CONTAINERS",
+        value_delimiter = ',',
+        value_name = "PATTERN"
+    )]
+    pub exclude_containers: Option<Vec<String>>,
+
+    /// Ship only containers with one of these Docker labels (KEY or KEY=VALUE).
+    #[arg(
+        long,
+        env = "NATSMON_INCLUDE_LABELS",
+        value_delimiter = ',',
+        value_name = "LABEL"
+    )]
+    pub include_labels: Option<Vec<String>>,
+
+    /// Never ship containers with one of these Docker labels (KEY or KEY=VALUE).
+    #[arg(
+        long,
+        env = "NATSMON_EXCLUDE_LABELS",
+        value_delimiter = ',',
+        value_name = "LABEL"
+    )]
+    pub exclude_labels: Option<Vec<String>>,
+
+    /// `job` label of containers that are not NATS servers; a container's own Docker label
+    /// `natsmon.job` overrides it, and NATS server containers get `nats`. [default: docker]
+    #[arg(long, env = "NATSMON_DEFAULT_JOB", value_name = "JOB")]
+    pub default_job: Option<String>,
+
+    /// How often acknowledged positions are written to the state directory. [default: 1s]
+    #[arg(long, env = "NATSMON_CHECKPOINT_INTERVAL", value_name = "DURATION")]
+    pub checkpoint_interval: Option<String>,
+
     /// Log filter in tracing-subscriber's EnvFilter syntax. [default: info]
     #[arg(long, env = "NATSMON_LOG", value_name = "FILTER")]
     pub log: Option<String>,
@@ -202,7 +310,28 @@ impl RawConfig {
             web_basic_auth_users,
             log,
             log_format,
-            shutdown_grace
+            shutdown_grace,
+            loki_url,
+            loki_tenant,
+            loki_username,
+            loki_password_file,
+            loki_bearer_token_file,
+            loki_ca_file,
+            loki_format,
+            batch_max_bytes,
+            batch_max_entries,
+            batch_max_wait,
+            buffer_max_bytes,
+            max_line_bytes,
+            retry_max_backoff,
+            docker_host,
+            state_dir,
+            include_containers,
+            exclude_containers,
+            include_labels,
+            exclude_labels,
+            default_job,
+            checkpoint_interval
         );
         Ok(self)
     }
@@ -219,6 +348,16 @@ impl RawConfig {
     }
 
     pub fn validate(self) -> Result<Settings, ConfigError> {
+        self.validate_with_env(&|k| std::env::var(k).ok())
+    }
+
+    /// `env` supplies secrets that are only ever read from the environment, so tests can
+    /// inject them without touching the process environment.
+    pub fn validate_with_env(
+        self,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Settings, ConfigError> {
+        let logs = crate::logs::config::LogSettings::from_raw(&self, env)?;
         let urls: Vec<String> = match self.nats_urls {
             Some(v) if !v.is_empty() => v,
             _ => DEFAULT_NATS_URLS.iter().map(|s| s.to_string()).collect(),
@@ -362,11 +501,12 @@ impl RawConfig {
                 self.shutdown_grace.as_deref(),
                 DEFAULT_SHUTDOWN_GRACE,
             )?,
+            logs,
         })
     }
 }
 
-fn duration(
+pub(crate) fn duration(
     option: &'static str,
     v: Option<&str>,
     default: Duration,
@@ -418,6 +558,8 @@ pub struct Settings {
     pub log: String,
     pub log_format: LogFormat,
     pub shutdown_grace: Duration,
+    /// Log shipping; `None` unless `--loki-url` is set.
+    pub logs: Option<crate::logs::config::LogSettings>,
 }
 
 /// A configured NATS node. `name` is its stable label; `display` is the URL with any

@@ -6,6 +6,7 @@ pub mod app;
 pub mod config;
 pub mod exposition;
 pub mod http;
+pub mod logs;
 pub mod metrics;
 pub mod nats;
 pub mod telemetry;

@@ -4,6 +4,18 @@
 /// Converts an RFC 3339 timestamp such as `2024-01-02T15:04:05.123456789Z` or
 /// `...+01:00` to Unix seconds. Returns `None` for anything else, including Go's zero time.
 pub fn rfc3339_to_unix(s: &str) -> Option<f64> {
+    let (secs, nanos) = rfc3339_parts(s)?;
+    Some(secs as f64 + f64::from(nanos) / 1e9)
+}
+
+/// Exact nanoseconds since the Unix epoch, for Docker's RFC3339Nano log timestamps.
+pub fn rfc3339_to_unix_nanos(s: &str) -> Option<i64> {
+    let (secs, nanos) = rfc3339_parts(s)?;
+    secs.checked_mul(1_000_000_000)?
+        .checked_add(i64::from(nanos))
+}
+
+fn rfc3339_parts(s: &str) -> Option<(i64, u32)> {
     let b = s.as_bytes();
     if b.len() < 20
         || b[4] != b'-'
@@ -19,10 +31,16 @@ pub fn rfc3339_to_unix(s: &str) -> Option<f64> {
         return None;
     }
     let mut rest = &s[19..];
-    let mut frac = 0.0;
+    let mut nanos = 0u32;
     if let Some(r) = rest.strip_prefix('.') {
         let digits = r.bytes().take_while(u8::is_ascii_digit).count();
-        frac = format!("0.{}", &r[..digits]).parse().ok()?;
+        if digits == 0 {
+            return None;
+        }
+        // Right-pad to nine digits; anything finer than a nanosecond is cut.
+        for (i, d) in r.bytes().take(9).take_while(u8::is_ascii_digit).enumerate() {
+            nanos += u32::from(d - b'0') * 10u32.pow(8 - i as u32);
+        }
         rest = &r[digits..];
     }
     let offset = match rest {
@@ -39,7 +57,7 @@ pub fn rfc3339_to_unix(s: &str) -> Option<f64> {
         }
     };
     let days = days_from_civil(year, month, day);
-    Some((days * 86_400 + hour * 3600 + min * 60 + sec - offset) as f64 + frac)
+    Some((days * 86_400 + hour * 3600 + min * 60 + sec - offset, nanos))
 }
 
 // Howard Hinnant's days-from-civil algorithm, proleptic Gregorian calendar.
@@ -117,6 +135,22 @@ mod tests {
         assert!((t - 1_704_207_845.5).abs() < 1e-6);
         assert_eq!(rfc3339_to_unix("0001-01-01T00:00:00Z"), None);
         assert_eq!(rfc3339_to_unix("garbage"), None);
+    }
+
+    #[test]
+    fn rfc3339_nanos_are_exact() {
+        assert_eq!(
+            rfc3339_to_unix_nanos("2024-01-02T15:04:05.123456789Z"),
+            Some(1_704_207_845_123_456_789)
+        );
+        assert_eq!(
+            rfc3339_to_unix_nanos("2024-01-02T15:04:05.1Z"),
+            Some(1_704_207_845_100_000_000)
+        );
+        assert_eq!(
+            rfc3339_to_unix_nanos("2024-01-02T15:04:05Z"),
+            Some(1_704_207_845_000_000_000)
+        );
     }
 
     #[test]

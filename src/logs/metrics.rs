@@ -1,0 +1,148 @@
+//! Owns the log shipper's self-metrics, under natsmon's `natsmon_` prefix like the
+//! exporter's: what was read from Docker, what Loki accepted, rejected or made us retry,
+//! how much is buffered, and how far behind each container is.
+
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct ContainerLabels {
+    pub container: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct ReasonLabels {
+    pub reason: &'static str,
+}
+
+#[derive(Debug)]
+pub struct LogMetrics {
+    pub lines_read: Family<ContainerLabels, Counter>,
+    pub bytes_read: Family<ContainerLabels, Counter>,
+    pub lines_sent: Family<ContainerLabels, Counter>,
+    pub lines_truncated: Family<ContainerLabels, Counter>,
+    pub lines_rejected: Family<ReasonLabels, Counter>,
+    pub lines_dropped: Family<ReasonLabels, Counter>,
+    pub push_retries: Family<ReasonLabels, Counter>,
+    pub push_duration: Histogram,
+    pub buffered_bytes: Gauge,
+    pub buffered_lines: Gauge,
+    pub loki_up: Gauge,
+    pub lag: Family<ContainerLabels, Gauge<f64, AtomicU64>>,
+    pub containers: Gauge,
+    pub docker_errors: Family<ReasonLabels, Counter>,
+    pub checkpoint_errors: Family<ReasonLabels, Counter>,
+}
+
+impl LogMetrics {
+    pub fn register(registry: &mut Registry) -> LogMetrics {
+        let m = LogMetrics {
+            lines_read: Family::default(),
+            bytes_read: Family::default(),
+            lines_sent: Family::default(),
+            lines_truncated: Family::default(),
+            lines_rejected: Family::default(),
+            lines_dropped: Family::default(),
+            push_retries: Family::default(),
+            push_duration: Histogram::new([
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            ]),
+            buffered_bytes: Gauge::default(),
+            buffered_lines: Gauge::default(),
+            loki_up: Gauge::default(),
+            lag: Family::default(),
+            containers: Gauge::default(),
+            docker_errors: Family::default(),
+            checkpoint_errors: Family::default(),
+        };
+        let r = registry.sub_registry_with_prefix("natsmon_logs");
+        r.register(
+            "lines_read",
+            "Log lines read from a container",
+            m.lines_read.clone(),
+        );
+        r.register(
+            "bytes_read",
+            "Log bytes read from a container, timestamps excluded",
+            m.bytes_read.clone(),
+        );
+        r.register(
+            "lines_sent",
+            "Log lines of a container that Loki acknowledged",
+            m.lines_sent.clone(),
+        );
+        r.register(
+            "lines_truncated",
+            "Log lines cut at max_line_bytes",
+            m.lines_truncated.clone(),
+        );
+        r.register(
+            "lines_rejected",
+            "Log lines Loki refused and that are not retried, by reason",
+            m.lines_rejected.clone(),
+        );
+        r.register(
+            "lines_dropped",
+            "Log records natsmon could not ship, by reason",
+            m.lines_dropped.clone(),
+        );
+        r.register(
+            "push_retries",
+            "Push attempts that failed and are retried, by reason",
+            m.push_retries.clone(),
+        );
+        r.register(
+            "push_duration_seconds",
+            "Duration of push requests to Loki",
+            m.push_duration.clone(),
+        );
+        r.register(
+            "buffered_bytes",
+            "Bytes of log lines read but not yet acknowledged by Loki",
+            m.buffered_bytes.clone(),
+        );
+        r.register(
+            "buffered_lines",
+            "Log lines read but not yet acknowledged by Loki",
+            m.buffered_lines.clone(),
+        );
+        r.register(
+            "loki_up",
+            "1 when the last push to Loki got an answer that was not a retryable error",
+            m.loki_up.clone(),
+        );
+        r.register(
+            "lag_seconds",
+            "Age of a container's oldest log line not yet acknowledged by Loki; 0 when caught up",
+            m.lag.clone(),
+        );
+        r.register(
+            "containers",
+            "Containers being tailed",
+            m.containers.clone(),
+        );
+        r.register(
+            "docker_errors",
+            "Docker API failures (events, list, logs), by reason",
+            m.docker_errors.clone(),
+        );
+        r.register(
+            "checkpoint_errors",
+            "Failed checkpoint reads and writes, by reason",
+            m.checkpoint_errors.clone(),
+        );
+        m
+    }
+
+    pub fn container(name: &str) -> ContainerLabels {
+        ContainerLabels {
+            container: name.to_string(),
+        }
+    }
+}

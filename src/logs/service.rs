@@ -1,0 +1,194 @@
+//! Owns the HTTP exchange with Loki and the classification of its answers: 2xx accepted;
+//! 400 and other client errors rejected for good (Loki keeps the valid part of a request,
+//! so a retry would duplicate it); 413 means "split the batch"; 429, 5xx and transport
+//! failures are retried for as long as they last.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+
+use super::config::{LogSettings, LokiAuth};
+
+/// A final answer for a batch.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Accepted,
+    /// Not retried; the message is Loki's explanation.
+    Rejected {
+        status: u16,
+        message: String,
+    },
+    TooLarge,
+}
+
+/// A failure worth retrying.
+#[derive(Debug, thiserror::Error)]
+pub enum PushError {
+    #[error("Loki is rate limiting (HTTP 429)")]
+    RateLimited { retry_after: Option<Duration> },
+    #[error("Loki answered HTTP {status}: {message}")]
+    Server { status: u16, message: String },
+    #[error("request to Loki timed out")]
+    Timeout,
+    #[error("cannot reach Loki: {0}")]
+    Connect(String),
+}
+
+impl PushError {
+    pub fn reason(&self) -> &'static str {
+        match self {
+            PushError::RateLimited { .. } => "rate_limited",
+            PushError::Server { .. } => "server_error",
+            PushError::Timeout => "timeout",
+            PushError::Connect(_) => "connection",
+        }
+    }
+}
+
+pub struct LokiClient {
+    http: reqwest::Client,
+    settings: LogSettings,
+}
+
+/// Longest Retry-After honoured; a misconfigured proxy must not park us for a day.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
+
+impl LokiClient {
+    pub fn new(settings: &LogSettings) -> Result<LokiClient, crate::config::ConfigError> {
+        let mut b = reqwest::Client::builder()
+            .use_rustls_tls()
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(60))
+            .user_agent(concat!("natsmon/", env!("CARGO_PKG_VERSION")));
+        if let Some(ca) = &settings.ca_pem {
+            for cert in reqwest::Certificate::from_pem_bundle(ca).map_err(|e| {
+                crate::config::ConfigError::Tls(format!("Loki CA bundle: {}", e.without_url()))
+            })? {
+                b = b.add_root_certificate(cert);
+            }
+        }
+        let http = b
+            .build()
+            .map_err(|e| crate::config::ConfigError::Tls(e.without_url().to_string()))?;
+        Ok(LokiClient {
+            http,
+            settings: settings.clone(),
+        })
+    }
+
+    pub async fn push(&self, body: Vec<u8>) -> Result<Outcome, PushError> {
+        let mut req = self
+            .http
+            .post(&self.settings.push_url)
+            .header(
+                reqwest::header::CONTENT_TYPE,
+                self.settings.format.content_type(),
+            )
+            .body(body);
+        if let Some(t) = &self.settings.tenant {
+            req = req.header("X-Scope-OrgID", t);
+        }
+        req = match &self.settings.auth {
+            LokiAuth::None => req,
+            LokiAuth::Basic { user, password } => req.basic_auth(user, Some(password)),
+            LokiAuth::Bearer(token) => req.bearer_auth(token),
+        };
+        let resp = req.send().await.map_err(|e| {
+            let e = e.without_url();
+            if e.is_timeout() {
+                PushError::Timeout
+            } else {
+                PushError::Connect(chain(&e))
+            }
+        })?;
+        let status = resp.status();
+        if status.is_success() {
+            return Ok(Outcome::Accepted);
+        }
+        let retry_after = resp
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(|s| Duration::from_secs(s).min(MAX_RETRY_AFTER));
+        let message = resp.text().await.unwrap_or_default();
+        let message = message.trim().chars().take(1000).collect::<String>();
+        match status {
+            StatusCode::TOO_MANY_REQUESTS => Err(PushError::RateLimited { retry_after }),
+            StatusCode::PAYLOAD_TOO_LARGE => Ok(Outcome::TooLarge),
+            s if s.is_server_error() => Err(PushError::Server {
+                status: s.as_u16(),
+                message,
+            }),
+            s => Ok(Outcome::Rejected {
+                status: s.as_u16(),
+                message,
+            }),
+        }
+    }
+}
+
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(c) = src {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        src = c.source();
+    }
+    s
+}
+
+/// Capped exponential backoff with full jitter between half and all of the step.
+#[derive(Debug)]
+pub struct Backoff {
+    next: Duration,
+    max: Duration,
+    seed: u64,
+}
+
+impl Backoff {
+    pub fn new(max: Duration) -> Backoff {
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(1)
+            | 1;
+        Backoff {
+            next: Duration::from_millis(250),
+            max,
+            seed,
+        }
+    }
+
+    pub fn reset(&mut self) {
+        self.next = Duration::from_millis(250);
+    }
+
+    pub fn next_delay(&mut self) -> Duration {
+        // xorshift64: enough randomness to spread many shippers' retries apart.
+        self.seed ^= self.seed << 13;
+        self.seed ^= self.seed >> 7;
+        self.seed ^= self.seed << 17;
+        let step = self.next.min(self.max);
+        self.next = (self.next * 2).min(self.max);
+        let frac = 0.5 + (self.seed % 1000) as f64 / 2000.0;
+        step.mul_f64(frac)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_to_its_cap() {
+        let mut b = Backoff::new(Duration::from_secs(2));
+        let d: Vec<Duration> = (0..8).map(|_| b.next_delay()).collect();
+        assert!(d[0] >= Duration::from_millis(125) && d[0] <= Duration::from_millis(250));
+        assert!(d.iter().all(|x| *x <= Duration::from_secs(2)));
+        assert!(d[7] >= Duration::from_secs(1));
+        b.reset();
+        assert!(b.next_delay() <= Duration::from_millis(250));
+    }
+}

@@ -1,0 +1,240 @@
+//! Owns Loki's push wire format: the `logproto.PushRequest` protobuf (field numbers from
+//! Loki's `pkg/push/push.proto`) compressed as a snappy block, and the JSON alternative.
+
+use std::fmt::Write as _;
+
+use prost::Message;
+
+#[derive(Clone, PartialEq, Message)]
+pub struct PushRequest {
+    #[prost(message, repeated, tag = "1")]
+    pub streams: Vec<StreamAdapter>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct StreamAdapter {
+    /// Prometheus selector text, e.g. `{job="nats", stream="stdout"}`.
+    #[prost(string, tag = "1")]
+    pub labels: String,
+    #[prost(message, repeated, tag = "2")]
+    pub entries: Vec<EntryAdapter>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct EntryAdapter {
+    #[prost(message, optional, tag = "1")]
+    pub timestamp: Option<Timestamp>,
+    #[prost(string, tag = "2")]
+    pub line: String,
+}
+
+/// `google.protobuf.Timestamp`.
+#[derive(Clone, Copy, PartialEq, Message)]
+pub struct Timestamp {
+    #[prost(int64, tag = "1")]
+    pub seconds: i64,
+    #[prost(int32, tag = "2")]
+    pub nanos: i32,
+}
+
+impl Timestamp {
+    pub fn from_unix_nanos(ns: i64) -> Timestamp {
+        Timestamp {
+            seconds: ns.div_euclid(1_000_000_000),
+            nanos: ns.rem_euclid(1_000_000_000) as i32,
+        }
+    }
+}
+
+/// One stream of a batch, borrowed from the batcher.
+pub struct StreamRef<'a> {
+    pub labels: &'a str,
+    pub entries: Vec<(i64, &'a str)>,
+}
+
+/// The body encodings natsmon can push.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// snappy-compressed protobuf, Loki's native and cheapest format.
+    Protobuf,
+    Json,
+}
+
+impl Format {
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::Protobuf => "application/x-protobuf",
+            Format::Json => "application/json",
+        }
+    }
+}
+
+pub fn encode(format: Format, streams: &[StreamRef<'_>]) -> Vec<u8> {
+    match format {
+        Format::Protobuf => encode_protobuf(streams),
+        Format::Json => encode_json(streams),
+    }
+}
+
+fn encode_protobuf(streams: &[StreamRef<'_>]) -> Vec<u8> {
+    let req = PushRequest {
+        streams: streams
+            .iter()
+            .map(|s| StreamAdapter {
+                labels: s.labels.to_string(),
+                entries: s
+                    .entries
+                    .iter()
+                    .map(|(ts, line)| EntryAdapter {
+                        timestamp: Some(Timestamp::from_unix_nanos(*ts)),
+                        line: line.to_string(),
+                    })
+                    .collect(),
+            })
+            .collect(),
+    };
+    let raw = req.encode_to_vec();
+    // Loki wants the snappy block format, not the framed stream format.
+    snap::raw::Encoder::new()
+        .compress_vec(&raw)
+        .expect("snappy compression of an in-memory buffer")
+}
+
+fn encode_json(streams: &[StreamRef<'_>]) -> Vec<u8> {
+    let mut out = String::from("{\"streams\":[");
+    for (i, s) in streams.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str("{\"stream\":{");
+        for (j, (k, v)) in parse_labels(s.labels).iter().enumerate() {
+            if j > 0 {
+                out.push(',');
+            }
+            let _ = write!(out, "{}:{}", json_str(k), json_str(v));
+        }
+        out.push_str("},\"values\":[");
+        for (j, (ts, line)) in s.entries.iter().enumerate() {
+            if j > 0 {
+                out.push(',');
+            }
+            let _ = write!(out, "[\"{ts}\",{}]", json_str(line));
+        }
+        out.push_str("]}");
+    }
+    out.push_str("]}");
+    out.into_bytes()
+}
+
+fn json_str(s: &str) -> String {
+    serde_json::to_string(s).expect("serializing a string")
+}
+
+/// Renders labels as Loki's selector text. Values are escaped as Prometheus does.
+pub fn render_labels(labels: &[(&str, &str)]) -> String {
+    let mut out = String::from("{");
+    for (i, (k, v)) in labels.iter().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        out.push_str(k);
+        out.push_str("=\"");
+        for c in v.chars() {
+            match c {
+                '\\' => out.push_str("\\\\"),
+                '"' => out.push_str("\\\""),
+                '\n' => out.push_str("\\n"),
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+    }
+    out.push('}');
+    out
+}
+
+/// The inverse of `render_labels`, for the JSON encoding.
+pub fn parse_labels(s: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let inner = s.trim().trim_start_matches('{').trim_end_matches('}');
+    let mut chars = inner.chars().peekable();
+    loop {
+        while chars.peek().is_some_and(|c| *c == ',' || c.is_whitespace()) {
+            chars.next();
+        }
+        let key: String = std::iter::from_fn(|| chars.next_if(|c| *c != '=')).collect();
+        if key.is_empty() || chars.next() != Some('=') || chars.next() != Some('"') {
+            break;
+        }
+        let mut val = String::new();
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' => match chars.next() {
+                    Some('n') => val.push('\n'),
+                    Some(o) => val.push(o),
+                    None => break,
+                },
+                '"' => break,
+                c => val.push(c),
+            }
+        }
+        out.push((key.trim().to_string(), val));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_round_trip_with_escapes() {
+        let s = render_labels(&[("job", "nats"), ("container_name", "a\"b\\c")]);
+        assert_eq!(s, r#"{job="nats", container_name="a\"b\\c"}"#);
+        assert_eq!(
+            parse_labels(&s),
+            vec![
+                ("job".into(), "nats".into()),
+                ("container_name".into(), "a\"b\\c".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn protobuf_is_snappy_block_and_decodes() {
+        let body = encode(
+            Format::Protobuf,
+            &[StreamRef {
+                labels: "{a=\"b\"}",
+                entries: vec![(1_700_000_000_123_456_789, "hi")],
+            }],
+        );
+        let raw = snap::raw::Decoder::new().decompress_vec(&body).unwrap();
+        let req = PushRequest::decode(raw.as_slice()).unwrap();
+        assert_eq!(req.streams[0].labels, "{a=\"b\"}");
+        let e = &req.streams[0].entries[0];
+        assert_eq!(
+            e.timestamp,
+            Some(Timestamp {
+                seconds: 1_700_000_000,
+                nanos: 123_456_789
+            })
+        );
+        assert_eq!(e.line, "hi");
+    }
+
+    #[test]
+    fn json_shape() {
+        let body = encode(
+            Format::Json,
+            &[StreamRef {
+                labels: "{a=\"b\"}",
+                entries: vec![(5, "x\"y")],
+            }],
+        );
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["streams"][0]["stream"]["a"], "b");
+        assert_eq!(v["streams"][0]["values"][0][0], "5");
+        assert_eq!(v["streams"][0]["values"][0][1], "x\"y");
+    }
+}
