@@ -319,12 +319,15 @@ async fn scrape(client: &reqwest::Client, url: &str) -> Result<(bytes::Bytes, Du
 /// side, so the load test measures natsmon rather than the scraper).
 async fn scrape_count(client: &reqwest::Client, url: &str) -> Result<(usize, Duration), String> {
     let t = Instant::now();
-    let mut resp = client
-        .get(url)
-        .header(reqwest::header::ACCEPT, ACCEPT_OM)
-        .send()
-        .await
-        .map_err(|e| e.to_string())?;
+    let mut req = client.get(url).header(reqwest::header::ACCEPT, ACCEPT_OM);
+    // Prometheus always asks for gzip; NATSMON_BENCH_GZIP=0 measures the plain body.
+    if std::env::var("NATSMON_BENCH_GZIP")
+        .map(|v| v != "0")
+        .unwrap_or(true)
+    {
+        req = req.header(reqwest::header::ACCEPT_ENCODING, "gzip");
+    }
+    let mut resp = req.send().await.map_err(|e| e.to_string())?;
     if !resp.status().is_success() {
         return Err(format!("HTTP {}", resp.status()));
     }

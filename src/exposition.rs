@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::sync::Arc;
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
@@ -89,7 +90,9 @@ impl From<usize> for Value {
     }
 }
 
-pub type Labels = Vec<(&'static str, String)>;
+/// A label set, shared between the samples of one object (a stream's dozen series share
+/// one allocation).
+pub type Labels = Arc<[(&'static str, String)]>;
 
 #[derive(Debug)]
 struct Family {
@@ -106,7 +109,8 @@ pub struct MetricSet {
 }
 
 impl MetricSet {
-    pub fn push(&mut self, def: &'static Def, labels: Labels, value: impl Into<Value>) {
+    pub fn push(&mut self, def: &'static Def, labels: impl Into<Labels>, value: impl Into<Value>) {
+        let labels = labels.into();
         let i = *self.index.entry(def.name).or_insert_with(|| {
             self.families.push(Family {
                 def,
@@ -119,10 +123,10 @@ impl MetricSet {
 
     /// Pushes only when the source field was present, so a field an older server does
     /// not send yields no series instead of a misleading zero.
-    pub fn push_opt<V: Into<Value>>(
+    pub fn push_opt<V: Into<Value>, L: Into<Labels>>(
         &mut self,
         def: &'static Def,
-        labels: impl FnOnce() -> Labels,
+        labels: impl FnOnce() -> L,
         value: Option<V>,
     ) {
         if let Some(v) = value {
@@ -177,7 +181,7 @@ impl Collector for MetricSet {
                 metric_type,
             )?;
             for (labels, value) in &fam.samples {
-                let labels: &[(&'static str, String)] = labels;
+                let labels: &[(&'static str, String)] = &labels[..];
                 let menc = fenc.encode_family(&labels)?;
                 match (fam.def.kind, *value) {
                     (Kind::Counter, Value::Uint(v)) => ConstCounter::new(v).encode(menc)?,

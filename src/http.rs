@@ -154,31 +154,52 @@ async fn require_auth(State(s): State<AppState>, req: Request, next: Next) -> Re
 
 async fn metrics(State(s): State<AppState>, headers: HeaderMap) -> Response {
     s.metrics.scrapes.inc();
-    let openmetrics = headers
-        .get_all(header::ACCEPT)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .any(|v| v.contains("application/openmetrics-text"));
+    let accepts = |header: header::HeaderName, what: &str| {
+        headers
+            .get_all(header)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(|v| v.contains(what))
+    };
+    let openmetrics = accepts(header::ACCEPT, "application/openmetrics-text");
+    let gzip = accepts(header::ACCEPT_ENCODING, "gzip");
     let rendered = s.store.rendered();
     let mut own = String::new();
     // Writing to a String cannot fail.
     prometheus_client::encoding::text::encode_registry(&mut own, &s.registry)
         .expect("encoding to a String");
-    let (content_type, nats, own) = if openmetrics {
+    let own = if openmetrics {
         own.push_str("# EOF\n");
-        (OPENMETRICS, rendered.openmetrics.clone(), own)
+        own
     } else {
-        (
-            PROMETHEUS_TEXT,
-            rendered.prometheus.clone(),
-            openmetrics_to_prometheus(&own),
-        )
+        openmetrics_to_prometheus(&own)
     };
     // The NATS part is shared, not copied: the body streams the cached bytes then ours.
-    let chunks: Vec<Result<Bytes, std::convert::Infallible>> = vec![Ok(nats), Ok(Bytes::from(own))];
+    let (nats, own) = match (gzip, openmetrics) {
+        (true, _) => (
+            rendered.gzip(openmetrics),
+            Bytes::from(crate::nats::snapshot::gzip(own.as_bytes())),
+        ),
+        (false, true) => (rendered.openmetrics.clone(), Bytes::from(own)),
+        (false, false) => (rendered.prometheus(), Bytes::from(own)),
+    };
+    let chunks: Vec<Result<Bytes, std::convert::Infallible>> = vec![Ok(nats), Ok(own)];
     let mut resp = Response::new(Body::from_stream(futures::stream::iter(chunks)));
+    let content_type = if openmetrics {
+        OPENMETRICS
+    } else {
+        PROMETHEUS_TEXT
+    };
     resp.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    if gzip {
+        resp.headers_mut()
+            .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    }
+    resp.headers_mut().insert(
+        header::VARY,
+        HeaderValue::from_static("Accept, Accept-Encoding"),
+    );
     resp
 }
 
@@ -303,13 +324,8 @@ pub fn render(store: &Store, settings: &Settings) -> (crate::nats::snapshot::Ren
         .collect();
     let set = crate::nats::collector::collect(&polls, &settings.consumers);
     let series = set.len();
-    let om = set.encode_openmetrics();
-    let prom = openmetrics_to_prometheus(&om);
     (
-        crate::nats::snapshot::Rendered {
-            openmetrics: Bytes::from(om),
-            prometheus: Bytes::from(prom),
-        },
+        crate::nats::snapshot::Rendered::new(set.encode_openmetrics()),
         series,
     )
 }

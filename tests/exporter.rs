@@ -327,6 +327,33 @@ async fn streams_consumers_accounts_and_routes_match_the_cluster() {
     assert!(om.body.ends_with("# EOF\n"));
     assert!(om.body.contains("# TYPE nats_varz_in_msgs counter\n"));
 
+    // gzip, as Prometheus asks for it: cached NATS member plus a fresh one for natsmon's own.
+    let gz = reqwest::Client::new()
+        .get(format!("{}/metrics", nm.base_url()))
+        .header("Accept", "application/openmetrics-text; version=1.0.0")
+        .header("Accept-Encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gz.headers().get("content-encoding").unwrap(), "gzip");
+    let compressed = gz.bytes().await.unwrap();
+    let mut text = String::new();
+    std::io::Read::read_to_string(
+        &mut flate2::read::MultiGzDecoder::new(&compressed[..]),
+        &mut text,
+    )
+    .unwrap();
+    assert!(
+        text.ends_with("# EOF\n") && text.contains("nats_stream_messages{"),
+        "{text}"
+    );
+    assert!(
+        compressed.len() * 3 < text.len(),
+        "{} compressed vs {} plain",
+        compressed.len(),
+        text.len()
+    );
+
     // The status page lists every node.
     let page = raw_get(&format!("{}/", nm.base_url()), &[]).await.unwrap();
     for i in 0..3 {

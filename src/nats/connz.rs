@@ -45,6 +45,24 @@ pub struct ConnInfo {
     pub account: String,
 }
 
+/// A page read only for totals: deserializing just the counters skips the per-connection
+/// strings, which dominate parse time at tens of thousands of connections.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct ConnzCounters {
+    pub total: u64,
+    pub offset: u64,
+    #[serde(deserialize_with = "crate::nats::null_default")]
+    pub connections: Vec<ConnCounters>,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(default)]
+pub struct ConnCounters {
+    pub pending_bytes: u64,
+    pub subscriptions: u64,
+}
+
 /// The query for one page, sorted by connection id so that paging is stable while
 /// connections come and go. `auth` adds each connection's account, which only the
 /// per-connection series need.
@@ -72,21 +90,37 @@ pub struct ConnzSummary {
 impl ConnzSummary {
     /// Folds one page in; returns the next offset, or `None` when paging is complete.
     pub fn absorb(&mut self, page: Connz, detail_limit: usize) -> Option<u64> {
-        if page.offset == 0 {
-            self.total = page.total;
-        }
-        let n = page.connections.len() as u64;
+        let (total, offset, n) = (page.total, page.offset, page.connections.len() as u64);
         for c in page.connections {
-            self.seen += 1;
-            self.pending_bytes += c.pending_bytes;
-            self.largest_pending_bytes = self.largest_pending_bytes.max(c.pending_bytes);
-            self.subscriptions += c.subscriptions;
+            self.count(c.pending_bytes, c.subscriptions);
             if self.detailed.len() < detail_limit {
                 self.detailed.push(c);
             }
         }
-        let next = page.offset + n;
-        (n > 0 && next < page.total).then_some(next)
+        self.next(total, offset, n)
+    }
+
+    /// Like `absorb`, for pages read without per-connection detail.
+    pub fn absorb_counters(&mut self, page: ConnzCounters) -> Option<u64> {
+        for c in &page.connections {
+            self.count(c.pending_bytes, c.subscriptions);
+        }
+        self.next(page.total, page.offset, page.connections.len() as u64)
+    }
+
+    fn count(&mut self, pending: u64, subscriptions: u64) {
+        self.seen += 1;
+        self.pending_bytes += pending;
+        self.largest_pending_bytes = self.largest_pending_bytes.max(pending);
+        self.subscriptions += subscriptions;
+    }
+
+    fn next(&mut self, total: u64, offset: u64, n: u64) -> Option<u64> {
+        if offset == 0 {
+            self.total = total;
+        }
+        let next = offset + n;
+        (n > 0 && next < total).then_some(next)
     }
 }
 
@@ -176,7 +210,7 @@ pub fn collect(s: &ConnzSummary, node: &str, out: &mut MetricSet) {
                 ("account", c.account.clone()),
             ]
         };
-        t.emit(&DEFS, labels, out);
+        t.emit(&DEFS, labels(), out);
     }
 }
 

@@ -98,13 +98,13 @@ pub fn collect(g: &Gatewayz, node: &str, out: &mut MetricSet) {
         if let Some(c) = &remote.connection {
             add(&mut t, c);
         }
-        t.emit(&DEFS, || labels(name, "outbound"), out);
+        t.emit(&DEFS, labels(name, "outbound"), out);
     }
     for (name, remotes) in &g.inbound_gateways {
         let mut t = LinkTotals::default();
         for c in remotes.iter().filter_map(|r| r.connection.as_ref()) {
             add(&mut t, c);
         }
-        t.emit(&DEFS, || labels(name, "inbound"), out);
+        t.emit(&DEFS, labels(name, "inbound"), out);
     }
 }

@@ -391,7 +391,8 @@ pub fn collect_node(j: &Jsz, node: &str, out: &mut MetricSet) {
     }
 }
 
-type Key = (String, String, String);
+/// (cluster, account, stream), borrowed from the polls for the duration of a render.
+type Key<'a> = (&'a str, &'a str, &'a str);
 
 struct Pick<'a, T> {
     item: &'a T,
@@ -449,24 +450,27 @@ fn cluster_of<'a>(cluster: Option<&'a ClusterInfo>, view: &'a JszView<'_>) -> &'
     }
 }
 
-pub fn collect_cluster(views: &[JszView<'_>], policy: &ConsumerPolicy, out: &mut MetricSet) {
-    let mut streams: BTreeMap<Key, Pick<'_, StreamDetail>> = BTreeMap::new();
-    let mut consumers: BTreeMap<(Key, String), Pick<'_, ConsumerInfo>> = BTreeMap::new();
+pub fn collect_cluster<'a>(views: &'a [JszView<'a>], policy: &ConsumerPolicy, out: &mut MetricSet) {
+    let mut streams: BTreeMap<Key<'a>, Pick<'a, StreamDetail>> = BTreeMap::new();
+    let mut consumers: BTreeMap<(Key<'a>, &'a str), Pick<'a, ConsumerInfo>> = BTreeMap::new();
     for v in views {
         if v.jsz.disabled {
             continue;
         }
         for acc in &v.jsz.account_details {
             for s in &acc.stream_detail {
-                let cluster = cluster_of(s.cluster.as_ref(), v).to_string();
-                let key = (cluster, acc.name.clone(), s.name.clone());
+                let key = (
+                    cluster_of(s.cluster.as_ref(), v),
+                    acc.name.as_str(),
+                    s.name.as_str(),
+                );
                 let leader = is_leader(s.cluster.as_ref(), v.server_name);
-                offer(&mut streams, key.clone(), s, leader, s.state.last_seq);
+                offer(&mut streams, key, s, leader, s.state.last_seq);
                 for c in &s.consumer_detail {
                     let leader = is_leader(c.cluster.as_ref(), v.server_name);
                     offer(
                         &mut consumers,
-                        (key.clone(), c.name.clone()),
+                        (key, c.name.as_str()),
                         c,
                         leader,
                         c.delivered.stream_seq,
@@ -478,20 +482,20 @@ pub fn collect_cluster(views: &[JszView<'_>], policy: &ConsumerPolicy, out: &mut
 
     for ((cluster, account, stream), pick) in &streams {
         let s = pick.item;
-        let l = || {
-            vec![
-                ("cluster", cluster.clone()),
-                ("account", account.clone()),
-                ("stream", stream.clone()),
-            ]
-        };
+        let shared: Labels = vec![
+            ("cluster", cluster.to_string()),
+            ("account", account.to_string()),
+            ("stream", stream.to_string()),
+        ]
+        .into();
+        let l = || shared.clone();
         let cfg = s.config.clone().unwrap_or_default();
         let leader_name = s
             .cluster
             .as_ref()
             .map(|c| c.leader.clone())
             .unwrap_or_default();
-        let mut info = l();
+        let mut info = l().to_vec();
         info.push(("leader", leader_name));
         info.push(("storage", cfg.storage.clone()));
         info.push(("retention", cfg.retention.clone()));
@@ -506,12 +510,7 @@ pub fn collect_cluster(views: &[JszView<'_>], policy: &ConsumerPolicy, out: &mut
         // A node's report counts only consumers it hosts, and an R1 consumer may live off the
         // stream leader; the distinct consumers seen on all nodes fill that gap.
         let seen = consumers
-            .range(
-                (
-                    (cluster.clone(), account.clone(), stream.clone()),
-                    String::new(),
-                )..,
-            )
+            .range(((*cluster, *account, *stream), "")..)
             .take_while(|(((c, a, st), _), _)| c == cluster && a == account && st == stream)
             .count() as u64;
         out.push(&STREAM_CONSUMERS, l(), s.state.consumer_count.max(seen));
@@ -545,7 +544,7 @@ pub fn collect_cluster(views: &[JszView<'_>], policy: &ConsumerPolicy, out: &mut
         }
         if pick.leader {
             for p in s.cluster.iter().flat_map(|c| &c.replicas) {
-                let pl = || with(l(), "peer", &p.name);
+                let pl = || with(&l(), "peer", &p.name);
                 out.push(&STREAM_REPLICA_CURRENT, pl(), p.current);
                 out.push(&STREAM_REPLICA_OFFLINE, pl(), p.offline);
                 out.push(&STREAM_REPLICA_LAG, pl(), p.lag);
@@ -553,7 +552,7 @@ pub fn collect_cluster(views: &[JszView<'_>], policy: &ConsumerPolicy, out: &mut
             }
         }
         for src in s.mirror.iter().chain(&s.sources) {
-            let sl = || with(l(), "source", &src.name);
+            let sl = || with(&l(), "source", &src.name);
             out.push(&STREAM_SOURCE_LAG, sl(), src.lag);
             if src.active >= 0 {
                 out.push(&STREAM_SOURCE_ACTIVE, sl(), src.active as f64 / 1e9);
@@ -573,21 +572,21 @@ pub fn collect_cluster(views: &[JszView<'_>], policy: &ConsumerPolicy, out: &mut
             continue;
         }
         exported += 1;
-        let l = || {
-            vec![
-                ("cluster", cluster.clone()),
-                ("account", account.clone()),
-                ("stream", stream.clone()),
-                ("consumer", name.clone()),
-            ]
-        };
+        let shared: Labels = vec![
+            ("cluster", cluster.to_string()),
+            ("account", account.to_string()),
+            ("stream", stream.to_string()),
+            ("consumer", name.to_string()),
+        ]
+        .into();
+        let l = || shared.clone();
         out.push(&CONSUMER_HAS_LEADER, l(), pick.leader);
         out.push(&CONSUMER_PENDING, l(), c.num_pending);
         out.push(&CONSUMER_ACK_PENDING, l(), c.num_ack_pending);
         out.push(&CONSUMER_REDELIVERED, l(), c.num_redelivered);
         out.push(&CONSUMER_WAITING, l(), c.num_waiting);
         // The stream's authoritative last sequence, not the consumer replica's view.
-        if let Some(sp) = streams.get(&(cluster.clone(), account.clone(), stream.clone())) {
+        if let Some(sp) = streams.get(&(*cluster, *account, *stream)) {
             out.push(
                 &CONSUMER_LAG,
                 l(),
@@ -613,7 +612,7 @@ pub fn collect_cluster(views: &[JszView<'_>], policy: &ConsumerPolicy, out: &mut
         }
         if pick.leader {
             for p in c.cluster.iter().flat_map(|cl| &cl.replicas) {
-                let pl = || with(l(), "peer", &p.name);
+                let pl = || with(&l(), "peer", &p.name);
                 out.push(&CONSUMER_REPLICA_CURRENT, pl(), p.current);
                 out.push(&CONSUMER_REPLICA_OFFLINE, pl(), p.offline);
                 out.push(&CONSUMER_REPLICA_LAG, pl(), p.lag);
@@ -631,7 +630,8 @@ pub fn collect_cluster(views: &[JszView<'_>], policy: &ConsumerPolicy, out: &mut
     }
 }
 
-fn with(mut labels: Labels, k: &'static str, v: &str) -> Labels {
-    labels.push((k, v.to_string()));
-    labels
+fn with(labels: &Labels, k: &'static str, v: &str) -> Labels {
+    let mut l = labels.to_vec();
+    l.push((k, v.to_string()));
+    l.into()
 }

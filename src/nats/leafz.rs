@@ -88,7 +88,7 @@ pub fn collect(l: &Leafz, node: &str, out: &mut MetricSet) {
     for (account, t) in by_account {
         t.emit(
             &DEFS,
-            || vec![("node", node.to_string()), ("account", account.to_string())],
+            vec![("node", node.to_string()), ("account", account.to_string())],
             out,
         );
     }

@@ -58,7 +58,9 @@ pub struct LinkDefs {
 }
 
 impl LinkTotals {
-    pub fn emit(&self, defs: &'static LinkDefs, labels: impl Fn() -> Labels, out: &mut MetricSet) {
+    pub fn emit(&self, defs: &'static LinkDefs, labels: impl Into<Labels>, out: &mut MetricSet) {
+        let labels: Labels = labels.into();
+        let labels = || labels.clone();
         out.push(&defs.connections, labels(), self.connections);
         out.push_opt(&defs.rtt, &labels, self.rtt_max_seconds);
         if let Some(d) = &defs.pending {

@@ -210,16 +210,17 @@ async fn fetch_connz(ctx: &PollContext, node: &Node) -> Result<ConnzSummary, Pol
     let s = &ctx.settings;
     let mut summary = ConnzSummary::default();
     let mut offset = 0;
+    let detail = s.connection_metrics_limit > 0;
     loop {
-        let page: connz::Connz = fetch(
-            ctx,
-            node,
-            Endpoint::Connz,
-            &connz::page_path(offset, s.connz_page_size, s.connection_metrics_limit > 0),
-            &[],
-        )
-        .await?;
-        match summary.absorb(page, s.connection_metrics_limit) {
+        let path = connz::page_path(offset, s.connz_page_size, detail);
+        let next = if detail {
+            let page: connz::Connz = fetch(ctx, node, Endpoint::Connz, &path, &[]).await?;
+            summary.absorb(page, s.connection_metrics_limit)
+        } else {
+            let page: connz::ConnzCounters = fetch(ctx, node, Endpoint::Connz, &path, &[]).await?;
+            summary.absorb_counters(page)
+        };
+        match next {
             None => break,
             Some(next) if next >= s.connz_max_connections => {
                 summary.truncated = true;

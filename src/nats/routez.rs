@@ -107,7 +107,7 @@ pub fn collect(r: &Routez, node: &str, names: &HashMap<String, String>, out: &mu
     for (remote, t) in by_remote {
         t.emit(
             &DEFS,
-            || vec![("node", node.to_string()), ("remote", remote.to_string())],
+            vec![("node", node.to_string()), ("remote", remote.to_string())],
             out,
         );
     }

@@ -2,7 +2,7 @@
 //! that nothing from an earlier poll survives, and the rendered exposition built from it.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
@@ -51,12 +51,58 @@ pub struct NodeStatus {
 }
 
 /// The exposition of NATS data, rendered once per poll and served as is to every scrape.
+/// The other forms are derived on first request and cached with it, so a render costs
+/// only what the scrapers actually ask for (Prometheus: gzipped OpenMetrics).
 #[derive(Debug, Default)]
 pub struct Rendered {
     /// OpenMetrics text without `# EOF`.
     pub openmetrics: Bytes,
+    prometheus: OnceLock<Bytes>,
+    openmetrics_gzip: OnceLock<Bytes>,
+    prometheus_gzip: OnceLock<Bytes>,
+}
+
+impl Rendered {
+    pub fn new(openmetrics: String) -> Rendered {
+        Rendered {
+            openmetrics: Bytes::from(openmetrics),
+            ..Default::default()
+        }
+    }
+
     /// The same data in the Prometheus 0.0.4 text format.
-    pub prometheus: Bytes,
+    pub fn prometheus(&self) -> Bytes {
+        self.prometheus
+            .get_or_init(|| {
+                let om = std::str::from_utf8(&self.openmetrics).expect("exposition is UTF-8");
+                Bytes::from(crate::exposition::openmetrics_to_prometheus(om))
+            })
+            .clone()
+    }
+
+    /// A gzip member of either form; members concatenate into one valid gzip stream.
+    pub fn gzip(&self, openmetrics: bool) -> Bytes {
+        if openmetrics {
+            self.openmetrics_gzip
+                .get_or_init(|| Bytes::from(gzip(&self.openmetrics)))
+                .clone()
+        } else {
+            self.prometheus_gzip
+                .get_or_init(|| Bytes::from(gzip(&self.prometheus())))
+                .clone()
+        }
+    }
+}
+
+/// Fast compression: exposition text shrinks about tenfold even at level 1.
+pub fn gzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut e = flate2::write::GzEncoder::new(
+        Vec::with_capacity(data.len() / 8),
+        flate2::Compression::fast(),
+    );
+    e.write_all(data).expect("writing to memory");
+    e.finish().expect("writing to memory")
 }
 
 #[derive(Debug)]

@@ -318,7 +318,7 @@ pub static META_REPLICA_ACTIVE: Def = Def::gauge(
 );
 
 fn node_labels(node: &str) -> Labels {
-    vec![("node", node.to_string())]
+    vec![("node", node.to_string())].into()
 }
 
 /// Parses an RFC 3339 time into Unix seconds; NATS sends nanosecond precision.
@@ -327,7 +327,8 @@ pub fn parse_time(s: &str) -> Option<f64> {
 }
 
 pub fn collect(v: &Varz, node: &str, out: &mut MetricSet) {
-    let l = || node_labels(node);
+    let shared = node_labels(node);
+    let l = || shared.clone();
     out.push(
         &SERVER_INFO,
         vec![
