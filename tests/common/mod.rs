@@ -27,6 +27,9 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+pub mod docker;
+pub mod loki;
+
 /// Default timeout for a cluster to become healthy.
 pub const CLUSTER_START_TIMEOUT: Duration = Duration::from_secs(45);
 /// Timeout for `natsmon` to answer `/healthz`.
