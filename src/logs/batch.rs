@@ -174,6 +174,8 @@ impl Batcher {
                 }
                 Err(e) => {
                     self.metrics.loki_up.set(0);
+                    // Lag keeps growing while we wait; keep the gauge honest.
+                    self.update_gauges();
                     self.metrics
                         .push_retries
                         .get_or_create(&ReasonLabels { reason: e.reason() })
