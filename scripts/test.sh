@@ -21,6 +21,9 @@ fi
 if ! command -v promtool >/dev/null 2>&1; then
   need_pkgs+=(prometheus)
 fi
+if ! command -v openssl >/dev/null 2>&1; then
+  need_pkgs+=(openssl)
+fi
 if [ "${#need_pkgs[@]}" -gt 0 ]; then
   echo "==> installing missing packages: ${need_pkgs[*]}"
   $SUDO apt-get update
@@ -31,5 +34,12 @@ NATS_BIN="${NATS_SERVER_BIN:-$(command -v nats-server || echo /usr/sbin/nats-ser
 echo "==> $("$NATS_BIN" --version) ($NATS_BIN)"
 echo "==> $(promtool --version 2>&1 | head -n1)"
 echo "==> $(cargo --version)"
+
+# The log shipper tests need a running dockerd and the local test image.
+./scripts/docker-env.sh
+echo "==> $(docker version --format 'docker server {{.Server.Version}}' 2>&1 | head -n1)"
+
+# The >1024-connection test holds that many sockets open in one process.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 cargo test --locked --all-targets "$@"

@@ -62,7 +62,7 @@ fn start_log_shipping(
         metrics: metrics.clone(),
         checkpoints: checkpoints.clone(),
         in_flight: in_flight.clone(),
-        buffer,
+        buffer: buffer.clone(),
         tx,
         own_id,
     };
@@ -73,6 +73,7 @@ fn start_log_shipping(
         metrics,
         in_flight,
         grace,
+        buffer,
     };
     tracker.spawn(supervisor.run(token.child_token()));
     tracker.spawn(batcher.run(rx, token.child_token()));

@@ -12,31 +12,6 @@ use std::time::Duration;
 use async_nats::jetstream::{self, stream};
 use common::*;
 
-fn readme_families() -> BTreeSet<String> {
-    let readme =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
-    let start = readme
-        .find("<!-- metric-reference:start -->")
-        .expect("README has the reference start marker");
-    let end = readme
-        .find("<!-- metric-reference:end -->")
-        .expect("README has the reference end marker");
-    readme[start..end]
-        .lines()
-        .filter_map(|l| l.strip_prefix("| `"))
-        .filter_map(|l| l.split('`').next())
-        .map(str::to_string)
-        .collect()
-}
-
-fn families(text: &str) -> BTreeSet<String> {
-    text.lines()
-        .filter_map(|l| l.strip_prefix("# TYPE "))
-        .filter_map(|l| l.split(' ').next())
-        .map(str::to_string)
-        .collect()
-}
-
 fn golden_families() -> BTreeSet<String> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
     let mut all = BTreeSet::new();

@@ -13,7 +13,12 @@ use common::loki::{LokiReceiver, Mode, Received};
 use common::*;
 
 /// natsmon shipping the containers whose names start with `prefix` to `loki`.
-fn shipper_args(loki: &LokiReceiver, state: &std::path::Path, prefix: &str, extra: &[&str]) -> Vec<String> {
+fn shipper_args(
+    loki: &LokiReceiver,
+    state: &std::path::Path,
+    prefix: &str,
+    extra: &[&str],
+) -> Vec<String> {
     let mut a = args(&[
         "--nats-url",
         &format!("none=http://127.0.0.1:{}", free_port()),
@@ -39,7 +44,11 @@ fn shipper_args(loki: &LokiReceiver, state: &std::path::Path, prefix: &str, extr
 /// What Loki would store: exact duplicates (same stream, timestamp and line) collapse.
 fn stored(entries: &[Received]) -> Vec<Received> {
     let mut seen = BTreeSet::new();
-    entries.iter().filter(|e| seen.insert((e.labels.clone(), e.ts_ns, e.line.clone()))).cloned().collect()
+    entries
+        .iter()
+        .filter(|e| seen.insert((e.labels.clone(), e.ts_ns, e.line.clone())))
+        .cloned()
+        .collect()
 }
 
 /// Lines of one container as `docker logs --timestamps` shows them: (ts_ns, stream, line).
@@ -58,8 +67,14 @@ fn docker_truth(c: &Container) -> Vec<(i128, &'static str, String)> {
 
 fn rfc3339_ns(ts: &str) -> i128 {
     // 2024-01-02T15:04:05.123456789Z, fraction 1-9 digits.
-    let (date_time, frac) = ts.trim_end_matches('Z').split_once('.').unwrap_or((ts.trim_end_matches('Z'), "0"));
-    let out = std::process::Command::new("date").args(["-u", "-d", &format!("{date_time}Z"), "+%s"]).output().unwrap();
+    let (date_time, frac) = ts
+        .trim_end_matches('Z')
+        .split_once('.')
+        .unwrap_or((ts.trim_end_matches('Z'), "0"));
+    let out = std::process::Command::new("date")
+        .args(["-u", "-d", &format!("{date_time}Z"), "+%s"])
+        .output()
+        .unwrap();
     let secs: i128 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
     let mut nanos = frac.to_string();
     while nanos.len() < 9 {
@@ -69,7 +84,10 @@ fn rfc3339_ns(ts: &str) -> i128 {
 }
 
 fn for_container<'a>(entries: &'a [Received], name: &str) -> Vec<&'a Received> {
-    entries.iter().filter(|e| e.label("container_name") == Some(name)).collect()
+    entries
+        .iter()
+        .filter(|e| e.label("container_name") == Some(name))
+        .collect()
 }
 
 /// Asserts Loki holds exactly the container's lines: same set, each once, right stream
@@ -77,8 +95,10 @@ fn for_container<'a>(entries: &'a [Received], name: &str) -> Vec<&'a Received> {
 fn assert_exactly_once(entries: &[Received], c: &Container) {
     let truth = docker_truth(c);
     let got = for_container(entries, &c.name);
-    let mut got_set: Vec<(i128, &str, String)> =
-        got.iter().map(|e| (e.ts_ns, e.label("stream").unwrap_or("?"), e.line.clone())).collect();
+    let mut got_set: Vec<(i128, &str, String)> = got
+        .iter()
+        .map(|e| (e.ts_ns, e.label("stream").unwrap_or("?"), e.line.clone()))
+        .collect();
     got_set.sort();
     let dupes = got_set.windows(2).filter(|w| w[0] == w[1]).count();
     assert_eq!(dupes, 0, "{}: duplicated lines", c.name);
@@ -87,7 +107,12 @@ fn assert_exactly_once(entries: &[Received], c: &Container) {
         let g: BTreeSet<_> = got_set.iter().collect();
         let missing: Vec<_> = t.difference(&g).take(5).collect();
         let extra: Vec<_> = g.difference(&t).take(5).collect();
-        panic!("{}: {} shipped vs {} in docker; missing {missing:?}; unexpected {extra:?}", c.name, got_set.len(), truth.len());
+        panic!(
+            "{}: {} shipped vs {} in docker; missing {missing:?}; unexpected {extra:?}",
+            c.name,
+            got_set.len(),
+            truth.len()
+        );
     }
     let mut by_stream: HashMap<&BTreeMap<String, String>, i128> = HashMap::new();
     for e in &got {
@@ -100,12 +125,21 @@ fn assert_exactly_once(entries: &[Received], c: &Container) {
 async fn wait_lines(loki: &LokiReceiver, c: &Container, n: usize, timeout: Duration) {
     let deadline = Instant::now() + timeout;
     while Instant::now() < deadline {
-        if stored(&loki.entries()).iter().filter(|e| e.label("container_name") == Some(c.name.as_str())).count() >= n {
+        if stored(&loki.entries())
+            .iter()
+            .filter(|e| e.label("container_name") == Some(c.name.as_str()))
+            .count()
+            >= n
+        {
             return;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    panic!("{}: fewer than {n} lines arrived: {}", c.name, for_container(&stored(&loki.entries()), &c.name).len());
+    panic!(
+        "{}: fewer than {n} lines arrived: {}",
+        c.name,
+        for_container(&stored(&loki.entries()), &c.name).len()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -116,8 +150,18 @@ async fn every_line_once_with_labels_levels_and_timestamps() {
     let state = tempfile::tempdir().unwrap();
     let prefix = docker::unique_name("ship1");
     // One container exists before natsmon starts, the others after.
-    let nats = Container::run(&format!("{prefix}-nats"), &[], &docker::as_strs(&docker::nats_style_log_cmd(300, 2)));
-    let nm = Natsmon::start(&shipper_args(&loki, state.path(), &prefix, &["--default-job", "apps"])).await;
+    let nats = Container::run(
+        &format!("{prefix}-nats"),
+        &[],
+        &docker::as_strs(&docker::nats_style_log_cmd(300, 2)),
+    );
+    let nm = Natsmon::start(&shipper_args(
+        &loki,
+        state.path(),
+        &prefix,
+        &["--default-job", "apps"],
+    ))
+    .await;
     docker::docker(&["tag", docker::IMAGE, "natsmon-test/busybox:latest"]);
     let app = Container::run_image(
         &format!("{prefix}-app"),
@@ -137,13 +181,21 @@ async fn every_line_once_with_labels_levels_and_timestamps() {
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     let all = loki.entries();
-    assert!(loki.decode_errors().is_empty(), "{:?}", loki.decode_errors());
+    assert!(
+        loki.decode_errors().is_empty(),
+        "{:?}",
+        loki.decode_errors()
+    );
     for c in [&nats, &app, &custom] {
         assert_exactly_once(&all, c);
     }
     for e in for_container(&all, &nats.name) {
         assert_eq!(e.label("job"), Some("nats"));
-        assert_eq!(e.label("service"), Some(nats.name.as_str()), "no compose label: the container name");
+        assert_eq!(
+            e.label("service"),
+            Some(nats.name.as_str()),
+            "no compose label: the container name"
+        );
         let i: usize = e.line.rsplit(' ').next().unwrap().parse().unwrap();
         let want = match docker::nats_style_level(i) {
             "ERR" => "ERROR",
@@ -151,7 +203,10 @@ async fn every_line_once_with_labels_levels_and_timestamps() {
             _ => "INFO",
         };
         assert_eq!(e.label("log_level"), Some(want), "{}", e.line);
-        assert_eq!(e.label("stream"), Some(if want == "ERROR" { "stderr" } else { "stdout" }));
+        assert_eq!(
+            e.label("stream"),
+            Some(if want == "ERROR" { "stderr" } else { "stdout" })
+        );
     }
     for e in for_container(&all, &app.name) {
         assert_eq!(e.label("job"), Some("apps"));
@@ -164,15 +219,40 @@ async fn every_line_once_with_labels_levels_and_timestamps() {
     }
     for e in &all {
         let names: Vec<&String> = e.labels.keys().collect();
-        assert_eq!(names, ["container_name", "job", "log_level", "service", "stream"]);
+        assert_eq!(
+            names,
+            ["container_name", "job", "log_level", "service", "stream"]
+        );
     }
     let exp = scrape(&nm.base_url()).await;
-    assert_eq!(exp.get("natsmon_logs_lines_read_total", &[("container", &app.name)]), Some(500.0));
-    assert_eq!(exp.get("natsmon_logs_lines_sent_total", &[("container", &app.name)]), Some(500.0));
+    assert_eq!(
+        exp.get("natsmon_logs_lines_read_total", &[("container", &app.name)]),
+        Some(500.0)
+    );
+    assert_eq!(
+        exp.get("natsmon_logs_lines_sent_total", &[("container", &app.name)]),
+        Some(500.0)
+    );
     assert_eq!(exp.get("natsmon_logs_loki_up", &[]), Some(1.0));
-    assert_eq!(exp.get("natsmon_logs_lag_seconds", &[("container", &app.name)]), Some(0.0));
+    assert_eq!(
+        exp.get("natsmon_logs_lag_seconds", &[("container", &app.name)]),
+        Some(0.0)
+    );
     let (ok, out) = promtool_check_metrics(&exp.text);
     assert!(ok && out.trim().is_empty(), "promtool: {out}");
+    // The shipper's families and the README's metric reference agree.
+    let documented: BTreeSet<String> = readme_families()
+        .into_iter()
+        .filter(|f| f.starts_with("natsmon_logs_"))
+        .collect();
+    let live: BTreeSet<String> = families(&exp.text)
+        .into_iter()
+        .filter(|f| f.starts_with("natsmon_logs_"))
+        .collect();
+    assert_eq!(
+        live, documented,
+        "natsmon_logs_* on /metrics vs the README reference"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -185,7 +265,11 @@ async fn containers_coming_and_going_long_lines_and_tty() {
     let _nm = Natsmon::start(&shipper_args(&loki, state.path(), &prefix, &[])).await;
 
     // Restarted: both runs' lines arrive, each once.
-    let restarted = Container::run(&format!("{prefix}-restart"), &[], &docker::as_strs(&docker::log_generator_cmd(100, "r", 0)));
+    let restarted = Container::run(
+        &format!("{prefix}-restart"),
+        &[],
+        &docker::as_strs(&docker::log_generator_cmd(100, "r", 0)),
+    );
     restarted.wait_exit(Duration::from_secs(30));
     wait_lines(&loki, &restarted, 100, Duration::from_secs(20)).await;
     restarted.start();
@@ -193,16 +277,33 @@ async fn containers_coming_and_going_long_lines_and_tty() {
     wait_lines(&loki, &restarted, 200, Duration::from_secs(20)).await;
 
     // Re-created under the same name: a new container id, its own lines.
-    let first = Container::run(&format!("{prefix}-recreated"), &[], &docker::as_strs(&docker::log_generator_cmd(40, "first", 0)));
+    let first = Container::run(
+        &format!("{prefix}-recreated"),
+        &[],
+        &docker::as_strs(&docker::log_generator_cmd(40, "first", 0)),
+    );
     let name = first.name.clone();
     first.wait_exit(Duration::from_secs(30));
     wait_lines(&loki, &first, 40, Duration::from_secs(20)).await;
     let first_truth = docker_truth(&first);
     first.rm();
     let cmd = docker::log_generator_cmd(60, "second", 0);
-    let mut run = vec!["run", "-d", "--name", name.as_str(), "--network", "none", "--log-driver", "json-file", docker::IMAGE];
+    let mut run = vec![
+        "run",
+        "-d",
+        "--name",
+        name.as_str(),
+        "--network",
+        "none",
+        "--log-driver",
+        "json-file",
+        docker::IMAGE,
+    ];
     run.extend(docker::as_strs(&cmd));
-    let second = Container { id: docker::docker(&run), name: name.clone() };
+    let second = Container {
+        id: docker::docker(&run),
+        name: name.clone(),
+    };
     second.wait_exit(Duration::from_secs(30));
     wait_lines(&loki, &second, 100, Duration::from_secs(20)).await;
 
@@ -210,7 +311,11 @@ async fn containers_coming_and_going_long_lines_and_tty() {
     let long = Container::run(
         &format!("{prefix}-long"),
         &[],
-        &["/bin/sh", "-c", "head -c 100000 /dev/zero | tr '\\0' 'x'; echo; echo after"],
+        &[
+            "/bin/sh",
+            "-c",
+            "head -c 100000 /dev/zero | tr '\\0' 'x'; echo; echo after",
+        ],
     );
     long.wait_exit(Duration::from_secs(30));
     wait_lines(&loki, &long, 2, Duration::from_secs(20)).await;
@@ -219,26 +324,66 @@ async fn containers_coming_and_going_long_lines_and_tty() {
     let tty = Container::run(
         &format!("{prefix}-tty"),
         &["-t"],
-        &["/bin/sh", "-c", "printf '[1] 2024/01/02 15:04:05.123456 [\\033[31mERR\\033[0m] tty error\\n[1] 2024/01/02 15:04:05.123457 [\\033[32mINF\\033[0m] tty info\\n'"],
+        &[
+            "/bin/sh",
+            "-c",
+            "printf '[1] 2024/01/02 15:04:05.123456 [\\033[31mERR\\033[0m] tty error\\n[1] 2024/01/02 15:04:05.123457 [\\033[32mINF\\033[0m] tty info\\n'",
+        ],
     );
     tty.wait_exit(Duration::from_secs(30));
     wait_lines(&loki, &tty, 2, Duration::from_secs(20)).await;
 
     // Removed right after writing.
     let gone_name = format!("{prefix}-gone");
-    docker::docker(&["run", "--rm", "--network", "none", "--log-driver", "json-file", "--name", &gone_name, docker::IMAGE, "/bin/sh", "-c", "for i in $(seq 1 50); do echo gone $i; done"]);
+    docker::docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--log-driver",
+        "json-file",
+        "--name",
+        &gone_name,
+        docker::IMAGE,
+        "/bin/sh",
+        "-c",
+        "for i in $(seq 1 50); do echo gone $i; done",
+    ]);
     let deadline = Instant::now() + Duration::from_secs(20);
-    while stored(&loki.entries()).iter().filter(|e| e.label("container_name") == Some(gone_name.as_str())).count() < 50 && Instant::now() < deadline {
+    while stored(&loki.entries())
+        .iter()
+        .filter(|e| e.label("container_name") == Some(gone_name.as_str()))
+        .count()
+        < 50
+        && Instant::now() < deadline
+    {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
     tokio::time::sleep(Duration::from_millis(500)).await;
     let all = loki.entries();
     assert_exactly_once(&all, &restarted);
-    let second_lines: Vec<String> = for_container(&all, &name).iter().map(|e| e.line.clone()).collect();
-    assert_eq!(second_lines.len(), 100, "40 from the first container and 60 from the second");
-    assert_eq!(second_lines.iter().filter(|l| l.starts_with("first ")).count(), first_truth.len());
-    let second_only: Vec<Received> = all.iter().filter(|e| e.line.starts_with("second ")).cloned().collect();
+    let second_lines: Vec<String> = for_container(&all, &name)
+        .iter()
+        .map(|e| e.line.clone())
+        .collect();
+    assert_eq!(
+        second_lines.len(),
+        100,
+        "40 from the first container and 60 from the second"
+    );
+    assert_eq!(
+        second_lines
+            .iter()
+            .filter(|l| l.starts_with("first "))
+            .count(),
+        first_truth.len()
+    );
+    let second_only: Vec<Received> = all
+        .iter()
+        .filter(|e| e.line.starts_with("second "))
+        .cloned()
+        .collect();
     assert_exactly_once(&second_only, &second);
     let long_lines: Vec<&Received> = for_container(&all, &long.name);
     assert_eq!(long_lines.len(), 2);
@@ -250,8 +395,15 @@ async fn containers_coming_and_going_long_lines_and_tty() {
     assert_eq!(tty_lines[0].label("log_level"), Some("ERROR"));
     assert_eq!(tty_lines[1].label("log_level"), Some("INFO"));
     assert!(tty_lines.iter().all(|e| !e.line.ends_with('\r')));
-    let gone: Vec<String> = stored(&all).iter().filter(|e| e.label("container_name") == Some(gone_name.as_str())).map(|e| e.line.clone()).collect();
-    assert_eq!(gone, (1..=50).map(|i| format!("gone {i}")).collect::<Vec<_>>());
+    let gone: Vec<String> = stored(&all)
+        .iter()
+        .filter(|e| e.label("container_name") == Some(gone_name.as_str()))
+        .map(|e| e.line.clone())
+        .collect();
+    assert_eq!(
+        gone,
+        (1..=50).map(|i| format!("gone {i}")).collect::<Vec<_>>()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -264,46 +416,105 @@ async fn loki_outage_rate_limit_and_bad_request() {
     let nm = Natsmon::start(&shipper_args(&loki, state.path(), &prefix, &[])).await;
 
     // Loki answers 503 for 30 s while the container keeps logging; nothing lost or doubled.
-    let busy = Container::run(&format!("{prefix}-busy"), &[], &docker::as_strs(&docker::log_generator_cmd(1500, "busy", 25)));
+    let busy = Container::run(
+        &format!("{prefix}-busy"),
+        &[],
+        &docker::as_strs(&docker::log_generator_cmd(1500, "busy", 25)),
+    );
     tokio::time::sleep(Duration::from_secs(2)).await;
     loki.set_mode_until(Mode::Status(503), Duration::from_secs(30));
     let t = Instant::now();
     tokio::time::sleep(Duration::from_secs(10)).await;
     let during = scrape(&nm.base_url()).await;
     assert_eq!(during.get("natsmon_logs_loki_up", &[]), Some(0.0));
-    assert!(during.get("natsmon_logs_push_retries_total", &[("reason", "server_error")]).unwrap() >= 1.0);
-    assert!(during.get("natsmon_logs_lag_seconds", &[("container", &busy.name)]).unwrap() > 1.0);
+    assert!(
+        during
+            .get(
+                "natsmon_logs_push_retries_total",
+                &[("reason", "server_error")]
+            )
+            .unwrap()
+            >= 1.0
+    );
+    assert!(
+        during
+            .get("natsmon_logs_lag_seconds", &[("container", &busy.name)])
+            .unwrap()
+            > 1.0
+    );
     tokio::time::sleep(Duration::from_secs(30).saturating_sub(t.elapsed())).await;
     busy.wait_exit(Duration::from_secs(90));
     wait_lines(&loki, &busy, 1500, Duration::from_secs(40)).await;
     assert_exactly_once(&loki.entries(), &busy);
 
     // 429 with Retry-After: the next attempt waits at least that long.
-    loki.set_mode_for(Mode::TooManyRequests { retry_after_secs: Some(2) }, 1);
-    let limited = Container::run(&format!("{prefix}-limited"), &[], &docker::as_strs(&docker::log_generator_cmd(20, "limited", 0)));
+    loki.set_mode_for(
+        Mode::TooManyRequests {
+            retry_after_secs: Some(2),
+        },
+        1,
+    );
+    let limited = Container::run(
+        &format!("{prefix}-limited"),
+        &[],
+        &docker::as_strs(&docker::log_generator_cmd(20, "limited", 0)),
+    );
     limited.wait_exit(Duration::from_secs(30));
     wait_lines(&loki, &limited, 20, Duration::from_secs(20)).await;
     let reqs = loki.requests();
-    let i = reqs.iter().rposition(|r| r.status == 429).expect("a 429 was answered");
+    let i = reqs
+        .iter()
+        .rposition(|r| r.status == 429)
+        .expect("a 429 was answered");
     let next = &reqs[i + 1];
-    assert!(next.at.duration_since(reqs[i].at) >= Duration::from_millis(1900), "Retry-After not honoured");
+    assert!(
+        next.at.duration_since(reqs[i].at) >= Duration::from_millis(1900),
+        "Retry-After not honoured"
+    );
     assert_exactly_once(&loki.entries(), &limited);
 
     // 400: counted as rejected with Loki's reason, and not retried.
     let before = loki.requests().len();
     loki.set_mode_for(Mode::BadRequest("entry too far behind".into()), 1);
-    let bad = Container::run(&format!("{prefix}-bad"), &[], &docker::as_strs(&docker::log_generator_cmd(10, "bad", 0)));
+    let bad = Container::run(
+        &format!("{prefix}-bad"),
+        &[],
+        &docker::as_strs(&docker::log_generator_cmd(10, "bad", 0)),
+    );
     bad.wait_exit(Duration::from_secs(30));
     let exp = wait_for(&nm.base_url(), Duration::from_secs(20), |e| {
-        e.get("natsmon_logs_lines_rejected_total", &[("reason", "bad_request")]).is_some_and(|v| v >= 1.0)
+        e.get(
+            "natsmon_logs_lines_rejected_total",
+            &[("reason", "bad_request")],
+        )
+        .is_some_and(|v| v >= 1.0)
     })
     .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let rejected = exp.get("natsmon_logs_lines_rejected_total", &[("reason", "bad_request")]).unwrap();
+    let rejected = exp
+        .get(
+            "natsmon_logs_lines_rejected_total",
+            &[("reason", "bad_request")],
+        )
+        .unwrap();
     let after: Vec<_> = loki.requests().into_iter().skip(before).collect();
-    assert_eq!(after.iter().filter(|r| r.status == 400).count(), 1, "a 400 is not retried");
-    assert_eq!(after.iter().filter(|r| r.status == 400).map(|r| r.entries).sum::<usize>() as f64, rejected);
-    assert!(nm.stderr_contents().contains("entry too far behind"), "Loki's message is logged");
+    assert_eq!(
+        after.iter().filter(|r| r.status == 400).count(),
+        1,
+        "a 400 is not retried"
+    );
+    assert_eq!(
+        after
+            .iter()
+            .filter(|r| r.status == 400)
+            .map(|r| r.entries)
+            .sum::<usize>() as f64,
+        rejected
+    );
+    assert!(
+        nm.stderr_contents().contains("entry too far behind"),
+        "Loki's message is logged"
+    );
     let shipped = for_container(&loki.entries(), &bad.name).len() as f64;
     assert_eq!(shipped + rejected, 10.0);
 }
@@ -317,7 +528,11 @@ async fn crash_and_restart_ships_every_line_once() {
     let prefix = docker::unique_name("ship4");
     let a = shipper_args(&loki, state.path(), &prefix, &[]);
     let mut nm = Natsmon::start(&a).await;
-    let c = Container::run(&format!("{prefix}-steady"), &[], &docker::as_strs(&docker::log_generator_cmd(3000, "steady", 2)));
+    let c = Container::run(
+        &format!("{prefix}-steady"),
+        &[],
+        &docker::as_strs(&docker::log_generator_cmd(3000, "steady", 2)),
+    );
     wait_lines(&loki, &c, 300, Duration::from_secs(30)).await;
     nm.kill(); // SIGKILL
     tokio::time::sleep(Duration::from_secs(2)).await;

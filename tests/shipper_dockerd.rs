@@ -13,8 +13,12 @@ use common::*;
 async fn wait_count(loki: &LokiReceiver, name: &str, n: usize) -> Vec<String> {
     let deadline = Instant::now() + Duration::from_secs(40);
     loop {
-        let lines: Vec<String> =
-            loki.entries().into_iter().filter(|e| e.label("container_name") == Some(name)).map(|e| e.line).collect();
+        let lines: Vec<String> = loki
+            .entries()
+            .into_iter()
+            .filter(|e| e.label("container_name") == Some(name))
+            .map(|e| e.line)
+            .collect();
         if lines.len() >= n || Instant::now() > deadline {
             return lines;
         }
@@ -45,14 +49,22 @@ async fn shipping_resumes_after_dockerd_restarts() {
         "200ms",
     ]))
     .await;
-    let before = Container::run(&format!("{prefix}-before"), &[], &docker::as_strs(&docker::log_generator_cmd(100, "before", 0)));
+    let before = Container::run(
+        &format!("{prefix}-before"),
+        &[],
+        &docker::as_strs(&docker::log_generator_cmd(100, "before", 0)),
+    );
     before.wait_exit(Duration::from_secs(30));
     assert_eq!(wait_count(&loki, &before.name, 100).await.len(), 100);
 
     docker::restart_dockerd();
 
     // Started after the restart: natsmon must have reconnected to see it.
-    let after = Container::run(&format!("{prefix}-after"), &[], &docker::as_strs(&docker::log_generator_cmd(100, "after", 0)));
+    let after = Container::run(
+        &format!("{prefix}-after"),
+        &[],
+        &docker::as_strs(&docker::log_generator_cmd(100, "after", 0)),
+    );
     after.wait_exit(Duration::from_secs(30));
     let lines = wait_count(&loki, &after.name, 100).await;
     let mut sorted = lines.clone();
@@ -66,9 +78,26 @@ async fn shipping_resumes_after_dockerd_restarts() {
     let mut lines = wait_count(&loki, &before.name, 200).await;
     lines.sort();
     lines.dedup();
-    assert_eq!(lines.len(), 100, "the same 100 texts, twice each (two runs), no more");
-    assert_eq!(loki.entries().iter().filter(|e| e.label("container_name") == Some(before.name.as_str())).count(), 200);
+    assert_eq!(
+        lines.len(),
+        100,
+        "the same 100 texts, twice each (two runs), no more"
+    );
+    assert_eq!(
+        loki.entries()
+            .iter()
+            .filter(|e| e.label("container_name") == Some(before.name.as_str()))
+            .count(),
+        200
+    );
     let exp = scrape(&nm.base_url()).await;
-    assert!(exp.sum("natsmon_logs_docker_errors_total", &[]) >= 1.0, "the dropped event stream is counted");
-    assert!(nm.stderr_contents().contains("reconnecting"), "{}", nm.stderr_contents());
+    assert!(
+        exp.sum("natsmon_logs_docker_errors_total", &[]) >= 1.0,
+        "the dropped event stream is counted"
+    );
+    assert!(
+        nm.stderr_contents().contains("reconnecting"),
+        "{}",
+        nm.stderr_contents()
+    );
 }

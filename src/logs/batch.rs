@@ -27,6 +27,8 @@ pub struct Batcher {
     pub in_flight: Arc<InFlight>,
     /// Time allowed to flush after shutdown starts.
     pub grace: Duration,
+    /// The buffer the tailers draw from, to report how full it is.
+    pub buffer: Arc<tokio::sync::Semaphore>,
 }
 
 enum Delivery {

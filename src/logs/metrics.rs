@@ -61,6 +61,22 @@ impl LogMetrics {
             docker_errors: Family::default(),
             checkpoint_errors: Family::default(),
         };
+        // Known reasons start at 0, so `increase()` and alerts see the first event.
+        for reason in ["bad_request", "client_error", "too_large"] {
+            let _ = m.lines_rejected.get_or_create(&ReasonLabels { reason });
+        }
+        let _ = m.lines_dropped.get_or_create(&ReasonLabels {
+            reason: "no_timestamp",
+        });
+        for reason in ["rate_limited", "server_error", "timeout", "connection"] {
+            let _ = m.push_retries.get_or_create(&ReasonLabels { reason });
+        }
+        for reason in ["connect", "api", "logs"] {
+            let _ = m.docker_errors.get_or_create(&ReasonLabels { reason });
+        }
+        for reason in ["read", "write"] {
+            let _ = m.checkpoint_errors.get_or_create(&ReasonLabels { reason });
+        }
         let r = registry.sub_registry_with_prefix("natsmon_logs");
         r.register(
             "lines_read",

@@ -1277,3 +1277,35 @@ mod parser_tests {
         assert_eq!(r.header("Content-Type"), Some("text/plain"));
     }
 }
+
+// ---------------------------------------------------------------------------
+// README metric reference
+// ---------------------------------------------------------------------------
+
+/// Family names listed in the README's metric reference.
+pub fn readme_families() -> std::collections::BTreeSet<String> {
+    let readme =
+        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+            .unwrap();
+    let start = readme
+        .find("<!-- metric-reference:start -->")
+        .expect("README has the reference start marker");
+    let end = readme
+        .find("<!-- metric-reference:end -->")
+        .expect("README has the reference end marker");
+    readme[start..end]
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `"))
+        .filter_map(|l| l.split('`').next())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Family names declared by `# TYPE` lines of an exposition.
+pub fn families(text: &str) -> std::collections::BTreeSet<String> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split(' ').next())
+        .map(str::to_string)
+        .collect()
+}
