@@ -138,6 +138,8 @@ pub struct Received {
     /// `Authorization` header of the request.
     pub authorization: Option<String>,
     pub format: Format,
+    /// When the receiver decoded the request, Unix nanoseconds (for end-to-end latency).
+    pub received_at_ns: i128,
 }
 
 impl Received {
@@ -216,6 +218,9 @@ struct State {
     entries: Vec<Received>,
     requests: Vec<RequestLog>,
     max_body_bytes: Option<usize>,
+    /// Count accepted entries without keeping them (benchmarks of millions of lines).
+    count_only: bool,
+    counted: usize,
 }
 
 struct Shared {
@@ -313,6 +318,8 @@ impl LokiReceiver {
                 entries: Vec::new(),
                 requests: Vec::new(),
                 max_body_bytes: None,
+                count_only: false,
+                counted: 0,
             }),
         });
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -467,7 +474,13 @@ impl LokiReceiver {
 
     /// Number of accepted entries.
     pub fn count(&self) -> usize {
-        self.shared.lock().entries.len()
+        let st = self.shared.lock();
+        st.entries.len() + st.counted
+    }
+
+    /// Counts accepted entries without keeping them, for benchmarks.
+    pub fn set_count_only(&self, on: bool) {
+        self.shared.lock().count_only = on;
     }
 
     /// Wait until at least `n` entries were accepted. Returns false on timeout.
@@ -901,6 +914,10 @@ async fn handle_push(req: Request, shared: &Arc<Shared>) -> Action {
     let mode = shared.take_mode();
     log.mode = mode.clone();
 
+    let received_at_ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i128)
+        .unwrap_or(0);
     let decoded = decode_push(&req).map(|(format, entries)| {
         entries
             .into_iter()
@@ -912,6 +929,7 @@ async fn handle_push(req: Request, shared: &Arc<Shared>) -> Action {
                 tenant: tenant.clone(),
                 authorization: authorization.clone(),
                 format,
+                received_at_ns,
             })
             .collect::<Vec<_>>()
     });
@@ -924,7 +942,11 @@ async fn handle_push(req: Request, shared: &Arc<Shared>) -> Action {
         log.status = resp.status;
         log.accepted = store.len();
         let mut st = shared.lock();
-        st.entries.extend(store);
+        if st.count_only {
+            st.counted += store.len();
+        } else {
+            st.entries.extend(store);
+        }
         st.requests.push(log);
         Action::Respond(resp)
     };
