@@ -43,7 +43,7 @@ impl Batcher {
         let mut bytes = 0usize;
         let mut oldest: Option<Instant> = None;
         let mut deadline: Option<Instant> = None;
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        let mut tick = tokio::time::interval(self.settings.checkpoint_interval);
         loop {
             let flush_at = oldest.map(|t| t + self.settings.batch_max_wait);
             let closed = tokio::select! {
@@ -64,6 +64,7 @@ impl Batcher {
                 }
                 _ = tick.tick() => {
                     self.update_gauges();
+                    self.heartbeat();
                     false
                 }
             };
@@ -88,6 +89,14 @@ impl Batcher {
             }
         }
         self.update_gauges();
+        self.save_checkpoints();
+    }
+
+    /// Marks natsmon as watching, so that a later start knows which stopped containers
+    /// ran while it was away.
+    fn heartbeat(&self) {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0);
+        self.checkpoints.touch(now);
         self.save_checkpoints();
     }
 

@@ -49,14 +49,27 @@ impl CheckpointError {
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct File {
     version: u32,
+    /// When natsmon last knew it was shipping, Unix nanoseconds: containers that start or
+    /// stop after this while natsmon is down are read on the next start.
+    #[serde(default)]
+    last_seen_ns: i64,
     containers: BTreeMap<String, Position>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    containers: BTreeMap<String, Position>,
+    last_seen_ns: i64,
+    dirty: bool,
 }
 
 /// Acknowledged positions by container id.
 #[derive(Debug)]
 pub struct Checkpoints {
     path: PathBuf,
-    inner: Mutex<(BTreeMap<String, Position>, bool)>,
+    inner: Mutex<Inner>,
+    /// `last_seen_ns` as the previous run left it; `None` on a first start.
+    previous_run_ns: Option<i64>,
 }
 
 impl Checkpoints {
@@ -68,16 +81,12 @@ impl Checkpoints {
             error,
         })?;
         let path = state_dir.join("positions.json");
-        let map = match std::fs::read(&path) {
-            Ok(bytes) => {
-                serde_json::from_slice::<File>(&bytes)
-                    .map_err(|e| CheckpointError::Read {
-                        path: path.clone(),
-                        error: e.to_string(),
-                    })?
-                    .containers
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
+        let file = match std::fs::read(&path) {
+            Ok(bytes) => Some(serde_json::from_slice::<File>(&bytes).map_err(|e| CheckpointError::Read {
+                path: path.clone(),
+                error: e.to_string(),
+            })?),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => {
                 return Err(CheckpointError::Read {
                     path,
@@ -85,17 +94,37 @@ impl Checkpoints {
                 });
             }
         };
+        let previous_run_ns = file.as_ref().map(|f| f.last_seen_ns).filter(|t| *t > 0);
+        let f = file.unwrap_or_default();
+        let inner = Inner {
+            containers: f.containers,
+            last_seen_ns: f.last_seen_ns,
+            dirty: false,
+        };
         Ok(Checkpoints {
             path,
-            inner: Mutex::new((map, false)),
+            inner: Mutex::new(inner),
+            previous_run_ns,
         })
+    }
+
+    /// `last_seen` as the previous run left it; `None` on a first start.
+    pub fn previous_run_ns(&self) -> Option<i64> {
+        self.previous_run_ns
+    }
+
+    /// Records that natsmon is alive and shipping at `now_ns`.
+    pub fn touch(&self, now_ns: i64) {
+        let mut g = self.inner.lock().expect("checkpoints poisoned");
+        g.last_seen_ns = now_ns;
+        g.dirty = true;
     }
 
     pub fn get(&self, container: &str) -> Option<Position> {
         self.inner
             .lock()
             .expect("checkpoints poisoned")
-            .0
+            .containers
             .get(container)
             .copied()
     }
@@ -103,20 +132,20 @@ impl Checkpoints {
     /// Records an acknowledged position; never moves a container backwards.
     pub fn advance(&self, container: &str, pos: Position) {
         let mut g = self.inner.lock().expect("checkpoints poisoned");
-        let cur = g.0.entry(container.to_string()).or_default();
+        let cur = g.containers.entry(container.to_string()).or_default();
         if pos > *cur {
             *cur = pos;
-            g.1 = true;
+            g.dirty = true;
         }
     }
 
     /// Drops containers that no longer exist, so the file does not grow forever.
     pub fn retain(&self, keep: impl Fn(&str) -> bool) {
         let mut g = self.inner.lock().expect("checkpoints poisoned");
-        let before = g.0.len();
-        g.0.retain(|k, _| keep(k));
-        if g.0.len() != before {
-            g.1 = true;
+        let before = g.containers.len();
+        g.containers.retain(|k, _| keep(k));
+        if g.containers.len() != before {
+            g.dirty = true;
         }
     }
 
@@ -124,13 +153,14 @@ impl Checkpoints {
     pub fn save(&self) -> Result<bool, CheckpointError> {
         let snapshot = {
             let mut g = self.inner.lock().expect("checkpoints poisoned");
-            if !g.1 {
+            if !g.dirty {
                 return Ok(false);
             }
-            g.1 = false;
+            g.dirty = false;
             File {
                 version: 1,
-                containers: g.0.clone(),
+                last_seen_ns: g.last_seen_ns,
+                containers: g.containers.clone(),
             }
         };
         let r = write_atomic(
@@ -139,7 +169,7 @@ impl Checkpoints {
         );
         if r.is_err() {
             // Keep it dirty so the next save tries again.
-            self.inner.lock().expect("checkpoints poisoned").1 = true;
+            self.inner.lock().expect("checkpoints poisoned").dirty = true;
         }
         r.map(|_| true).map_err(|error| CheckpointError::Write {
             path: self.path.clone(),
@@ -174,6 +204,10 @@ mod tests {
         assert!(!c.save().unwrap(), "nothing changed");
         let c2 = Checkpoints::open(dir.path()).unwrap();
         assert_eq!(c2.get("a"), Some(Position { ts_ns: 10, seq: 1 }));
+        assert_eq!(c2.previous_run_ns(), None, "never touched");
+        c2.touch(42);
+        c2.save().unwrap();
+        assert_eq!(Checkpoints::open(dir.path()).unwrap().previous_run_ns(), Some(42));
         assert_eq!(
             Position {
                 ts_ns: 1_999_999_999,

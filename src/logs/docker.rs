@@ -25,6 +25,7 @@ use super::config::{JOB_LABEL, LogSettings, NATS_JOB, glob_match};
 use super::labels::{Level, parse_level};
 use super::metrics::{LogMetrics, ReasonLabels};
 use super::service::Backoff;
+use crate::nats::time::rfc3339_to_unix_nanos;
 use super::wire::render_labels;
 use super::{InFlight, LogEntry};
 
@@ -54,6 +55,9 @@ pub struct ContainerMeta {
     pub image: String,
     pub command: String,
     pub labels: HashMap<String, String>,
+    /// For stopped containers: when they last started and stopped, Unix nanoseconds.
+    pub started_at_ns: Option<i64>,
+    pub finished_at_ns: Option<i64>,
 }
 
 impl ContainerMeta {
@@ -158,6 +162,9 @@ impl Supervisor {
         // process resumes after lines already in the pipeline, not after the checkpoint.
         let mut read_pos: HashMap<Arc<str>, Position> = HashMap::new();
         let mut backoff = Backoff::new(Duration::from_secs(10));
+        // The last moment natsmon was watching Docker: the previous run's, then the moment
+        // each event stream broke. On a first start there is no history to catch up on.
+        let mut seen_until_ns = self.checkpoints.previous_run_ns().unwrap_or_else(unix_now_ns);
         'outer: while !token.is_cancelled() {
             let docker = match connect(&self.settings.docker_host) {
                 Ok(d) => d,
@@ -169,8 +176,8 @@ impl Supervisor {
                     continue;
                 }
             };
-            let since = chrono_now_secs();
-            let listed = match self.list(&docker).await {
+            let since = unix_now_secs();
+            let listed = match self.list(&docker, seen_until_ns).await {
                 Ok(l) => l,
                 Err(e) => {
                     self.docker_error(&e, "Listing containers failed.");
@@ -254,10 +261,12 @@ impl Supervisor {
                             }
                         }
                         Some(Err(e)) => {
+                            seen_until_ns = unix_now_ns();
                             self.docker_error(&DockerError::Api(e.to_string()), "Docker event stream failed; reconnecting.");
                             break;
                         }
                         None => {
+                            seen_until_ns = unix_now_ns();
                             self.docker_error(&DockerError::Api("event stream ended".into()), "Docker event stream ended; reconnecting.");
                             break;
                         }
@@ -284,10 +293,14 @@ impl Supervisor {
         warn!(host = %crate::config::redact_url(&self.settings.docker_host), error = %e, "{msg}");
     }
 
-    /// Running containers to ship, and the ids of all containers that exist.
+    /// Containers to tail, and the ids of all containers that exist. Besides the running
+    /// ones, that is every stopped container that still has unread lines: one with a
+    /// checkpoint (natsmon shipped part of it), or one that started or stopped after
+    /// `seen_until`, the last moment natsmon was watching (it ran while natsmon was away).
     async fn list(
         &self,
         docker: &Docker,
+        seen_until_ns: i64,
     ) -> Result<(Vec<ContainerMeta>, Vec<String>), DockerError> {
         let all = docker
             .list_containers(Some(ListContainersOptions {
@@ -300,10 +313,15 @@ impl Supervisor {
         let mut out = Vec::new();
         for c in all {
             let running = c.state.map(|s| s.to_string() == "running").unwrap_or(false);
-            if let (true, Some(id)) = (running, c.id) {
-                if let Some(meta) = self.inspect(docker, &id).await {
-                    out.push(meta);
-                }
+            let Some(id) = c.id else { continue };
+            let Some(meta) = self.inspect(docker, &id).await else { continue };
+            let recent = |t: Option<i64>| t.is_some_and(|t| t >= seen_until_ns);
+            if running
+                || self.checkpoints.get(&id).is_some()
+                || recent(meta.started_at_ns)
+                || recent(meta.finished_at_ns)
+            {
+                out.push(meta);
             }
         }
         Ok((out, ids))
@@ -316,6 +334,7 @@ impl Supervisor {
         {
             Ok(c) => {
                 let cfg = c.config.unwrap_or_default();
+                let state = c.state;
                 let mut command = c.path.unwrap_or_default();
                 for a in c.args.unwrap_or_default() {
                     command.push(' ');
@@ -327,6 +346,8 @@ impl Supervisor {
                     image: cfg.image.unwrap_or_default(),
                     command,
                     labels: cfg.labels.unwrap_or_default(),
+                    started_at_ns: state.as_ref().and_then(|s| s.started_at.as_deref()).and_then(rfc3339_to_unix_nanos),
+                    finished_at_ns: state.as_ref().and_then(|s| s.finished_at.as_deref()).and_then(rfc3339_to_unix_nanos),
                 })
             }
             Err(e) => {
@@ -396,7 +417,11 @@ async fn sleep_or_cancel(d: Duration, token: &CancellationToken) -> bool {
     }
 }
 
-fn chrono_now_secs() -> i64 {
+fn unix_now_ns() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0)
+}
+
+fn unix_now_secs() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
