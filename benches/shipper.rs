@@ -32,12 +32,26 @@ fn env_usize(k: &str, d: usize) -> usize {
         .unwrap_or(d)
 }
 
-/// A container printing `lines` numbered lines of about 200 bytes as fast as it can.
+/// A container printing `lines` numbered lines of about 200 bytes as fast as it can,
+/// then staying up (a first-start natsmon ships running containers) with a marker file.
 fn burst_cmd(lines: usize) -> Vec<String> {
     let awk = format!(
         "BEGIN {{ pad = sprintf(\"%{LINE_PAD}s\", \"\"); gsub(/ /, \"x\", pad); for (i = 1; i <= {lines}; i++) printf \"%09d %s\\n\", i, pad }}"
     );
-    vec!["/bin/awk".into(), awk]
+    let script = format!("awk '{awk}'; touch /tmp/done; exec sleep 3600");
+    vec!["/bin/sh".into(), "-c".into(), script]
+}
+
+fn wait_written(c: &Container) {
+    let t = Instant::now();
+    while docker::docker_try(&["exec", &c.id, "test", "-f", "/tmp/done"]).is_err() {
+        assert!(
+            t.elapsed() < Duration::from_secs(900),
+            "{} never finished writing",
+            c.name
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
 }
 
 /// A container printing about `rate` lines/s for `secs` seconds, in 10 ms slices.
@@ -209,12 +223,7 @@ async fn main() {
         })
         .collect();
     for c in &cs {
-        assert_eq!(
-            c.wait_exit(Duration::from_secs(600)),
-            0,
-            "{} failed",
-            c.name
-        );
+        wait_written(c);
     }
     let (ceil_lines, ceil_bytes, ceil_wall, ceil_cpu) = ceiling(&cs).await;
     assert_eq!(

@@ -48,14 +48,59 @@ const LOKI_LABELS: &[&str] = &["job", "container_name", "service", "stream", "lo
 /// Grafana unit ids (packages/grafana-data/src/valueFormats/categories.ts), the subset
 /// dashboard-linter's panel-units-rule accepts that makes sense for these dashboards.
 const UNITS: &[&str] = &[
-    "none", "string", "short", "percent", "percentunit", "locale", "sci", // misc
-    "bytes", "decbytes", "bits", "decbits", "kbytes", "mbytes", "gbytes", // data
-    "pps", "binBps", "Bps", "binbps", "bps", "KiBs", "KBs", "MiBs", "MBs", // data rate
-    "dateTimeAsIso", "dateTimeAsLocal", "dateTimeFromNow", // date
-    "hertz", "ns", "µs", "ms", "s", "m", "h", "d", "dtdurationms", "dtdurations", "dthms",
-    "dtdhms", "clockms", "clocks", // time
-    "cps", "ops", "reqps", "rps", "wps", "iops", "cpm", "opm", "rpm", "wpm", // throughput
-    "bool", "bool_yes_no", "bool_on_off",
+    "none",
+    "string",
+    "short",
+    "percent",
+    "percentunit",
+    "locale",
+    "sci", // misc
+    "bytes",
+    "decbytes",
+    "bits",
+    "decbits",
+    "kbytes",
+    "mbytes",
+    "gbytes", // data
+    "pps",
+    "binBps",
+    "Bps",
+    "binbps",
+    "bps",
+    "KiBs",
+    "KBs",
+    "MiBs",
+    "MBs", // data rate
+    "dateTimeAsIso",
+    "dateTimeAsLocal",
+    "dateTimeFromNow", // date
+    "hertz",
+    "ns",
+    "µs",
+    "ms",
+    "s",
+    "m",
+    "h",
+    "d",
+    "dtdurationms",
+    "dtdurations",
+    "dthms",
+    "dtdhms",
+    "clockms",
+    "clocks", // time
+    "cps",
+    "ops",
+    "reqps",
+    "rps",
+    "wps",
+    "iops",
+    "cpm",
+    "opm",
+    "rpm",
+    "wpm", // throughput
+    "bool",
+    "bool_yes_no",
+    "bool_on_off",
 ];
 
 const BUILTIN_VARS: &[&str] = &[
@@ -128,9 +173,19 @@ fn reference() -> BTreeMap<String, Metric> {
             .filter(|l| !l.is_empty() && *l != "—" && *l != "-")
             .map(String::from)
             .collect();
-        out.insert(name, Metric { kind: cells[2].to_string(), labels });
+        out.insert(
+            name,
+            Metric {
+                kind: cells[2].to_string(),
+                labels,
+            },
+        );
     }
-    assert!(out.len() > 50, "metric reference parsed to only {} metrics", out.len());
+    assert!(
+        out.len() > 50,
+        "metric reference parsed to only {} metrics",
+        out.len()
+    );
     out
 }
 
@@ -259,7 +314,14 @@ fn legend_labels(legend: &str) -> Vec<String> {
 // ------------------------------------------------------------------ PromQL rules
 
 const COUNTER_FUNCS: &[&str] = &["rate", "irate", "increase"];
-const GROUPING: &[&str] = &["by", "without", "on", "ignoring", "group_left", "group_right"];
+const GROUPING: &[&str] = &[
+    "by",
+    "without",
+    "on",
+    "ignoring",
+    "group_left",
+    "group_right",
+];
 
 /// Problems with one PromQL expression (and its legend, if any).
 fn lint_promql(expr: &str, legend: Option<&str>, refm: &BTreeMap<String, Metric>) -> Vec<String> {
@@ -368,20 +430,26 @@ fn lint_promql(expr: &str, legend: Option<&str>, refm: &BTreeMap<String, Metric>
                     }
                 }
                 if !has_range {
-                    errs.push(format!("{f}() without a [$__rate_interval] range in `{expr}`"));
+                    errs.push(format!(
+                        "{f}() without a [$__rate_interval] range in `{expr}`"
+                    ));
                 }
             }
         }
     }
     for l in grouping_labels {
         if !used_labels.contains(&l) {
-            errs.push(format!("grouping label `{l}` is on none of the metrics in `{expr}`"));
+            errs.push(format!(
+                "grouping label `{l}` is on none of the metrics in `{expr}`"
+            ));
         }
     }
     if let Some(legend) = legend {
         for l in legend_labels(legend) {
             if !used_labels.contains(&l) {
-                errs.push(format!("legend label `{{{{{l}}}}}` is on none of the metrics in `{expr}`"));
+                errs.push(format!(
+                    "legend label `{{{{{l}}}}}` is on none of the metrics in `{expr}`"
+                ));
             }
         }
     }
@@ -395,7 +463,9 @@ fn lint_prom_label_values(query: &str, refm: &BTreeMap<String, Metric>) -> Vec<S
         .strip_prefix("label_values(")
         .and_then(|q| q.strip_suffix(')'))
     else {
-        return vec![format!("variable query `{query}` is not label_values(metric, label)")];
+        return vec![format!(
+            "variable query `{query}` is not label_values(metric, label)"
+        )];
     };
     let Some((selector, label)) = inner.rsplit_once(',') else {
         return vec![format!("variable query `{query}` has no label argument")];
@@ -407,7 +477,10 @@ fn lint_prom_label_values(query: &str, refm: &BTreeMap<String, Metric>) -> Vec<S
     });
     if let Some((fam, _)) = metric.as_deref().and_then(|m| family(m, refm)) {
         if !refm[fam].labels.contains(label.trim()) {
-            errs.push(format!("`{fam}` has no label `{}` (`{query}`)", label.trim()));
+            errs.push(format!(
+                "`{fam}` has no label `{}` (`{query}`)",
+                label.trim()
+            ));
         }
     }
     errs
@@ -430,7 +503,9 @@ fn lint_logql(expr: &str, legend: Option<&str>) -> Vec<String> {
                 }
                 for l in labels {
                     if !LOKI_LABELS.contains(&l.as_str()) {
-                        errs.push(format!("Loki label `{l}` is not shipped by natsmon in `{expr}`"));
+                        errs.push(format!(
+                            "Loki label `{l}` is not shipped by natsmon in `{expr}`"
+                        ));
                     }
                 }
                 i = next;
@@ -460,7 +535,9 @@ fn lint_logql(expr: &str, legend: Option<&str>) -> Vec<String> {
     if let Some(legend) = legend {
         for l in legend_labels(legend) {
             if !LOKI_LABELS.contains(&l.as_str()) {
-                errs.push(format!("legend label `{l}` is not a Loki label in `{expr}`"));
+                errs.push(format!(
+                    "legend label `{l}` is not a Loki label in `{expr}`"
+                ));
             }
         }
     }
@@ -484,7 +561,11 @@ fn all_panels(d: &Value) -> Vec<&Value> {
 }
 
 fn variables(d: &Value) -> Vec<&Value> {
-    d["templating"]["list"].as_array().into_iter().flatten().collect()
+    d["templating"]["list"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .collect()
 }
 
 fn variable<'a>(d: &'a Value, name: &str) -> Option<&'a Value> {
@@ -506,7 +587,11 @@ fn str_of(v: &Value) -> &str {
 fn variable_query(v: &Value) -> String {
     match &v["query"] {
         Value::String(s) => s.clone(),
-        Value::Object(o) => o.get("query").and_then(Value::as_str).unwrap_or_default().to_string(),
+        Value::Object(o) => o
+            .get("query")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string(),
         _ => String::new(),
     }
 }
@@ -519,7 +604,11 @@ fn var_refs(s: &str) -> Vec<String> {
     let mut i = 0;
     while i < b.len() {
         if b[i] == b'$' {
-            let (start, braced) = if b.get(i + 1) == Some(&b'{') { (i + 2, true) } else { (i + 1, false) };
+            let (start, braced) = if b.get(i + 1) == Some(&b'{') {
+                (i + 2, true)
+            } else {
+                (i + 1, false)
+            };
             let mut j = start;
             while j < b.len() && ident(b[j]) {
                 j += 1;
@@ -571,18 +660,28 @@ fn lint_dashboard(name: &str, d: &Value, refm: &BTreeMap<String, Metric>) -> Vec
     let uid = str_of(&d["uid"]);
     if uid.is_empty()
         || uid.len() > 40
-        || !uid.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
+        || !uid
+            .bytes()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
     {
         errs.push(format!("uid `{uid}` must be 1-40 chars of [a-z0-9-]"));
     }
-    let tags: Vec<&str> = d["tags"].as_array().into_iter().flatten().map(str_of).collect();
+    let tags: Vec<&str> = d["tags"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(str_of)
+        .collect();
     for t in ["nats", "natsmon"] {
         if !tags.contains(&t) {
             errs.push(format!("tag `{t}` missing"));
         }
     }
     if d["time"]["from"] != "now-1h" || d["time"]["to"] != "now" {
-        errs.push(format!("time range must default to now-1h..now, is {}", d["time"]));
+        errs.push(format!(
+            "time range must default to now-1h..now, is {}",
+            d["time"]
+        ));
     }
     if d["refresh"] != "30s" {
         errs.push(format!("refresh must be 30s, is {}", d["refresh"]));
@@ -603,11 +702,18 @@ fn lint_dashboard(name: &str, d: &Value, refm: &BTreeMap<String, Metric>) -> Vec
         None => errs.push("no `datasource` template variable".into()),
         Some(v) => {
             if v["type"] != "datasource" || !(kind == "prometheus" || kind == "loki") {
-                errs.push(format!("`datasource` variable must be type datasource, query prometheus or loki: {v}"));
+                errs.push(format!(
+                    "`datasource` variable must be type datasource, query prometheus or loki: {v}"
+                ));
             }
             let current = str_of(&v["current"]["value"]);
-            if !PROVISIONED.iter().any(|(uid, t, _)| *uid == current && *t == kind) {
-                errs.push(format!("`datasource` default `{current}` is not a provisioned {kind} uid"));
+            if !PROVISIONED
+                .iter()
+                .any(|(uid, t, _)| *uid == current && *t == kind)
+            {
+                errs.push(format!(
+                    "`datasource` default `{current}` is not a provisioned {kind} uid"
+                ));
             }
         }
     }
@@ -616,12 +722,21 @@ fn lint_dashboard(name: &str, d: &Value, refm: &BTreeMap<String, Metric>) -> Vec
         if v["type"] != "query" {
             continue;
         }
-        expect_datasource(&mut errs, &format!("variable `{vname}`"), &v["datasource"], &kind);
+        expect_datasource(
+            &mut errs,
+            &format!("variable `{vname}`"),
+            &v["datasource"],
+            &kind,
+        );
         if v["refresh"] != 2 {
-            errs.push(format!("variable `{vname}` must refresh on time range change (refresh: 2)"));
+            errs.push(format!(
+                "variable `{vname}` must refresh on time range change (refresh: 2)"
+            ));
         }
         if v["multi"] == true && (v["includeAll"] != true || v.get("allValue").is_none()) {
-            errs.push(format!("multi-value variable `{vname}` needs includeAll and an allValue"));
+            errs.push(format!(
+                "multi-value variable `{vname}` needs includeAll and an allValue"
+            ));
         }
         if kind == "prometheus" {
             for e in lint_prom_label_values(&variable_query(v), refm) {
@@ -632,7 +747,9 @@ fn lint_dashboard(name: &str, d: &Value, refm: &BTreeMap<String, Metric>) -> Vec
             let stream = str_of(&q["stream"]);
             let label = str_of(&q["label"]);
             if !LOKI_LABELS.contains(&label) {
-                errs.push(format!("variable `{vname}` lists unknown Loki label `{label}`"));
+                errs.push(format!(
+                    "variable `{vname}` lists unknown Loki label `{label}`"
+                ));
             }
             for e in lint_logql(stream, None) {
                 errs.push(format!("variable `{vname}`: {e}"));
@@ -686,7 +803,9 @@ fn lint_dashboard(name: &str, d: &Value, refm: &BTreeMap<String, Metric>) -> Vec
         }
         let g = &p["gridPos"];
         let (x, w) = (g["x"].as_u64(), g["w"].as_u64());
-        if !matches!((x, w), (Some(x), Some(w)) if w > 0 && x + w <= 24) || g["h"].as_u64().is_none() {
+        if !matches!((x, w), (Some(x), Some(w)) if w > 0 && x + w <= 24)
+            || g["h"].as_u64().is_none()
+        {
             errs.push(format!("{what}: bad gridPos {g}"));
         }
         if ptype == "row" {
@@ -699,10 +818,17 @@ fn lint_dashboard(name: &str, d: &Value, refm: &BTreeMap<String, Metric>) -> Vec
         if !UNITS.contains(&unit) {
             errs.push(format!("{what}: missing or unknown unit `{unit}`"));
         }
-        for o in p["fieldConfig"]["overrides"].as_array().into_iter().flatten() {
+        for o in p["fieldConfig"]["overrides"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
             for prop in o["properties"].as_array().into_iter().flatten() {
                 if prop["id"] == "unit" && !UNITS.contains(&str_of(&prop["value"])) {
-                    errs.push(format!("{what}: override has unknown unit {}", prop["value"]));
+                    errs.push(format!(
+                        "{what}: override has unknown unit {}",
+                        prop["value"]
+                    ));
                 }
             }
         }
@@ -713,7 +839,12 @@ fn lint_dashboard(name: &str, d: &Value, refm: &BTreeMap<String, Metric>) -> Vec
         }
         let mut refids = HashSet::new();
         for t in targets {
-            expect_datasource(&mut errs, &format!("{what} target"), &t["datasource"], &kind);
+            expect_datasource(
+                &mut errs,
+                &format!("{what} target"),
+                &t["datasource"],
+                &kind,
+            );
             if !refids.insert(str_of(&t["refId"]).to_string()) {
                 errs.push(format!("{what}: duplicate refId"));
             }
@@ -749,12 +880,21 @@ fn lint_dashboard(name: &str, d: &Value, refm: &BTreeMap<String, Metric>) -> Vec
 fn the_four_dashboards_exist() {
     let names: Vec<String> = dashboards().into_iter().map(|(n, _)| n).collect();
     for f in EXPECTED_FILES {
-        assert!(names.iter().any(|n| n == f), "dashboards/{f} missing; have {names:?}");
+        assert!(
+            names.iter().any(|n| n == f),
+            "dashboards/{f} missing; have {names:?}"
+        );
     }
-    let kinds: BTreeMap<String, String> =
-        dashboards().iter().map(|(n, d)| (n.clone(), ds_kind(d))).collect();
+    let kinds: BTreeMap<String, String> = dashboards()
+        .iter()
+        .map(|(n, d)| (n.clone(), ds_kind(d)))
+        .collect();
     assert_eq!(kinds["nats-logs.json"], "loki");
-    for f in ["nats-cluster-overview.json", "nats-jetstream.json", "natsmon-self.json"] {
+    for f in [
+        "nats-cluster-overview.json",
+        "nats-jetstream.json",
+        "natsmon-self.json",
+    ] {
         assert_eq!(kinds[f], "prometheus", "{f}");
     }
 }
@@ -766,7 +906,12 @@ fn dashboards_pass_the_lint() {
     for (name, d) in dashboards() {
         errs.extend(lint_dashboard(&name, &d, &refm));
     }
-    assert!(errs.is_empty(), "{} dashboard problems:\n{}", errs.len(), errs.join("\n"));
+    assert!(
+        errs.is_empty(),
+        "{} dashboard problems:\n{}",
+        errs.len(),
+        errs.join("\n")
+    );
 }
 
 #[test]
@@ -774,8 +919,15 @@ fn uids_and_titles_are_unique() {
     let mut uids = HashSet::new();
     let mut titles = HashSet::new();
     for (name, d) in dashboards() {
-        assert!(uids.insert(str_of(&d["uid"]).to_string()), "{name}: duplicate uid {}", d["uid"]);
-        assert!(titles.insert(str_of(&d["title"]).to_string()), "{name}: duplicate title");
+        assert!(
+            uids.insert(str_of(&d["uid"]).to_string()),
+            "{name}: duplicate uid {}",
+            d["uid"]
+        );
+        assert!(
+            titles.insert(str_of(&d["title"]).to_string()),
+            "{name}: duplicate title"
+        );
     }
 }
 
@@ -806,33 +958,52 @@ fn yaml_entries(text: &str) -> Vec<BTreeMap<String, String>> {
 fn provisioning_matches_the_dashboards() {
     let prov = root().join("dashboards/provisioning");
     let ds_text = read(&prov.join("datasources/natsmon.yml"));
-    assert!(ds_text.contains("apiVersion: 1"), "datasources file lacks apiVersion: 1");
+    assert!(
+        ds_text.contains("apiVersion: 1"),
+        "datasources file lacks apiVersion: 1"
+    );
     let entries = yaml_entries(&ds_text);
     for (uid, kind, url) in PROVISIONED {
         let e = entries
             .iter()
             .find(|e| e.get("uid").map(String::as_str) == Some(uid))
             .unwrap_or_else(|| panic!("no datasource with uid `{uid}` in datasources/natsmon.yml"));
-        assert_eq!(e.get("type").map(String::as_str), Some(*kind), "datasource {uid} type");
-        assert_eq!(e.get("url").map(String::as_str), Some(*url), "datasource {uid} url");
+        assert_eq!(
+            e.get("type").map(String::as_str),
+            Some(*kind),
+            "datasource {uid} type"
+        );
+        assert_eq!(
+            e.get("url").map(String::as_str),
+            Some(*url),
+            "datasource {uid} url"
+        );
     }
     // Every datasource uid a dashboard defaults to is provisioned with the right type.
     for (name, d) in dashboards() {
         let kind = ds_kind(&d);
         let current = str_of(&variable(&d, "datasource").unwrap()["current"]["value"]).to_string();
         assert!(
-            entries.iter().any(|e| e.get("uid") == Some(&current) && e.get("type") == Some(&kind)),
+            entries
+                .iter()
+                .any(|e| e.get("uid") == Some(&current) && e.get("type") == Some(&kind)),
             "{name}: datasource default `{current}` ({kind}) is not provisioned"
         );
     }
 
     let db_text = read(&prov.join("dashboards/natsmon.yml"));
-    assert!(db_text.contains("apiVersion: 1"), "dashboards file lacks apiVersion: 1");
+    assert!(
+        db_text.contains("apiVersion: 1"),
+        "dashboards file lacks apiVersion: 1"
+    );
     let providers = yaml_entries(&db_text);
     assert_eq!(providers.len(), 1, "one dashboard provider expected");
     let p = &providers[0];
     assert_eq!(p.get("type").map(String::as_str), Some("file"));
-    assert_eq!(p.get("path").map(String::as_str), Some("/var/lib/grafana/dashboards"));
+    assert_eq!(
+        p.get("path").map(String::as_str),
+        Some("/var/lib/grafana/dashboards")
+    );
     for (name, d) in dashboards() {
         assert!(
             db_text.contains(str_of(&d["uid"])),
@@ -845,7 +1016,12 @@ fn provisioning_matches_the_dashboards() {
 #[test]
 fn committed_json_equals_generator_output() {
     let script = root().join("scripts/gen-dashboards.py");
-    match Command::new("python3").arg(&script).arg("--check").current_dir(root()).output() {
+    match Command::new("python3")
+        .arg(&script)
+        .arg("--check")
+        .current_dir(root())
+        .output()
+    {
         Ok(out) => assert!(
             out.status.success(),
             "dashboards/*.json differ from scripts/gen-dashboards.py output; run \
@@ -877,7 +1053,10 @@ fn promql_parses_with_promtool() {
         for v in variables(&d) {
             if v["type"] == "query" {
                 let q = variable_query(v);
-                let inner = q.trim().strip_prefix("label_values(").and_then(|q| q.rsplit_once(','));
+                let inner = q
+                    .trim()
+                    .strip_prefix("label_values(")
+                    .and_then(|q| q.rsplit_once(','));
                 if let Some((selector, _)) = inner {
                     exprs.push((name.clone(), selector.to_string()));
                 }
@@ -886,7 +1065,9 @@ fn promql_parses_with_promtool() {
     }
     let mut rules = String::from("groups:\n  - name: dashboards\n    rules:\n");
     for (i, (name, e)) in exprs.iter().enumerate() {
-        let e = e.replace("$__rate_interval", "1m").replace("$__interval", "1m");
+        let e = e
+            .replace("$__rate_interval", "1m")
+            .replace("$__interval", "1m");
         rules.push_str(&format!(
             "      - record: dashboard:expr{i}\n        labels: {{ file: {} }}\n        expr: {}\n",
             serde_json::to_string(name).unwrap(),
@@ -896,7 +1077,12 @@ fn promql_parses_with_promtool() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("dashboards.rules.yml");
     std::fs::write(&file, &rules).unwrap();
-    match Command::new("promtool").arg("check").arg("rules").arg(&file).output() {
+    match Command::new("promtool")
+        .arg("check")
+        .arg("rules")
+        .arg(&file)
+        .output()
+    {
         Ok(out) => assert!(
             out.status.success(),
             "promtool rejects dashboard PromQL:\n{}{}\n{rules}",
@@ -932,26 +1118,34 @@ fn lint_catches_known_mistakes() {
     assert!(bad("sum by (server_id) (nats_varz_connections)"));
     assert!(!lint_promql("natsmon_logs_buffered_bytes", Some("{{node}}"), &refm).is_empty());
     // fine
-    assert!(good("sum by (node) (rate(nats_varz_in_msgs_total{node=~\"$node\"}[$__rate_interval]))"));
+    assert!(good(
+        "sum by (node) (rate(nats_varz_in_msgs_total{node=~\"$node\"}[$__rate_interval]))"
+    ));
     assert!(good(
         "histogram_quantile(0.99, sum by (node, le) (rate(natsmon_poll_duration_seconds_bucket[$__rate_interval])))"
     ));
-    assert!(good("nats_stream_bytes{cluster=~\"$cluster\"} / nats_stream_max_bytes"));
+    assert!(good(
+        "nats_stream_bytes{cluster=~\"$cluster\"} / nats_stream_max_bytes"
+    ));
     assert!(!lint_prom_label_values("label_values(nats_up, cluster)", &refm).is_empty());
     assert!(lint_prom_label_values("label_values(nats_up, node)", &refm).is_empty());
 
     assert!(!lint_logql("{job=\"nats\", container=~\"x\"}", None).is_empty());
     assert!(!lint_logql("count_over_time({job=\"nats\"}[5m])", None).is_empty());
-    assert!(!lint_logql("sum by (level) (count_over_time({job=\"nats\"}[$__auto]))", None).is_empty());
+    assert!(
+        !lint_logql(
+            "sum by (level) (count_over_time({job=\"nats\"}[$__auto]))",
+            None
+        )
+        .is_empty()
+    );
     assert!(lint_logql(
         "sum by (log_level) (count_over_time({job=\"nats\", log_level=~\"$level\"} |~ \"a{b}\" [$__auto]))",
         Some("{{log_level}}")
     )
     .is_empty());
-    assert_eq!(var_refs("a=~\"$node\", ${datasource} [[x]] $__rate_interval"), [
-        "node",
-        "datasource",
-        "x",
-        "__rate_interval"
-    ]);
+    assert_eq!(
+        var_refs("a=~\"$node\", ${datasource} [[x]] $__rate_interval"),
+        ["node", "datasource", "x", "__rate_interval"]
+    );
 }

@@ -72,7 +72,10 @@ fn test_files() -> Vec<PathBuf> {
 }
 
 fn rel(p: &Path) -> String {
-    p.strip_prefix(root()).unwrap_or(p).to_string_lossy().into_owned()
+    p.strip_prefix(root())
+        .unwrap_or(p)
+        .to_string_lossy()
+        .into_owned()
 }
 
 #[test]
@@ -101,7 +104,10 @@ fn promtool_unit_tests_pass() {
     for f in test_files() {
         let name = rel(&f);
         let (ok, out) = promtool(&["test", "rules", &name]);
-        assert!(ok && out.contains("SUCCESS"), "promtool test rules {name} failed:\n{out}");
+        assert!(
+            ok && out.contains("SUCCESS"),
+            "promtool test rules {name} failed:\n{out}"
+        );
     }
 }
 
@@ -188,7 +194,10 @@ fn map(lines: &[&str], mut i: usize, map_indent: usize) -> (BTreeMap<String, Str
         if indent(l) != map_indent {
             break;
         }
-        let (k, rest) = l.trim().split_once(':').unwrap_or_else(|| panic!("not a map entry: {l}"));
+        let (k, rest) = l
+            .trim()
+            .split_once(':')
+            .unwrap_or_else(|| panic!("not a map entry: {l}"));
         let (v, next) = scalar(lines, i, map_indent, rest);
         m.insert(k.trim().to_string(), v);
         i = next;
@@ -209,7 +218,10 @@ fn alerts(text: &str) -> Vec<Rule> {
             continue;
         };
         let key_indent = indent(l) + 2;
-        let mut rule = Rule { name: unquote(name), ..Rule::default() };
+        let mut rule = Rule {
+            name: unquote(name),
+            ..Rule::default()
+        };
         i += 1;
         while i < lines.len() {
             let l = lines[i];
@@ -220,7 +232,10 @@ fn alerts(text: &str) -> Vec<Rule> {
             if indent(l) != key_indent {
                 break;
             }
-            let (k, rest) = l.trim().split_once(':').unwrap_or_else(|| panic!("bad rule line: {l}"));
+            let (k, rest) = l
+                .trim()
+                .split_once(':')
+                .unwrap_or_else(|| panic!("bad rule line: {l}"));
             match k {
                 "labels" | "annotations" => {
                     assert!(rest.trim().is_empty(), "inline maps are not supported: {l}");
@@ -286,7 +301,11 @@ fn runbook_headings() -> Vec<(usize, String, String)> {
         let text = l[level..].trim().to_string();
         let base = github_anchor(&text);
         let n = seen.entry(base.clone()).or_insert(0);
-        let anchor = if *n == 0 { base.clone() } else { format!("{base}-{n}") };
+        let anchor = if *n == 0 {
+            base.clone()
+        } else {
+            format!("{base}-{n}")
+        };
         *n += 1;
         out.push((level, text, anchor));
     }
@@ -299,30 +318,46 @@ fn check_alert_metadata(file: &str, rules: &[Rule], anchors: &BTreeSet<String>) 
         let n = &r.name;
         match r.labels.get("severity") {
             Some(s) if SEVERITIES.contains(&s.as_str()) => {}
-            other => errs.push(format!("{file}: {n}: severity {other:?} not in {SEVERITIES:?}")),
+            other => errs.push(format!(
+                "{file}: {n}: severity {other:?} not in {SEVERITIES:?}"
+            )),
         }
-        let summary = r.annotations.get("summary").map(String::as_str).unwrap_or("");
+        let summary = r
+            .annotations
+            .get("summary")
+            .map(String::as_str)
+            .unwrap_or("");
         if summary.trim().is_empty() {
             errs.push(format!("{file}: {n}: no summary"));
         } else if summary.contains("{{") || !summary.ends_with('.') {
-            errs.push(format!("{file}: {n}: summary should be a static sentence ending in '.'"));
+            errs.push(format!(
+                "{file}: {n}: summary should be a static sentence ending in '.'"
+            ));
         }
-        let desc = r.annotations.get("description").map(String::as_str).unwrap_or("");
+        let desc = r
+            .annotations
+            .get("description")
+            .map(String::as_str)
+            .unwrap_or("");
         if desc.trim().is_empty() {
             errs.push(format!("{file}: {n}: no description"));
         } else if !desc.contains("{{") {
-            errs.push(format!("{file}: {n}: description has no {{{{ }}}} templating"));
+            errs.push(format!(
+                "{file}: {n}: description has no {{{{ }}}} templating"
+            ));
         }
         match r.annotations.get("runbook_url") {
             None => errs.push(format!("{file}: {n}: no runbook_url")),
             Some(u) => match u.strip_prefix(RUNBOOK_URL) {
-                None => errs.push(format!("{file}: {n}: runbook_url {u} does not start with {RUNBOOK_URL}")),
-                Some(a) if !anchors.contains(a) => {
-                    errs.push(format!("{file}: {n}: runbook anchor #{a} is no heading of {RUNBOOK}"))
-                }
-                Some(a) if a != n.to_lowercase() => {
-                    errs.push(format!("{file}: {n}: runbook anchor #{a} is not the alert's own section"))
-                }
+                None => errs.push(format!(
+                    "{file}: {n}: runbook_url {u} does not start with {RUNBOOK_URL}"
+                )),
+                Some(a) if !anchors.contains(a) => errs.push(format!(
+                    "{file}: {n}: runbook anchor #{a} is no heading of {RUNBOOK}"
+                )),
+                Some(a) if a != n.to_lowercase() => errs.push(format!(
+                    "{file}: {n}: runbook anchor #{a} is not the alert's own section"
+                )),
                 Some(_) => {}
             },
         }
@@ -342,7 +377,11 @@ fn every_alert_has_severity_summary_description_and_runbook_section() {
     let anchors: BTreeSet<String> = headings.iter().map(|(_, _, a)| a.clone()).collect();
     let prom = alerts(&read(RULES));
     let loki = alerts(&read(LOKI_RULES));
-    assert!(prom.len() >= 20, "expected the full alert set in {RULES}, found {}", prom.len());
+    assert!(
+        prom.len() >= 20,
+        "expected the full alert set in {RULES}, found {}",
+        prom.len()
+    );
     assert!(!loki.is_empty(), "no alerts in {LOKI_RULES}");
 
     let mut errs = check_alert_metadata(RULES, &prom, &anchors);
@@ -355,7 +394,11 @@ fn every_alert_has_severity_summary_description_and_runbook_section() {
             errs.push(format!("{RUNBOOK}: section '### {text}' matches no alert"));
         }
     }
-    assert!(errs.is_empty(), "alert metadata problems:\n  {}", errs.join("\n  "));
+    assert!(
+        errs.is_empty(),
+        "alert metadata problems:\n  {}",
+        errs.join("\n  ")
+    );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -395,7 +438,10 @@ fn scan_test_cases(file: &str, text: &str, cov: &mut BTreeMap<String, Coverage>)
             continue;
         }
         if !rest.is_empty() {
-            errs.push(format!("{file}:{}: {name}: unexpected exp_alerts value {rest:?}", j + 1));
+            errs.push(format!(
+                "{file}:{}: {name}: unexpected exp_alerts value {rest:?}",
+                j + 1
+            ));
             i = j + 1;
             continue;
         }
@@ -417,7 +463,10 @@ fn scan_test_cases(file: &str, text: &str, cov: &mut BTreeMap<String, Coverage>)
             k += 1;
         }
         if items == 0 {
-            errs.push(format!("{file}:{}: {name}: exp_alerts is empty but not []", j + 1));
+            errs.push(format!(
+                "{file}:{}: {name}: exp_alerts is empty but not []",
+                j + 1
+            ));
         } else if severities != items || summaries != items {
             errs.push(format!(
                 "{file}:{at}: {name}: {items} expected alert(s) but {severities} severity and \
@@ -450,10 +499,16 @@ fn every_alert_has_a_firing_and_a_quiet_unit_test() {
     }
     for n in cov.keys() {
         if !names.contains(n) {
-            errs.push(format!("tests name alert {n}, which {RULES} does not define"));
+            errs.push(format!(
+                "tests name alert {n}, which {RULES} does not define"
+            ));
         }
     }
-    assert!(errs.is_empty(), "unit test coverage problems:\n  {}", errs.join("\n  "));
+    assert!(
+        errs.is_empty(),
+        "unit test coverage problems:\n  {}",
+        errs.join("\n  ")
+    );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -478,7 +533,11 @@ fn reference_metrics() -> BTreeMap<String, String> {
             m.insert(name.to_string(), cells[2].to_string());
         }
     }
-    assert!(m.len() > 50, "metric reference table looks empty ({} rows)", m.len());
+    assert!(
+        m.len() > 50,
+        "metric reference table looks empty ({} rows)",
+        m.len()
+    );
     m
 }
 
@@ -557,18 +616,33 @@ fn rules_only_use_metrics_from_the_readme_reference() {
             errs.push(format!("{}: expr names no natsmon metric", r.name));
         }
         for m in unknown_metrics(&tokens, &reference) {
-            errs.push(format!("{}: expr uses {m}, which is not in the README metric reference", r.name));
+            errs.push(format!(
+                "{}: expr uses {m}, which is not in the README metric reference",
+                r.name
+            ));
         }
-        let text: String = r.annotations.values().cloned().collect::<Vec<_>>().join("\n");
+        let text: String = r
+            .annotations
+            .values()
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n");
         for m in unknown_metrics(&metric_tokens(&text, true), &reference) {
-            errs.push(format!("{}: annotations mention unknown metric {m}", r.name));
+            errs.push(format!(
+                "{}: annotations mention unknown metric {m}",
+                r.name
+            ));
         }
     }
     for m in unknown_metrics(&metric_tokens(&read(RUNBOOK), true), &reference) {
         errs.push(format!("{RUNBOOK} mentions unknown metric {m}"));
     }
     assert!(used > 0, "no metric names found in {RULES}");
-    assert!(errs.is_empty(), "unknown metric names:\n  {}", errs.join("\n  "));
+    assert!(
+        errs.is_empty(),
+        "unknown metric names:\n  {}",
+        errs.join("\n  ")
+    );
 }
 
 #[test]
@@ -577,16 +651,29 @@ fn metric_token_scanner() {
         r#"sum by (node) (rate(natsmon_poll_errors_total{endpoint="nats_x"}[5m])) / nats_up and my_nats_foo"#,
         false,
     );
-    let want: BTreeSet<String> = ["natsmon_poll_errors_total", "nats_up"].map(String::from).into();
+    let want: BTreeSet<String> = ["natsmon_poll_errors_total", "nats_up"]
+        .map(String::from)
+        .into();
     assert_eq!(t, want);
     let reference: BTreeMap<String, String> = [
-        ("natsmon_poll_duration_seconds".to_string(), "histogram".to_string()),
+        (
+            "natsmon_poll_duration_seconds".to_string(),
+            "histogram".to_string(),
+        ),
         ("nats_up".to_string(), "gauge".to_string()),
     ]
     .into();
-    let toks: BTreeSet<String> =
-        ["natsmon_poll_duration_seconds_bucket", "nats_up_count", "nats_up"].map(String::from).into();
-    assert_eq!(unknown_metrics(&toks, &reference), vec!["nats_up_count".to_string()]);
+    let toks: BTreeSet<String> = [
+        "natsmon_poll_duration_seconds_bucket",
+        "nats_up_count",
+        "nats_up",
+    ]
+    .map(String::from)
+    .into();
+    assert_eq!(
+        unknown_metrics(&toks, &reference),
+        vec!["nats_up_count".to_string()]
+    );
     assert_eq!(github_anchor("NatsNodeDown"), "natsnodedown");
     assert_eq!(github_anchor("Loki log alerts"), "loki-log-alerts");
     assert_eq!(github_anchor("What's up? (v2.10+)"), "whats-up-v210");
@@ -601,7 +688,10 @@ fn logql_labels(expr: &str) -> Vec<String> {
     // Stream selectors: {name op "value", ...}
     let mut rest = expr;
     while let Some(open) = rest.find('{') {
-        let close = rest[open..].find('}').map(|c| open + c).expect("unclosed {");
+        let close = rest[open..]
+            .find('}')
+            .map(|c| open + c)
+            .expect("unclosed {");
         let inner = &rest[open + 1..close];
         let mut in_q = false;
         let mut part = String::new();
@@ -618,16 +708,26 @@ fn logql_labels(expr: &str) -> Vec<String> {
         }
         parts.push(part);
         for p in parts.iter().map(|p| p.trim()).filter(|p| !p.is_empty()) {
-            let end = p.find(['=', '!']).unwrap_or_else(|| panic!("bad matcher {p:?}"));
+            let end = p
+                .find(['=', '!'])
+                .unwrap_or_else(|| panic!("bad matcher {p:?}"));
             out.push(p[..end].trim().to_string());
         }
         rest = &rest[close + 1..];
     }
     // by (...), without (...), on (...), ignoring (...), group_left/right (...)
-    for kw in ["by", "without", "on", "ignoring", "group_left", "group_right"] {
+    for kw in [
+        "by",
+        "without",
+        "on",
+        "ignoring",
+        "group_left",
+        "group_right",
+    ] {
         let mut s = expr;
         while let Some(p) = s.find(kw) {
-            let before_ok = p == 0 || !s[..p].ends_with(|c: char| c.is_ascii_alphanumeric() || c == '_');
+            let before_ok =
+                p == 0 || !s[..p].ends_with(|c: char| c.is_ascii_alphanumeric() || c == '_');
             let after = s[p + kw.len()..].trim_start();
             if before_ok && after.starts_with('(') {
                 let close = after.find(')').expect("unclosed (");
@@ -651,17 +751,33 @@ fn loki_rules_use_only_shipper_labels() {
     let mut errs = Vec::new();
     for r in &rules {
         if !r.expr.contains("{job=\"nats\"") {
-            errs.push(format!("{}: does not select the NATS servers' logs ({{job=\"nats\"...}})", r.name));
+            errs.push(format!(
+                "{}: does not select the NATS servers' logs ({{job=\"nats\"...}})",
+                r.name
+            ));
         }
         for l in logql_labels(&r.expr) {
             if !LOKI_LABELS.contains(&l.as_str()) {
-                errs.push(format!("{}: label {l} is not one natsmon sets {LOKI_LABELS:?}", r.name));
+                errs.push(format!(
+                    "{}: label {l} is not one natsmon sets {LOKI_LABELS:?}",
+                    r.name
+                ));
             }
         }
         // Parser stages would create labels natsmon does not set.
-        for stage in ["| json", "| logfmt", "| regexp", "| pattern", "| unpack", "| label_format"] {
+        for stage in [
+            "| json",
+            "| logfmt",
+            "| regexp",
+            "| pattern",
+            "| unpack",
+            "| label_format",
+        ] {
             if r.expr.contains(stage) {
-                errs.push(format!("{}: uses {stage}, which adds labels natsmon does not set", r.name));
+                errs.push(format!(
+                    "{}: uses {stage}, which adds labels natsmon does not set",
+                    r.name
+                ));
             }
         }
         for a in r.annotations.values() {
@@ -677,7 +793,9 @@ fn loki_rules_use_only_shipper_labels() {
         }
     }
     // log_level values used in matchers must be ones the shipper emits.
-    let levels = ["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL", "UNKNOWN"];
+    let levels = [
+        "TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL", "UNKNOWN",
+    ];
     for r in &rules {
         let mut s = r.expr.as_str();
         while let Some(p) = s.find("log_level") {
@@ -686,13 +804,20 @@ fn loki_rules_use_only_shipper_labels() {
             let q2 = after[q1 + 1..].find('"').expect("unterminated value") + q1 + 1;
             for v in after[q1 + 1..q2].split('|') {
                 if !levels.contains(&v) {
-                    errs.push(format!("{}: log_level value {v:?} is never set by natsmon", r.name));
+                    errs.push(format!(
+                        "{}: log_level value {v:?} is never set by natsmon",
+                        r.name
+                    ));
                 }
             }
             s = &after[q2..];
         }
     }
-    assert!(errs.is_empty(), "Loki rule problems:\n  {}", errs.join("\n  "));
+    assert!(
+        errs.is_empty(),
+        "Loki rule problems:\n  {}",
+        errs.join("\n  ")
+    );
 }
 
 #[test]

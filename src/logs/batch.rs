@@ -95,7 +95,10 @@ impl Batcher {
     /// Marks natsmon as watching, so that a later start knows which stopped containers
     /// ran while it was away.
     fn heartbeat(&self) {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0);
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos() as i64)
+            .unwrap_or(0);
         self.checkpoints.touch(now);
         self.save_checkpoints();
     }

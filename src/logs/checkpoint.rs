@@ -81,19 +81,22 @@ impl Checkpoints {
             error,
         })?;
         let path = state_dir.join("positions.json");
-        let file = match std::fs::read(&path) {
-            Ok(bytes) => Some(serde_json::from_slice::<File>(&bytes).map_err(|e| CheckpointError::Read {
-                path: path.clone(),
-                error: e.to_string(),
-            })?),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => {
-                return Err(CheckpointError::Read {
-                    path,
-                    error: e.to_string(),
-                });
-            }
-        };
+        let file =
+            match std::fs::read(&path) {
+                Ok(bytes) => Some(serde_json::from_slice::<File>(&bytes).map_err(|e| {
+                    CheckpointError::Read {
+                        path: path.clone(),
+                        error: e.to_string(),
+                    }
+                })?),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                Err(e) => {
+                    return Err(CheckpointError::Read {
+                        path,
+                        error: e.to_string(),
+                    });
+                }
+            };
         let previous_run_ns = file.as_ref().map(|f| f.last_seen_ns).filter(|t| *t > 0);
         let f = file.unwrap_or_default();
         let inner = Inner {
@@ -207,7 +210,10 @@ mod tests {
         assert_eq!(c2.previous_run_ns(), None, "never touched");
         c2.touch(42);
         c2.save().unwrap();
-        assert_eq!(Checkpoints::open(dir.path()).unwrap().previous_run_ns(), Some(42));
+        assert_eq!(
+            Checkpoints::open(dir.path()).unwrap().previous_run_ns(),
+            Some(42)
+        );
         assert_eq!(
             Position {
                 ts_ns: 1_999_999_999,

@@ -25,9 +25,9 @@ use super::config::{JOB_LABEL, LogSettings, NATS_JOB, glob_match};
 use super::labels::{Level, parse_level};
 use super::metrics::{LogMetrics, ReasonLabels};
 use super::service::Backoff;
-use crate::nats::time::rfc3339_to_unix_nanos;
 use super::wire::render_labels;
 use super::{InFlight, LogEntry};
+use crate::nats::time::rfc3339_to_unix_nanos;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DockerError {
@@ -164,7 +164,10 @@ impl Supervisor {
         let mut backoff = Backoff::new(Duration::from_secs(10));
         // The last moment natsmon was watching Docker: the previous run's, then the moment
         // each event stream broke. On a first start there is no history to catch up on.
-        let mut seen_until_ns = self.checkpoints.previous_run_ns().unwrap_or_else(unix_now_ns);
+        let mut seen_until_ns = self
+            .checkpoints
+            .previous_run_ns()
+            .unwrap_or_else(unix_now_ns);
         'outer: while !token.is_cancelled() {
             let docker = match connect(&self.settings.docker_host) {
                 Ok(d) => d,
@@ -314,7 +317,9 @@ impl Supervisor {
         for c in all {
             let running = c.state.map(|s| s.to_string() == "running").unwrap_or(false);
             let Some(id) = c.id else { continue };
-            let Some(meta) = self.inspect(docker, &id).await else { continue };
+            let Some(meta) = self.inspect(docker, &id).await else {
+                continue;
+            };
             let recent = |t: Option<i64>| t.is_some_and(|t| t >= seen_until_ns);
             if running
                 || self.checkpoints.get(&id).is_some()
@@ -346,8 +351,14 @@ impl Supervisor {
                     image: cfg.image.unwrap_or_default(),
                     command,
                     labels: cfg.labels.unwrap_or_default(),
-                    started_at_ns: state.as_ref().and_then(|s| s.started_at.as_deref()).and_then(rfc3339_to_unix_nanos),
-                    finished_at_ns: state.as_ref().and_then(|s| s.finished_at.as_deref()).and_then(rfc3339_to_unix_nanos),
+                    started_at_ns: state
+                        .as_ref()
+                        .and_then(|s| s.started_at.as_deref())
+                        .and_then(rfc3339_to_unix_nanos),
+                    finished_at_ns: state
+                        .as_ref()
+                        .and_then(|s| s.finished_at.as_deref())
+                        .and_then(rfc3339_to_unix_nanos),
                 })
             }
             Err(e) => {
@@ -418,7 +429,10 @@ async fn sleep_or_cancel(d: Duration, token: &CancellationToken) -> bool {
 }
 
 fn unix_now_ns() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
 }
 
 fn unix_now_secs() -> i64 {
@@ -560,6 +574,8 @@ mod tests {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            started_at_ns: None,
+            finished_at_ns: None,
         }
     }
 
