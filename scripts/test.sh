@@ -42,4 +42,12 @@ echo "==> $(docker version --format 'docker server {{.Server.Version}}' 2>&1 | h
 # The >1024-connection test holds that many sockets open in one process.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
-cargo test --locked --all-targets "$@"
+log=$(mktemp)
+set +e
+cargo test --locked --all-targets "$@" 2>&1 | tee "$log"
+rc=${PIPESTATUS[0]}
+set -e
+# One closing line over every test binary (the benches' smoke runs print tables instead).
+grep -E '^test result:' "$log" | awk '{p += $4; f += $6} END {printf "tests: %d passed, %d failed\n", p, f}'
+rm -f "$log"
+exit "$rc"
