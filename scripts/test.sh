@@ -24,6 +24,9 @@ fi
 if ! command -v openssl >/dev/null 2>&1; then
   need_pkgs+=(openssl)
 fi
+if ! command -v docker-compose >/dev/null 2>&1; then
+  need_pkgs+=(docker-compose)
+fi
 if [ "${#need_pkgs[@]}" -gt 0 ]; then
   echo "==> installing missing packages: ${need_pkgs[*]}"
   $SUDO apt-get update

@@ -80,24 +80,6 @@ async fn fake_node(fault: Fault) -> String {
     format!("127.0.0.1:{}", addr.port())
 }
 
-fn cluster_args(cluster: &Cluster, interval: &str, timeout: &str) -> Vec<String> {
-    let mut a = Vec::new();
-    for i in 0..cluster.len() {
-        a.push("--nats-url".to_string());
-        a.push(format!(
-            "{}={}",
-            cluster.server_name(i),
-            cluster.monitor_url(i)
-        ));
-    }
-    a.extend(args(&[
-        "--poll-interval",
-        interval,
-        "--poll-timeout",
-        timeout,
-    ]));
-    a
-}
 
 /// Names of samples that still carry `node`, other than its up flag and natsmon's own.
 fn node_series(exp: &Exposition, node: &str) -> Vec<String> {
@@ -126,7 +108,7 @@ async fn killed_node_goes_down_within_two_polls_and_comes_back() {
     js.publish("kv.a", "1".into()).await.unwrap().await.unwrap();
 
     let interval = Duration::from_secs(1);
-    let nm = Natsmon::start(&cluster_args(&cluster, "1s", "500ms")).await;
+    let nm = Natsmon::start(&natsmon_args(&cluster, ("1s", "500ms"), &[])).await;
     let victim = cluster.server_name(2);
     wait_for(&nm.base_url(), Duration::from_secs(20), |e| {
         e.sum("nats_up", &[]) == 3.0
@@ -207,7 +189,7 @@ async fn misbehaving_nodes_get_clear_errors_and_never_delay_healthy_ones() {
         ("hugechunked", Fault::HugeChunked, "too_large"),
         ("dropper", Fault::Drop, "connection_closed"),
     ];
-    let mut a = cluster_args(&cluster, "1s", "500ms");
+    let mut a = natsmon_args(&cluster, ("1s", "500ms"), &[]);
     a.extend(args(&["--max-response-bytes", "1048576"]));
     for (name, fault, _) in faults {
         let addr = fake_node(fault).await;

@@ -537,7 +537,11 @@ async fn crash_and_restart_ships_every_line_once() {
     nm.kill(); // SIGKILL
     // While natsmon is down, this container finishes, and another one runs start to end.
     c.wait_exit(Duration::from_secs(60));
-    let whole = Container::run(&format!("{prefix}-while-down"), &[], &docker::as_strs(&docker::log_generator_cmd(200, "while down", 0)));
+    let whole = Container::run(
+        &format!("{prefix}-while-down"),
+        &[],
+        &docker::as_strs(&docker::log_generator_cmd(200, "while down", 0)),
+    );
     whole.wait_exit(Duration::from_secs(30));
     let _nm2 = Natsmon::start(&a).await;
     wait_lines(&loki, &c, 3000, Duration::from_secs(40)).await;
@@ -569,26 +573,56 @@ async fn json_format_413_split_auth_and_graceful_shutdown() {
             &loki,
             state.path(),
             &prefix,
-            &["--loki-format", "json", "--loki-tenant", "team-a", "--loki-bearer-token-file", token_file.to_str().unwrap()],
+            &[
+                "--loki-format",
+                "json",
+                "--loki-tenant",
+                "team-a",
+                "--loki-bearer-token-file",
+                token_file.to_str().unwrap(),
+            ],
         ),
         &[],
     )
     .await;
-    let c = Container::run(&format!("{prefix}-json"), &[], &docker::as_strs(&docker::log_generator_cmd(1000, "json line with some padding to make the batch larger", 0)));
+    let c = Container::run(
+        &format!("{prefix}-json"),
+        &[],
+        &docker::as_strs(&docker::log_generator_cmd(
+            1000,
+            "json line with some padding to make the batch larger",
+            0,
+        )),
+    );
     c.wait_exit(Duration::from_secs(30));
     wait_lines(&loki, &c, 1000, Duration::from_secs(30)).await;
     let all = loki.entries();
     assert_exactly_once(&all, &c);
     assert!(all.iter().all(|e| e.format == common::loki::Format::Json));
     assert!(all.iter().all(|e| e.tenant.as_deref() == Some("team-a")));
-    assert!(all.iter().all(|e| e.authorization.as_deref() == Some("Bearer s3cr3t-token")));
-    assert!(loki.requests().iter().any(|r| r.status == 413), "the first batch was too large");
-    assert!(!nm.stderr_contents().contains("s3cr3t"), "the token leaked into the log");
+    assert!(
+        all.iter()
+            .all(|e| e.authorization.as_deref() == Some("Bearer s3cr3t-token"))
+    );
+    assert!(
+        loki.requests().iter().any(|r| r.status == 413),
+        "the first batch was too large"
+    );
+    assert!(
+        !nm.stderr_contents().contains("s3cr3t"),
+        "the token leaked into the log"
+    );
 
     // SIGTERM: natsmon flushes, saves its checkpoint and exits cleanly.
     nm.terminate();
-    let status = nm.wait_exit(Duration::from_secs(10)).await.expect("natsmon exits after SIGTERM");
+    let status = nm
+        .wait_exit(Duration::from_secs(10))
+        .await
+        .expect("natsmon exits after SIGTERM");
     assert!(status.success(), "{status}");
     let positions = std::fs::read_to_string(state.path().join("positions.json")).unwrap();
-    assert!(positions.contains(&c.id), "checkpoint saved for the container: {positions}");
+    assert!(
+        positions.contains(&c.id),
+        "checkpoint saved for the container: {positions}"
+    );
 }

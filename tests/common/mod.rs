@@ -1309,3 +1309,24 @@ pub fn families(text: &str) -> std::collections::BTreeSet<String> {
         .map(str::to_string)
         .collect()
 }
+
+/// natsmon's arguments for the cluster; `timing` is the poll interval and timeout.
+pub fn natsmon_args(cluster: &Cluster, timing: (&str, &str), extra: &[&str]) -> Vec<String> {
+    let mut a = Vec::new();
+    for i in 0..cluster.len() {
+        a.push("--nats-url".to_string());
+        a.push(format!(
+            "{}={}",
+            cluster.server_name(i),
+            cluster.monitor_url(i)
+        ));
+    }
+    a.extend(args(&[
+        "--poll-interval",
+        timing.0,
+        "--poll-timeout",
+        timing.1,
+    ]));
+    a.extend(extra.iter().map(|s| s.to_string()));
+    a
+}

@@ -1,0 +1,77 @@
+//! The monitoring stack's files are valid for the real tools: docker-compose 1.29 accepts
+//! `docker-compose.monitoring.yaml`, promtool accepts the Prometheus config, and the
+//! pieces point at each other (scrape target, rules, provisioning, retention, socket).
+
+use std::path::Path;
+use std::process::Command;
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn read(p: &str) -> String {
+    std::fs::read_to_string(repo().join(p)).unwrap_or_else(|e| panic!("{p}: {e}"))
+}
+
+fn compose(env: &[(&str, &str)], args: &[&str]) -> std::process::Output {
+    let mut c = Command::new("docker-compose");
+    c.current_dir(repo()).args(["-f", "docker-compose.monitoring.yaml"]).args(args);
+    c.env_remove("GRAFANA_ADMIN_PASSWORD");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().expect("docker-compose must be installed (scripts/test.sh installs Debian's docker-compose)")
+}
+
+#[test]
+fn compose_file_validates_with_docker_compose() {
+    let ok = compose(&[("GRAFANA_ADMIN_PASSWORD", "test-only")], &["config", "-q"]);
+    assert!(ok.status.success(), "config -q: {}", String::from_utf8_lossy(&ok.stderr));
+    // The admin password is required, never defaulted.
+    let missing = compose(&[], &["config", "-q"]);
+    assert!(!missing.status.success(), "config passed without GRAFANA_ADMIN_PASSWORD");
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("GRAFANA_ADMIN_PASSWORD"));
+    let full = compose(&[("GRAFANA_ADMIN_PASSWORD", "test-only"), ("NATS_NETWORK", "mycluster_default")], &["config"]);
+    let text = String::from_utf8_lossy(&full.stdout);
+    for service in ["natsmon:", "prometheus:", "loki:", "grafana:", "alertmanager:"] {
+        assert!(text.contains(&format!("  {service}")), "service {service} missing:\n{text}");
+    }
+    assert!(text.contains("name: mycluster_default"), "natsmon joins the NATS cluster's network:\n{text}");
+    assert!(text.contains("/var/run/docker.sock:/var/run/docker.sock:ro"), "socket read-only:\n{text}");
+}
+
+#[test]
+fn pieces_point_at_each_other() {
+    let compose = read("docker-compose.monitoring.yaml");
+    let prom = read("deploy/prometheus/prometheus.yml");
+    let loki = read("deploy/loki/loki.yml");
+    let dockerfile = read("Dockerfile");
+    assert!(prom.contains("natsmon:7778"), "Prometheus scrapes natsmon");
+    assert!(prom.contains("/etc/prometheus/rules/*.yml") && compose.contains("alerting_rules/natsmon.rules.yml:/etc/prometheus/rules/"));
+    assert!(compose.contains("./alerting_rules/loki:/etc/loki/rules/fake"), "Loki ruler rules for the single tenant");
+    assert!(loki.contains("retention_period: 168h") && loki.contains("retention_enabled: true"));
+    assert!(compose.contains("./dashboards/provisioning:/etc/grafana/provisioning"));
+    assert!(compose.contains("./dashboards:/var/lib/grafana/dashboards"));
+    assert!(compose.contains("NATSMON_LOKI_URL: http://loki:3100"));
+    // Multi-stage, small runtime, non-root.
+    assert!(dockerfile.matches("FROM ").count() >= 2);
+    assert!(dockerfile.contains("USER 10001") && !dockerfile.contains("USER root"));
+    // The Grafana datasource's timeInterval matches the scrape interval ($__rate_interval).
+    let ds = read("dashboards/provisioning/datasources/natsmon.yml");
+    assert!(prom.contains("scrape_interval: 15s") && ds.contains("timeInterval: 15s"));
+}
+
+#[test]
+fn prometheus_config_passes_promtool() {
+    let dir = tempfile::tempdir().unwrap();
+    // promtool resolves rule globs; point them at the real rules file.
+    let cfg = read("deploy/prometheus/prometheus.yml")
+        .replace("/etc/prometheus/rules/*.yml", repo().join("alerting_rules/natsmon.rules.yml").to_str().unwrap());
+    let path = dir.path().join("prometheus.yml");
+    std::fs::write(&path, cfg).unwrap();
+    let out = Command::new("promtool")
+        .args(["check", "config", path.to_str().unwrap()])
+        .output()
+        .expect("promtool must be installed (scripts/test.sh installs Debian's prometheus)");
+    assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+}

@@ -1,0 +1,1493 @@
+//! End-to-end test of the bundled dashboards and alert rules against a REAL stack:
+//!
+//! real 3-node nats-server JetStream cluster (tests/common) -> natsmon -> real
+//! Prometheus 2.42 (`/usr/bin/prometheus`, or `$PROMETHEUS_BIN`) scraping it every
+//! second and evaluating `alerting_rules/natsmon.rules.yml`. The log shipper is enabled
+//! too (test Loki receiver + one busybox container on the real dockerd), so the shipper
+//! panels of the natsmon dashboard have data.
+//!
+//! `dashboards_return_data_and_node_down_alert_fires`:
+//! 1. creates traffic through async-nats: an R3 stream with limits (max_bytes,
+//!    max_msgs, max_consumers, max_msgs_per_subject, max_age) and an interior delete, a
+//!    stream sourcing it, a durable pull consumer with pending and ack-pending messages,
+//!    a filtered durable that delivered nothing, a stream and connections in account B,
+//!    and a background publisher;
+//! 2. lets Prometheus scrape for ~20 s, then evaluates every dashboard variable query
+//!    (`label_values(...)` -> `/api/v1/label/<label>/values?match[]=...`, each must
+//!    return a value) and every Prometheus panel target (Grafana variables substituted
+//!    as Grafana does) with `/api/v1/query`. Every expression must parse and execute;
+//!    every expression must return data, except the commented [`ALLOWED_EMPTY`] list;
+//! 3. kills node n3 and waits for `NatsNodeDown{node="n3"}` to go pending, then firing
+//!    no earlier than the rule's `for:`. Expressions that were empty on the healthy
+//!    cluster because they show failures (poll errors, offline / not current replicas)
+//!    are evaluated again with the node down, and must have data then;
+//! 4. checks every alert rule still evaluates without error (node down, shipper on).
+//!
+//! `alert_rules_evaluate_without_errors`: a quicker stack (no shipper); every rule of
+//! the rules file is loaded and reports `health: "ok"` after several evaluations.
+//!
+//! Both tests PANIC (never skip) if prometheus, nats-server or docker are missing.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::{self, consumer::pull, stream};
+use futures::StreamExt;
+use serde_json::Value;
+
+use common::loki::LokiReceiver;
+use common::{Cluster, Natsmon, args, connect, docker, free_port, wait_for};
+
+/// Prometheus global scrape and evaluation interval, seconds.
+const SCRAPE_INTERVAL_SECS: u64 = 1;
+/// How long Prometheus scrapes before the dashboard queries run.
+const SCRAPE_WARMUP: Duration = Duration::from_secs(20);
+/// Grafana's `$__range` for the dashboards' instant queries.
+const RANGE_SECS: u64 = 60;
+/// Node index (0-based) killed for the alert test, and its natsmon `node` label.
+const KILLED_NODE: usize = 2;
+const KILLED_NODE_LABEL: &str = "n3";
+
+/// Panel expressions (exactly as written in the dashboard JSON) that may return no
+/// data in this setup, with the reason. Everything else must return data, either on
+/// the healthy cluster or after node n3 was killed. An entry that does return data
+/// fails the test too, so that this list stays minimal.
+const ALLOWED_EMPTY: &[(&str, &str)] = &[
+    // --- fields nats-server only reports from 2.10 on; the harness runs 2.9.10 -----
+    (
+        r#"nats_healthz_errors{node=~"$node"}"#,
+        "/healthz `errors` (per check type) exists from nats-server 2.10; harness runs 2.9.10",
+    ),
+    (
+        r#"sum by (kind) (increase(nats_varz_slow_consumers_by_kind_total{node=~"$node"}[$__rate_interval]))"#,
+        "varz `slow_consumer_stats` exists from nats-server 2.10; harness runs 2.9.10",
+    ),
+    (
+        r#"sum by (account) (nats_account_subscriptions{node=~"$node", account=~"$account"})"#,
+        "accstatz `num_subscriptions` exists from nats-server 2.10; harness runs 2.9.10",
+    ),
+    (
+        r#"nats_jetstream_api_inflight_requests{node=~"$node"}"#,
+        "jsz `api.inflight` exists from nats-server 2.10; harness runs 2.9.10",
+    ),
+    // --- topology the harness cluster does not have --------------------------------
+    (
+        r#"sum by (node, gateway) (nats_gateway_connections{node=~"$node"})"#,
+        "the harness cluster has no gateways (super-cluster) configured",
+    ),
+];
+
+// ---------------------------------------------------------------------------
+// Small helpers
+// ---------------------------------------------------------------------------
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn rules_path() -> PathBuf {
+    root().join("alerting_rules/natsmon.rules.yml")
+}
+
+fn keep_tmp() -> bool {
+    matches!(
+        std::env::var("NATSMON_TEST_KEEP").as_deref(),
+        Ok("1") | Ok("true") | Ok("yes")
+    )
+}
+
+fn tempdir(prefix: &str) -> tempfile::TempDir {
+    let mut d = tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir()
+        .expect("create temp dir");
+    if keep_tmp() {
+        d.disable_cleanup(true);
+        eprintln!("[prometheus_stack] keeping temp dir {}", d.path().display());
+    }
+    d
+}
+
+fn tail(s: &str, lines: usize) -> String {
+    let v: Vec<&str> = s.lines().collect();
+    v[v.len().saturating_sub(lines)..].join("\n")
+}
+
+/// Parse a Prometheus duration (`1m`, `90s`, `1h30m`, `500ms`, `2d`).
+fn parse_prom_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim().trim_matches('"').trim_matches('\'');
+    if s.is_empty() {
+        return Err("empty duration".into());
+    }
+    let mut total = 0f64;
+    let mut rest = s;
+    while !rest.is_empty() {
+        let n_end = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .ok_or_else(|| format!("duration {s:?}: number without unit"))?;
+        if n_end == 0 {
+            return Err(format!("duration {s:?}: expected a number"));
+        }
+        let n: f64 = rest[..n_end].parse().unwrap();
+        rest = &rest[n_end..];
+        let u_end = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let unit = &rest[..u_end];
+        rest = &rest[u_end..];
+        let secs = match unit {
+            "ms" => 0.001,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            "d" => 86400.0,
+            "w" => 7.0 * 86400.0,
+            "y" => 365.0 * 86400.0,
+            _ => return Err(format!("duration {s:?}: unknown unit {unit:?}")),
+        };
+        total += n * secs;
+    }
+    Ok(Duration::from_secs_f64(total))
+}
+
+/// Alert names of the rules file, in file order.
+fn rule_alert_names(text: &str) -> Vec<String> {
+    text.lines()
+        .filter_map(|l| l.trim_start().strip_prefix("- alert:"))
+        .map(|n| n.trim().trim_matches('"').trim_matches('\'').to_string())
+        .collect()
+}
+
+/// `key:` value inside the rule `- alert: <alert>` (first match before the next rule).
+fn rule_field(text: &str, alert: &str, key: &str) -> Option<String> {
+    let mut inside = false;
+    for l in text.lines() {
+        let t = l.trim_start();
+        if let Some(n) = t.strip_prefix("- alert:") {
+            inside = n.trim().trim_matches('"') == alert;
+            continue;
+        }
+        if t.starts_with("- record:") || t.starts_with("- name:") {
+            inside = false;
+            continue;
+        }
+        if inside {
+            if let Some(v) = t.strip_prefix(&format!("{key}:")) {
+                return Some(v.trim().trim_matches('"').trim_matches('\'').to_string());
+            }
+        }
+    }
+    None
+}
+
+// ---------------------------------------------------------------------------
+// Prometheus process
+// ---------------------------------------------------------------------------
+
+fn prometheus_bin() -> PathBuf {
+    let p = std::env::var("PROMETHEUS_BIN").unwrap_or_else(|_| "/usr/bin/prometheus".into());
+    let p = PathBuf::from(p);
+    if !p.is_file() {
+        panic!(
+            "\n\n*** Prometheus server NOT FOUND at {} (set $PROMETHEUS_BIN).\n*** Install \
+             it with `apt-get install -y prometheus` (Debian ships 2.42). This test never \
+             skips.\n\n",
+            p.display()
+        );
+    }
+    p
+}
+
+/// A real Prometheus server, killed on drop.
+struct Prometheus {
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+    port: u16,
+    log_path: PathBuf,
+}
+
+impl Prometheus {
+    /// Start Prometheus scraping `target` (host:port) as job `natsmon` every second
+    /// and evaluating `rule_file`.
+    fn start(target: &str, rule_file: &Path) -> Prometheus {
+        let bin = prometheus_bin();
+        let dir = tempdir("natsmon-prometheus-");
+        let port = free_port();
+        let config = format!(
+            "global:\n  scrape_interval: {SCRAPE_INTERVAL_SECS}s\n  scrape_timeout: \
+             {SCRAPE_INTERVAL_SECS}s\n  evaluation_interval: {SCRAPE_INTERVAL_SECS}s\n\
+             rule_files:\n  - {rules}\n\
+             scrape_configs:\n  - job_name: natsmon\n    static_configs:\n      - targets: \
+             ['{target}']\n",
+            rules = rule_file.display(),
+        );
+        let config_path = dir.path().join("prometheus.yml");
+        std::fs::write(&config_path, &config).expect("write prometheus.yml");
+        let data = dir.path().join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        let log_path = dir.path().join("prometheus.log");
+        let log = std::fs::File::create(&log_path).expect("create prometheus log");
+        let child = Command::new(&bin)
+            .arg(format!("--config.file={}", config_path.display()))
+            .arg(format!("--storage.tsdb.path={}", data.display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--web.enable-lifecycle")
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(log.try_clone().unwrap()))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .unwrap_or_else(|e| panic!("failed to spawn {}: {e}", bin.display()));
+        eprintln!("[prometheus_stack] prometheus on 127.0.0.1:{port}, config:\n{config}");
+        Prometheus {
+            child: Some(child),
+            dir,
+            port,
+            log_path,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
+    }
+
+    /// Wait for `/-/ready`.
+    async fn wait_ready(&mut self, timeout: Duration) {
+        let url = format!("{}/-/ready", self.url());
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(st) = self.exited() {
+                panic!(
+                    "prometheus exited during startup ({st}):\n{}",
+                    tail(&self.log(), 60)
+                );
+            }
+            if let Ok((200, _)) = common::http_get(&url).await {
+                return;
+            }
+            if Instant::now() >= deadline {
+                panic!(
+                    "prometheus not ready after {timeout:?}:\n{}",
+                    tail(&self.log(), 60)
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Wait until the natsmon target is `up` in `/api/v1/targets`.
+    async fn wait_target_up(&self, target: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        let mut last = Value::Null;
+        loop {
+            if let Ok(v) = self.api("/api/v1/targets", &[]).await {
+                let up = v["data"]["activeTargets"]
+                    .as_array()
+                    .map(|a| {
+                        a.iter().any(|t| {
+                            t["labels"]["job"] == "natsmon"
+                                && t["scrapeUrl"].as_str().unwrap_or("").contains(target)
+                                && t["health"] == "up"
+                        })
+                    })
+                    .unwrap_or(false);
+                if up {
+                    return;
+                }
+                last = v;
+            }
+            if Instant::now() >= deadline {
+                panic!(
+                    "natsmon target {target} not up in prometheus after {timeout:?}; last \
+                     /api/v1/targets: {last:#}\n{}",
+                    tail(&self.log(), 40)
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// GET an API path; Ok(json) for 200, Err(description) otherwise.
+    async fn api(&self, path: &str, query: &[(&str, &str)]) -> Result<Value, String> {
+        let (status, v) = self.api_raw(path, query).await?;
+        if status == 200 && v["status"] == "success" {
+            Ok(v)
+        } else {
+            Err(format!("HTTP {status}: {v}"))
+        }
+    }
+
+    /// GET an API path; (status, json body).
+    async fn api_raw(&self, path: &str, query: &[(&str, &str)]) -> Result<(u16, Value), String> {
+        let url = format!("{}{}", self.url(), path);
+        let resp = reqwest::Client::builder()
+            .timeout(Duration::from_secs(15))
+            .build()
+            .unwrap()
+            .get(&url)
+            .query(query)
+            .send()
+            .await
+            .map_err(|e| format!("GET {url}: {e}"))?;
+        let status = resp.status().as_u16();
+        let body = resp.text().await.map_err(|e| format!("GET {url}: {e}"))?;
+        let v: Value = serde_json::from_str(&body)
+            .map_err(|e| format!("GET {url}: HTTP {status}, not JSON ({e}): {body}"))?;
+        Ok((status, v))
+    }
+
+    /// Instant query at the current time.
+    async fn query(&self, expr: &str) -> QueryOutcome {
+        match self.api_raw("/api/v1/query", &[("query", expr)]).await {
+            Err(e) => QueryOutcome::Failed {
+                error_type: "transport".into(),
+                error: e,
+            },
+            Ok((status, v)) => {
+                if status != 200 || v["status"] != "success" {
+                    return QueryOutcome::Failed {
+                        error_type: v["errorType"].as_str().unwrap_or("?").to_string(),
+                        error: format!(
+                            "HTTP {status}: {}",
+                            v["error"].as_str().unwrap_or(&v.to_string())
+                        ),
+                    };
+                }
+                let data = &v["data"];
+                match data["resultType"].as_str() {
+                    Some("vector") | Some("matrix") => {
+                        let r = data["result"].as_array().cloned().unwrap_or_default();
+                        if r.is_empty() {
+                            QueryOutcome::Empty
+                        } else {
+                            QueryOutcome::Data {
+                                series: r.len(),
+                                first: r[0].to_string(),
+                            }
+                        }
+                    }
+                    // scalar / string: always a value.
+                    _ => QueryOutcome::Data {
+                        series: 1,
+                        first: data["result"].to_string(),
+                    },
+                }
+            }
+        }
+    }
+
+    /// `/api/v1/alerts` -> list of alerts.
+    async fn alerts(&self) -> Vec<Value> {
+        let v = self
+            .api("/api/v1/alerts", &[])
+            .await
+            .unwrap_or_else(|e| panic!("GET /api/v1/alerts: {e}"));
+        v["data"]["alerts"].as_array().cloned().unwrap_or_default()
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        if std::thread::panicking() {
+            eprintln!(
+                "[prometheus_stack] test panicked; prometheus dir {} log tail:\n{}",
+                self.dir.path().display(),
+                tail(&self.log(), 40)
+            );
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+enum QueryOutcome {
+    Data { series: usize, first: String },
+    Empty,
+    Failed { error_type: String, error: String },
+}
+
+// ---------------------------------------------------------------------------
+// Grafana variable interpolation
+// ---------------------------------------------------------------------------
+
+/// Grafana's built-in interval variables for one panel.
+#[derive(Debug, Clone)]
+struct Intervals {
+    /// `$__interval`, seconds.
+    interval: u64,
+    /// `$__rate_interval`, seconds.
+    rate_interval: u64,
+    /// `$__range`, seconds.
+    range: u64,
+}
+
+impl Intervals {
+    /// As Grafana computes them: `$__interval` = max(panel min interval, scrape
+    /// interval) (the dashboards' time ranges are long enough that the step is
+    /// `max_data_points`-bound only for minutes, so the min interval wins at 1 s
+    /// resolution); `$__rate_interval` = max(`$__interval` + scrape interval,
+    /// 4 * scrape interval).
+    fn for_min_interval(min_interval: Option<u64>) -> Intervals {
+        let scrape = SCRAPE_INTERVAL_SECS;
+        let interval = min_interval.unwrap_or(scrape).max(scrape);
+        Intervals {
+            interval,
+            rate_interval: (interval + scrape).max(4 * scrape),
+            range: RANGE_SECS,
+        }
+    }
+}
+
+fn builtin(name: &str, iv: &Intervals) -> Option<String> {
+    Some(match name {
+        "__rate_interval" => format!("{}s", iv.rate_interval),
+        "__rate_interval_ms" => format!("{}", iv.rate_interval * 1000),
+        "__interval" => format!("{}s", iv.interval),
+        "__interval_ms" => format!("{}", iv.interval * 1000),
+        "__range" => format!("{}s", iv.range),
+        "__range_s" => format!("{}", iv.range),
+        "__range_ms" => format!("{}", iv.range * 1000),
+        _ => return None,
+    })
+}
+
+/// Substitute `$var`, `${var}`, `${var:format}` and `[[var]]` the way Grafana does
+/// for a Prometheus target. Unknown variables are an error.
+fn interpolate(
+    expr: &str,
+    vars: &BTreeMap<String, String>,
+    iv: &Intervals,
+) -> Result<String, String> {
+    let lookup = |name: &str| -> Result<String, String> {
+        if let Some(v) = builtin(name, iv) {
+            return Ok(v);
+        }
+        vars.get(name)
+            .cloned()
+            .ok_or_else(|| format!("unknown variable ${name} in {expr:?}"))
+    };
+    let is_ident = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    let chars: Vec<char> = expr.chars().collect();
+    let mut out = String::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if c == '$' && chars.get(i + 1) == Some(&'{') {
+            let close = chars[i + 2..]
+                .iter()
+                .position(|&c| c == '}')
+                .ok_or_else(|| format!("unterminated ${{ in {expr:?}"))?;
+            let inner: String = chars[i + 2..i + 2 + close].iter().collect();
+            // `${var:format}` / `${var.field}`: the formats that matter for an "All"
+            // selection with a custom all value all produce that value.
+            let name = inner.split([':', '.']).next().unwrap_or("");
+            out.push_str(&lookup(name)?);
+            i += 3 + close;
+        } else if c == '$' && chars.get(i + 1).is_some_and(|&c| is_ident(c)) {
+            let mut j = i + 1;
+            while j < chars.len() && is_ident(chars[j]) {
+                j += 1;
+            }
+            let name: String = chars[i + 1..j].iter().collect();
+            out.push_str(&lookup(&name)?);
+            i = j;
+        } else if c == '[' && chars.get(i + 1) == Some(&'[') {
+            let rest: String = chars[i + 2..].iter().collect();
+            match rest.find("]]") {
+                Some(end)
+                    if rest[..end]
+                        .split(':')
+                        .next()
+                        .is_some_and(|n| !n.is_empty() && n.chars().all(is_ident)) =>
+                {
+                    let name = rest[..end].split(':').next().unwrap();
+                    out.push_str(&lookup(name)?);
+                    i += 2 + rest[..end].chars().count() + 2;
+                }
+                _ => {
+                    out.push(c);
+                    i += 1;
+                }
+            }
+        } else {
+            out.push(c);
+            i += 1;
+        }
+    }
+    Ok(out)
+}
+
+/// Escape a value for a PromQL regex (Grafana's `prometheusRegularEscape` plus
+/// regex metacharacters, as done for multi-value selections).
+fn regex_escape(s: &str) -> String {
+    let mut out = String::new();
+    for c in s.chars() {
+        if "\\^$.|?*+()[]{}".contains(c) {
+            out.push('\\');
+            out.push('\\');
+        } else if c == '\'' || c == '"' {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Split `label_values(<selector>, <label>)` / `label_values(<label>)`.
+fn parse_label_values(q: &str) -> Result<(Option<String>, String), String> {
+    let inner = q
+        .trim()
+        .strip_prefix("label_values(")
+        .and_then(|r| r.strip_suffix(')'))
+        .ok_or_else(|| format!("unsupported variable query {q:?} (only label_values)"))?;
+    // Split at the last comma outside braces/parentheses/quotes.
+    let (mut depth, mut in_q, mut split) = (0i32, false, None);
+    for (i, c) in inner.char_indices() {
+        match c {
+            '"' => in_q = !in_q,
+            '{' | '(' if !in_q => depth += 1,
+            '}' | ')' if !in_q => depth -= 1,
+            ',' if !in_q && depth == 0 => split = Some(i),
+            _ => {}
+        }
+    }
+    match split {
+        Some(i) => Ok((
+            Some(inner[..i].trim().to_string()),
+            inner[i + 1..].trim().to_string(),
+        )),
+        None => Ok((None, inner.trim().to_string())),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Dashboard extraction
+// ---------------------------------------------------------------------------
+
+#[derive(Debug, Clone)]
+struct PanelExpr {
+    dashboard: String,
+    panel: String,
+    ref_id: String,
+    raw: String,
+    min_interval: Option<u64>,
+}
+
+#[derive(Debug, Clone)]
+struct Dashboard {
+    file: String,
+    json: Value,
+}
+
+fn dashboards() -> Vec<Dashboard> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(root().join("dashboards"))
+        .expect("read dashboards/")
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no dashboards/*.json found");
+    files
+        .into_iter()
+        .map(|p| {
+            let text = std::fs::read_to_string(&p).unwrap();
+            let json: Value = serde_json::from_str(&text)
+                .unwrap_or_else(|e| panic!("{}: invalid JSON: {e}", p.display()));
+            Dashboard {
+                file: p.file_name().unwrap().to_string_lossy().into_owned(),
+                json,
+            }
+        })
+        .collect()
+}
+
+/// The datasource type a `$datasource`-style reference resolves to in this dashboard.
+fn ds_type(d: &Dashboard, ds: &Value) -> Option<String> {
+    if ds.is_null() {
+        return None;
+    }
+    if let Some(t) = ds["type"].as_str() {
+        return Some(t.to_string());
+    }
+    // Legacy string form: "${datasource}" or a datasource name.
+    let s = ds.as_str()?;
+    let var = s
+        .trim_start_matches('$')
+        .trim_matches(|c| c == '{' || c == '}');
+    d.json["templating"]["list"]
+        .as_array()?
+        .iter()
+        .find(|v| v["type"] == "datasource" && v["name"] == var)
+        .and_then(|v| v["query"].as_str())
+        .map(str::to_string)
+}
+
+fn parse_min_interval(v: &Value) -> Option<u64> {
+    let s = v.as_str()?.trim().trim_start_matches('>');
+    if s.is_empty() || s.starts_with('$') {
+        return None;
+    }
+    parse_prom_duration(s).ok().map(|d| d.as_secs().max(1))
+}
+
+/// All Prometheus panel targets of a dashboard (rows and nested panels included).
+fn prometheus_targets(d: &Dashboard) -> Vec<PanelExpr> {
+    fn walk(d: &Dashboard, panels: &Value, out: &mut Vec<PanelExpr>) {
+        for p in panels.as_array().into_iter().flatten() {
+            walk(d, &p["panels"], out);
+            let panel_ds = ds_type(d, &p["datasource"]);
+            for t in p["targets"].as_array().into_iter().flatten() {
+                let ty = ds_type(d, &t["datasource"]).or_else(|| panel_ds.clone());
+                let Some(expr) = t["expr"].as_str() else {
+                    continue;
+                };
+                match ty.as_deref() {
+                    Some("prometheus") => {}
+                    Some("loki") => continue,
+                    other => panic!(
+                        "{}: panel {:?} target {:?} has an unknown datasource type {other:?}",
+                        d.file, p["title"], t["refId"]
+                    ),
+                }
+                out.push(PanelExpr {
+                    dashboard: d.file.clone(),
+                    panel: p["title"].as_str().unwrap_or("").to_string(),
+                    ref_id: t["refId"].as_str().unwrap_or("").to_string(),
+                    raw: expr.to_string(),
+                    min_interval: parse_min_interval(&t["interval"])
+                        .or_else(|| parse_min_interval(&p["interval"])),
+                });
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(d, &d.json["panels"], &mut out);
+    out
+}
+
+/// Evaluate the dashboard's template variables against Prometheus, in order. Returns
+/// (variable -> substitution for panel queries, failures).
+async fn evaluate_variables(
+    prom: &Prometheus,
+    d: &Dashboard,
+) -> (BTreeMap<String, String>, Vec<String>) {
+    let mut subst = BTreeMap::new();
+    let mut failures = Vec::new();
+    let iv = Intervals::for_min_interval(None);
+    for v in d.json["templating"]["list"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        let name = v["name"].as_str().unwrap_or("").to_string();
+        let ty = v["type"].as_str().unwrap_or("");
+        let values: Vec<String> = match ty {
+            "datasource" => continue,
+            "query" => {
+                let q = v["query"]["query"]
+                    .as_str()
+                    .or_else(|| v["query"].as_str())
+                    .or_else(|| v["definition"].as_str())
+                    .unwrap_or("")
+                    .to_string();
+                let q_sub = match interpolate(&q, &subst, &iv) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        failures.push(format!("{} variable ${name}: {e}", d.file));
+                        continue;
+                    }
+                };
+                let (selector, label) = match parse_label_values(&q_sub) {
+                    Ok(x) => x,
+                    Err(e) => panic!("{} variable ${name}: {e}", d.file),
+                };
+                let path = format!("/api/v1/label/{label}/values");
+                let mut params = Vec::new();
+                if let Some(s) = &selector {
+                    params.push(("match[]", s.as_str()));
+                }
+                match prom.api(&path, &params).await {
+                    Err(e) => {
+                        failures.push(format!(
+                            "{} variable ${name}: query {q:?} -> {path}?match[]={:?} failed: {e}",
+                            d.file, selector
+                        ));
+                        Vec::new()
+                    }
+                    Ok(r) => {
+                        let vals: Vec<String> = r["data"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .filter_map(|x| x.as_str().map(str::to_string))
+                            .collect();
+                        if vals.is_empty() {
+                            failures.push(format!(
+                                "{} variable ${name}: query {q:?} (as {path}?match[]={}) \
+                                 returned no values",
+                                d.file,
+                                selector.as_deref().unwrap_or("")
+                            ));
+                        } else {
+                            eprintln!("[prometheus_stack] {} ${name} = {vals:?}", d.file);
+                        }
+                        vals
+                    }
+                }
+            }
+            "custom" => v["options"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|o| o["value"].as_str().map(str::to_string))
+                .filter(|s| s != "$__all")
+                .collect(),
+            "constant" | "textbox" => vec![
+                v["current"]["value"]
+                    .as_str()
+                    .or_else(|| v["query"].as_str())
+                    .unwrap_or("")
+                    .to_string(),
+            ],
+            "interval" => vec![
+                v["query"]
+                    .as_str()
+                    .unwrap_or("1m")
+                    .split(',')
+                    .next()
+                    .unwrap_or("1m")
+                    .trim()
+                    .to_string(),
+            ],
+            other => panic!(
+                "{} variable ${name} has type {other:?}, which this test does not know how to \
+                 evaluate; extend tests/prometheus_stack.rs",
+                d.file
+            ),
+        };
+        let include_all = v["includeAll"].as_bool().unwrap_or(false);
+        let multi = v["multi"].as_bool().unwrap_or(false);
+        let all_value = v["allValue"].as_str().unwrap_or("");
+        let s = if include_all && !all_value.is_empty() {
+            // "All" selected with a custom all value: substituted verbatim.
+            all_value.to_string()
+        } else if include_all || multi {
+            // "All" without a custom value: every value, regex-escaped, as (a|b|c).
+            if values.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "({})",
+                    values
+                        .iter()
+                        .map(|x| regex_escape(x))
+                        .collect::<Vec<_>>()
+                        .join("|")
+                )
+            }
+        } else {
+            values.first().cloned().unwrap_or_default()
+        };
+        subst.insert(name, s);
+    }
+    (subst, failures)
+}
+
+#[derive(Debug, Clone)]
+struct Checked {
+    expr: PanelExpr,
+    substituted: String,
+    outcome: QueryOutcome,
+}
+
+/// Query `substituted`, retrying a few times while it is empty (a missed scrape on
+/// this loaded 2-core machine must not make a rate window empty).
+async fn query_with_retry(prom: &Prometheus, substituted: &str, tries: usize) -> QueryOutcome {
+    let mut out = prom.query(substituted).await;
+    for _ in 1..tries {
+        if !matches!(out, QueryOutcome::Empty) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        out = prom.query(substituted).await;
+    }
+    out
+}
+
+/// Evaluate every variable and Prometheus panel target of every dashboard. Panics on
+/// variables without values and on expressions that do not parse or execute. Returns
+/// all checked expressions.
+async fn check_dashboards(prom: &Prometheus) -> Vec<Checked> {
+    let mut failures = Vec::new();
+    let mut checked = Vec::new();
+    let mut n_dash = 0;
+    for d in dashboards() {
+        let targets = prometheus_targets(&d);
+        if targets.is_empty() {
+            eprintln!(
+                "[prometheus_stack] {}: no Prometheus targets, skipped",
+                d.file
+            );
+            continue;
+        }
+        n_dash += 1;
+        let (vars, var_failures) = evaluate_variables(prom, &d).await;
+        failures.extend(var_failures);
+        for t in targets {
+            let iv = Intervals::for_min_interval(t.min_interval);
+            let substituted = match interpolate(&t.raw, &vars, &iv) {
+                Ok(s) => s,
+                Err(e) => {
+                    failures.push(format!(
+                        "{} / {:?} ({}): cannot substitute variables: {e}",
+                        t.dashboard, t.panel, t.ref_id
+                    ));
+                    continue;
+                }
+            };
+            let outcome = query_with_retry(prom, &substituted, 3).await;
+            if let QueryOutcome::Failed { error_type, error } = &outcome {
+                failures.push(format!(
+                    "{} / panel {:?} ({}):\n    expression:  {}\n    substituted: {}\n    \
+                     prometheus:  {error_type}: {error}",
+                    t.dashboard, t.panel, t.ref_id, t.raw, substituted
+                ));
+            }
+            checked.push(Checked {
+                expr: t,
+                substituted,
+                outcome,
+            });
+        }
+    }
+    assert!(
+        n_dash >= 3,
+        "expected at least 3 Prometheus dashboards, found {n_dash}"
+    );
+    assert!(
+        failures.is_empty(),
+        "{} dashboard variable/expression failure(s) against Prometheus (bad_data = the \
+         expression does not parse):\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    eprintln!(
+        "[prometheus_stack] {} Prometheus panel expressions parsed and executed",
+        checked.len()
+    );
+    checked
+}
+
+// ---------------------------------------------------------------------------
+// Rules health
+// ---------------------------------------------------------------------------
+
+/// Wait until Prometheus has evaluated every rule of the rules file a few times,
+/// then assert each has `health: "ok"`.
+async fn assert_rules_healthy(prom: &Prometheus) {
+    let text = std::fs::read_to_string(rules_path()).unwrap();
+    let expected: BTreeSet<String> = rule_alert_names(&text).into_iter().collect();
+    assert!(
+        expected.len() >= 10,
+        "few alerts in rules file: {expected:?}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut errs_seen: BTreeMap<String, String> = BTreeMap::new();
+    let mut first_all_evaluated: Option<Instant> = None;
+    loop {
+        let v = prom
+            .api("/api/v1/rules", &[])
+            .await
+            .unwrap_or_else(|e| panic!("GET /api/v1/rules: {e}"));
+        let mut names = BTreeSet::new();
+        let mut unevaluated = Vec::new();
+        let mut not_ok = Vec::new();
+        for g in v["data"]["groups"].as_array().into_iter().flatten() {
+            for r in g["rules"].as_array().into_iter().flatten() {
+                let name = r["name"].as_str().unwrap_or("").to_string();
+                names.insert(name.clone());
+                let health = r["health"].as_str().unwrap_or("");
+                let last = r["lastEvaluation"].as_str().unwrap_or("");
+                if health == "unknown" || last.is_empty() || last.starts_with("0001-") {
+                    unevaluated.push(name.clone());
+                }
+                if health == "err" {
+                    let e = format!(
+                        "{name} (group {}): {}\n    expr: {}",
+                        g["name"].as_str().unwrap_or(""),
+                        r["lastError"].as_str().unwrap_or(""),
+                        r["query"].as_str().unwrap_or("")
+                    );
+                    errs_seen.insert(name.clone(), e.clone());
+                    not_ok.push(e);
+                }
+            }
+        }
+        assert_eq!(
+            names, expected,
+            "Prometheus loaded a different set of rules than alerting_rules/natsmon.rules.yml \
+             declares"
+        );
+        if unevaluated.is_empty() && first_all_evaluated.is_none() {
+            first_all_evaluated = Some(Instant::now());
+        }
+        // "a few evaluations": 3 more evaluation intervals after the first complete one.
+        if let Some(t) = first_all_evaluated {
+            if t.elapsed() >= Duration::from_secs(3 * SCRAPE_INTERVAL_SECS + 1) {
+                assert!(
+                    not_ok.is_empty() && errs_seen.is_empty(),
+                    "alert rules failed to evaluate:\n{}\n(errors seen at any time: {:#?})",
+                    not_ok.join("\n"),
+                    errs_seen
+                );
+                eprintln!(
+                    "[prometheus_stack] all {} alert rules evaluate with health ok",
+                    names.len()
+                );
+                return;
+            }
+        }
+        if Instant::now() >= deadline {
+            panic!("rules not all evaluated after 30s: {unevaluated:?}; errors: {errs_seen:#?}");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The stack
+// ---------------------------------------------------------------------------
+
+/// Only one stack at a time: this runs on a 2-core machine, and two clusters plus two
+/// Prometheus servers in parallel make 1 s scrape/poll timings unreliable.
+static STACK_LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+struct Shipper {
+    _loki: LokiReceiver,
+    _container: docker::Container,
+    _state: tempfile::TempDir,
+}
+
+struct Stack {
+    // Drop order: Prometheus, natsmon, traffic, shipper, cluster.
+    prom: Prometheus,
+    natsmon: Natsmon,
+    traffic: tokio::task::JoinHandle<()>,
+    _clients: Vec<async_nats::Client>,
+    _shipper: Option<Shipper>,
+    cluster: Cluster,
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        self.traffic.abort();
+    }
+}
+
+/// Streams, consumers and traffic so that every stream/consumer panel has data.
+async fn create_traffic(
+    cluster: &Cluster,
+) -> (tokio::task::JoinHandle<()>, Vec<async_nats::Client>) {
+    let a = connect(cluster, "a", "a").await;
+    let js = jetstream::new(a.clone());
+    let orders = js
+        .create_stream(stream::Config {
+            name: "ORDERS".into(),
+            subjects: vec!["orders.>".into()],
+            num_replicas: 3,
+            max_bytes: 64 << 20,
+            max_messages: 100_000,
+            max_consumers: 10,
+            max_messages_per_subject: 10_000,
+            max_age: Duration::from_secs(3600),
+            ..Default::default()
+        })
+        .await
+        .expect("create R3 stream ORDERS");
+    js.create_stream(stream::Config {
+        name: "ORDERS_AGG".into(),
+        num_replicas: 3,
+        sources: Some(vec![stream::Source {
+            name: "ORDERS".into(),
+            ..Default::default()
+        }]),
+        ..Default::default()
+    })
+    .await
+    .expect("create sourced stream ORDERS_AGG");
+    for i in 0..200 {
+        js.publish(format!("orders.{}", i % 10), format!("order {i}").into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+    // An interior delete.
+    orders
+        .delete_message(50)
+        .await
+        .expect("delete ORDERS message 50");
+
+    // Durable pull consumer: 30 delivered, 10 acknowledged -> pending and ack-pending.
+    let worker: jetstream::consumer::Consumer<pull::Config> = orders
+        .create_consumer(pull::Config {
+            durable_name: Some("worker".into()),
+            max_ack_pending: 100,
+            ack_wait: Duration::from_secs(3600),
+            ..Default::default()
+        })
+        .await
+        .expect("create consumer worker");
+    let mut batch = worker
+        .fetch()
+        .max_messages(30)
+        .messages()
+        .await
+        .expect("fetch");
+    let mut got = 0;
+    while let Some(m) = batch.next().await {
+        let m = m.expect("message");
+        if got < 10 {
+            m.ack().await.expect("ack");
+        }
+        got += 1;
+    }
+    assert_eq!(got, 30, "fetched messages");
+    // A filtered durable that delivered nothing yet.
+    orders
+        .create_consumer(pull::Config {
+            durable_name: Some("audit".into()),
+            filter_subject: "orders.1".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("create consumer audit");
+
+    // Account B: a stream and a few connections.
+    let b = connect(cluster, "b", "b").await;
+    let jsb = jetstream::new(b.clone());
+    jsb.create_stream(stream::Config {
+        name: "EVENTS".into(),
+        subjects: vec!["events.>".into()],
+        ..Default::default()
+    })
+    .await
+    .expect("create stream EVENTS in account B");
+    for _ in 0..5 {
+        jsb.publish("events.x", "e".into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+    let b2 = connect(cluster, "b", "b").await;
+    let _sub = b2.subscribe("events.live").await.unwrap();
+
+    // Background traffic for the rate panels: JetStream publishes in A (their acks
+    // are awaited with a timeout, errors ignored: a node is killed later), core
+    // messages in B.
+    let (js_bg, b_bg) = (js.clone(), b.clone());
+    let traffic = tokio::spawn(async move {
+        let _sub = _sub;
+        let mut i = 0u64;
+        loop {
+            if let Ok(ack) = js_bg
+                .publish(format!("orders.{}", i % 10), format!("bg {i}").into())
+                .await
+            {
+                let _ = tokio::time::timeout(Duration::from_secs(2), ack).await;
+            }
+            let _ = b_bg.publish("events.live", "x".into()).await;
+            i += 1;
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+    (traffic, vec![a, b, b2])
+}
+
+async fn start_stack(with_shipper: bool) -> Stack {
+    let cluster = Cluster::start().await;
+    let (traffic, clients) = create_traffic(&cluster).await;
+
+    let mut a = Vec::new();
+    for i in 0..cluster.len() {
+        a.push("--nats-url".to_string());
+        a.push(format!(
+            "{}={}",
+            cluster.server_name(i),
+            cluster.monitor_url(i)
+        ));
+    }
+    a.extend(args(&[
+        "--poll-interval",
+        "1s",
+        "--poll-timeout",
+        "800ms",
+        "--connection-metrics-limit",
+        "5",
+    ]));
+
+    let shipper = if with_shipper {
+        // One container logging nats-server style lines (5/s) on the real dockerd,
+        // shipped to the test Loki receiver.
+        let loki = LokiReceiver::start().await;
+        let state = tempdir("natsmon-promstack-state-");
+        let prefix = format!("promstack-{}", std::process::id());
+        let container = tokio::task::spawn_blocking({
+            let prefix = prefix.clone();
+            move || {
+                docker::Container::run(
+                    &prefix,
+                    &[],
+                    &docker::as_strs(&docker::nats_style_log_cmd(1_000_000, 200)),
+                )
+            }
+        })
+        .await
+        .unwrap();
+        a.extend(args(&[
+            "--loki-url",
+            &loki.url(),
+            "--docker-host",
+            &docker::docker_host(),
+            "--state-dir",
+            state.path().to_str().unwrap(),
+            "--include-containers",
+            &format!("{prefix}*"),
+            "--batch-max-wait",
+            "200ms",
+            "--retry-max-backoff",
+            "2s",
+        ]));
+        Some(Shipper {
+            _loki: loki,
+            _container: container,
+            _state: state,
+        })
+    } else {
+        None
+    };
+
+    let natsmon = Natsmon::start(&a).await;
+    // natsmon sees all nodes, the consumers and the source before Prometheus starts.
+    wait_for(&natsmon.base_url(), Duration::from_secs(30), |e| {
+        e.sum("nats_up", &[]) == 3.0
+            && e.get(
+                "nats_consumer_num_ack_pending",
+                &[("stream", "ORDERS"), ("consumer", "worker")],
+            ) == Some(20.0)
+            && e.has("nats_stream_source_lag")
+            && e.has("nats_jetstream_meta_replica_current")
+            && (!with_shipper || e.has("natsmon_logs_lines_sent_total"))
+    })
+    .await;
+
+    let mut prom = Prometheus::start(&natsmon.listen, &rules_path());
+    prom.wait_ready(Duration::from_secs(30)).await;
+    prom.wait_target_up(&natsmon.listen, Duration::from_secs(30))
+        .await;
+    Stack {
+        prom,
+        natsmon,
+        traffic,
+        _clients: clients,
+        _shipper: shipper,
+        cluster,
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Tests
+// ---------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn dashboards_return_data_and_node_down_alert_fires() {
+    let _guard = STACK_LOCK.lock().await;
+    let started = Instant::now();
+    let mut stack = start_stack(true).await;
+    eprintln!(
+        "[prometheus_stack] stack up in {:.1}s; scraping for {SCRAPE_WARMUP:?}",
+        started.elapsed().as_secs_f64()
+    );
+    tokio::time::sleep(SCRAPE_WARMUP).await;
+
+    // --- 1. healthy cluster: parse + data ------------------------------------------
+    let checked = check_dashboards(&stack.prom).await;
+    let empty_healthy: Vec<&Checked> = checked
+        .iter()
+        .filter(|c| matches!(c.outcome, QueryOutcome::Empty))
+        .collect();
+    eprintln!(
+        "[prometheus_stack] healthy cluster: {} of {} expressions empty:\n{}",
+        empty_healthy.len(),
+        checked.len(),
+        empty_healthy
+            .iter()
+            .map(|c| format!(
+                "    {} / {:?}: {}",
+                c.expr.dashboard, c.expr.panel, c.expr.raw
+            ))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+
+    // --- 2. NatsNodeDown --------------------------------------------------------------
+    let rules_text = std::fs::read_to_string(rules_path()).unwrap();
+    let for_str = rule_field(&rules_text, "NatsNodeDown", "for")
+        .expect("NatsNodeDown has a `for:` in the rules file");
+    let for_dur = parse_prom_duration(&for_str).unwrap();
+    let severity = rule_field(&rules_text, "NatsNodeDown", "severity")
+        .expect("NatsNodeDown has a severity label in the rules file");
+
+    let before: Vec<Value> = stack
+        .prom
+        .alerts()
+        .await
+        .into_iter()
+        .filter(|a| a["labels"]["alertname"] == "NatsNodeDown")
+        .collect();
+    assert!(
+        before.is_empty(),
+        "NatsNodeDown is pending/firing on a healthy cluster: {before:#?}"
+    );
+
+    stack.cluster.kill(KILLED_NODE);
+    let killed_at = Instant::now();
+    eprintln!(
+        "[prometheus_stack] killed node {KILLED_NODE_LABEL}; waiting up to {:?} for \
+         NatsNodeDown (for: {for_str}) to fire",
+        for_dur + Duration::from_secs(30)
+    );
+    let deadline = killed_at + for_dur + Duration::from_secs(30);
+    let mut pending_at: Option<Duration> = None;
+    let mut last_alerts = Vec::new();
+    let firing = loop {
+        let alerts = stack.prom.alerts().await;
+        let down: Vec<&Value> = alerts
+            .iter()
+            .filter(|a| a["labels"]["alertname"] == "NatsNodeDown")
+            .collect();
+        for a in &down {
+            assert_eq!(
+                a["labels"]["node"], KILLED_NODE_LABEL,
+                "NatsNodeDown for a node that is up: {a:#}"
+            );
+        }
+        if let Some(a) = down.first() {
+            match a["state"].as_str() {
+                Some("pending") if pending_at.is_none() => {
+                    pending_at = Some(killed_at.elapsed());
+                }
+                Some("firing") => break (*a).clone(),
+                _ => {}
+            }
+        }
+        last_alerts = alerts;
+        if Instant::now() >= deadline {
+            panic!(
+                "NatsNodeDown{{node=\"{KILLED_NODE_LABEL}\"}} did not fire within {:?} of the \
+                 kill (pending after {pending_at:?}); last /api/v1/alerts: {:#?}",
+                deadline - killed_at,
+                last_alerts
+            );
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    };
+    let fired_after = killed_at.elapsed();
+    eprintln!(
+        "[prometheus_stack] NatsNodeDown pending after {pending_at:?}, firing after \
+         {fired_after:?}: {firing:#}"
+    );
+    assert!(
+        pending_at.is_some(),
+        "NatsNodeDown was never seen pending before firing (for: {for_str})"
+    );
+    assert!(
+        fired_after >= for_dur,
+        "NatsNodeDown fired {fired_after:?} after the kill, before its for: {for_str}"
+    );
+    let labels = &firing["labels"];
+    assert_eq!(labels["node"], KILLED_NODE_LABEL, "{firing:#}");
+    assert_eq!(labels["severity"], severity.as_str(), "{firing:#}");
+    assert_eq!(labels["job"], "natsmon", "{firing:#}");
+    assert_eq!(
+        labels["instance"],
+        stack.natsmon.listen.as_str(),
+        "{firing:#}"
+    );
+
+    // --- 3. node down: failure panels must have data now --------------------------
+    let mut empty_final: Vec<(&Checked, QueryOutcome)> = Vec::new();
+    let mut failed_after = Vec::new();
+    for c in &empty_healthy {
+        let out = query_with_retry(&stack.prom, &c.substituted, 3).await;
+        match &out {
+            QueryOutcome::Empty => empty_final.push((*c, out.clone())),
+            QueryOutcome::Failed { error_type, error } => failed_after.push(format!(
+                "{} / {:?}: {} -> {error_type}: {error}",
+                c.expr.dashboard, c.expr.panel, c.substituted
+            )),
+            QueryOutcome::Data { .. } => {}
+        }
+    }
+    assert!(
+        failed_after.is_empty(),
+        "expressions failed with a node down:\n{}",
+        failed_after.join("\n")
+    );
+
+    let allowed: BTreeMap<&str, &str> = ALLOWED_EMPTY.iter().copied().collect();
+    let unexpected: Vec<String> = empty_final
+        .iter()
+        .filter(|(c, _)| !allowed.contains_key(c.expr.raw.as_str()))
+        .map(|(c, _)| {
+            format!(
+                "{} / panel {:?} ({}):\n    expression:  {}\n    substituted: {}",
+                c.expr.dashboard, c.expr.panel, c.expr.ref_id, c.expr.raw, c.substituted
+            )
+        })
+        .collect();
+    let final_raw: BTreeSet<&str> = empty_final
+        .iter()
+        .map(|(c, _)| c.expr.raw.as_str())
+        .collect();
+    let all_raw: BTreeSet<&str> = checked.iter().map(|c| c.expr.raw.as_str()).collect();
+    let stale: Vec<String> = ALLOWED_EMPTY
+        .iter()
+        .filter(|(raw, _)| !final_raw.contains(raw))
+        .map(|(raw, why)| {
+            if all_raw.contains(raw) {
+                format!("    {raw}   (returned data; allowlisted because: {why})")
+            } else {
+                format!("    {raw}   (no longer in any dashboard)")
+            }
+        })
+        .collect();
+    let data_sample: Vec<String> = checked
+        .iter()
+        .filter_map(|c| match &c.outcome {
+            QueryOutcome::Data { series, first } => Some(format!(
+                "    [{series}] {}  e.g. {}",
+                c.substituted,
+                first.chars().take(160).collect::<String>()
+            )),
+            _ => None,
+        })
+        .take(5)
+        .collect();
+    assert!(
+        unexpected.is_empty(),
+        "{} dashboard expression(s) returned NO DATA (neither on the healthy cluster nor \
+         with {KILLED_NODE_LABEL} down) and are not in ALLOWED_EMPTY:\n{}\n\n(sample of \
+         expressions with data:\n{})",
+        unexpected.len(),
+        unexpected.join("\n"),
+        data_sample.join("\n")
+    );
+    assert!(
+        stale.is_empty(),
+        "ALLOWED_EMPTY entries that are not needed (remove them):\n{}",
+        stale.join("\n")
+    );
+    eprintln!(
+        "[prometheus_stack] {} expressions checked; {} empty on the healthy cluster; {} empty \
+         with {KILLED_NODE_LABEL} down, all allowlisted",
+        checked.len(),
+        empty_healthy.len(),
+        empty_final.len()
+    );
+
+    // --- 4. every rule still evaluates cleanly (node down, shipper on) ----------------
+    assert_rules_healthy(&stack.prom).await;
+    eprintln!(
+        "[prometheus_stack] done in {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn alert_rules_evaluate_without_errors() {
+    let _guard = STACK_LOCK.lock().await;
+    let started = Instant::now();
+    let stack = start_stack(false).await;
+    // A few scrapes so that rate()/increase()/deriv() windows have samples.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_rules_healthy(&stack.prom).await;
+    eprintln!(
+        "[prometheus_stack] rules test done in {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Unit tests of the helpers
+// ---------------------------------------------------------------------------
+
+#[test]
+fn grafana_interpolation() {
+    let mut vars = BTreeMap::new();
+    vars.insert("node".to_string(), ".+".to_string());
+    vars.insert("cluster".to_string(), ".*".to_string());
+    let iv = Intervals::for_min_interval(None);
+    assert_eq!(iv.rate_interval, 4);
+    let s = interpolate(
+        r#"rate(x{node=~"$node",cluster=~"${cluster}",c=~"${cluster:regex}",d=~"[[node]]"}[$__rate_interval]) + y[$__interval] + z[$__range] + $__range_s + w{a=~"b$"}"#,
+        &vars,
+        &iv,
+    )
+    .unwrap();
+    assert_eq!(
+        s,
+        r#"rate(x{node=~".+",cluster=~".*",c=~".*",d=~".+"}[4s]) + y[1s] + z[60s] + 60 + w{a=~"b$"}"#
+    );
+    assert!(interpolate("x{a=~\"$nope\"}", &vars, &iv).is_err());
+    assert_eq!(Intervals::for_min_interval(Some(10)).rate_interval, 11);
+    assert_eq!(
+        parse_label_values(r#"label_values(nats_stream_info{cluster=~".*", a="x,y"}, account)"#)
+            .unwrap(),
+        (
+            Some(r#"nats_stream_info{cluster=~".*", a="x,y"}"#.to_string()),
+            "account".to_string()
+        )
+    );
+    assert_eq!(
+        parse_label_values("label_values(node)").unwrap(),
+        (None, "node".to_string())
+    );
+    assert_eq!(parse_prom_duration("1m").unwrap(), Duration::from_secs(60));
+    assert_eq!(
+        parse_prom_duration("1h30m").unwrap(),
+        Duration::from_secs(5400)
+    );
+    assert_eq!(
+        parse_prom_duration("500ms").unwrap(),
+        Duration::from_millis(500)
+    );
+    assert_eq!(regex_escape("a.b"), "a\\\\.b");
+}
+
+#[test]
+fn rules_file_helpers() {
+    let text = std::fs::read_to_string(rules_path()).unwrap();
+    let names = rule_alert_names(&text);
+    assert!(names.contains(&"NatsNodeDown".to_string()), "{names:?}");
+    let f = rule_field(&text, "NatsNodeDown", "for").expect("for");
+    parse_prom_duration(&f).unwrap();
+    assert!(rule_field(&text, "NatsNodeDown", "severity").is_some());
+}
