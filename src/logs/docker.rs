@@ -442,6 +442,10 @@ fn unix_now_secs() -> i64 {
         .unwrap_or(0)
 }
 
+/// Approximate memory of one buffered entry besides its text (struct, labels handle,
+/// in-flight timestamp, channel slot).
+const ENTRY_OVERHEAD: usize = 128;
+
 struct Tailer {
     docker: Docker,
     meta: Arc<ContainerMeta>,
@@ -531,7 +535,9 @@ impl Tailer {
                         .into()
                     })
                     .clone();
-                let want = line.text.len().clamp(1, self.settings.buffer_max_bytes) as u32;
+                // Each entry also costs its bookkeeping, so empty lines cannot pile up for free.
+                let want =
+                    (line.text.len() + ENTRY_OVERHEAD).min(self.settings.buffer_max_bytes) as u32;
                 // Blocks here while the buffer is full (Loki down or slow): Docker keeps the
                 // rest in the container's log file.
                 let permit = tokio::select! {
