@@ -5,10 +5,8 @@
 //! small smoke pass. Sizes: NATSMON_BENCH_LINES (2,000,000), NATSMON_BENCH_OUTAGE_SECS (300).
 
 #[path = "../tests/common/docker.rs"]
-#[allow(dead_code)]
 mod docker;
 #[path = "../tests/common/loki.rs"]
-#[allow(dead_code)]
 mod loki;
 #[path = "common/proc.rs"]
 mod proc;

@@ -141,7 +141,7 @@ async fn main() -> Result<(), async_nats::Error> {
         published += 1;
 
         let done = o.count.is_some_and(|c| published >= c);
-        if published % per_second == 0 || done {
+        if published.is_multiple_of(per_second) || done {
             // Fetch about half of what was published this second; ack 80% of
             // fetched messages and leave every 5th un-acked, so ack-pending
             // stays non-zero (they are redelivered after ack_wait).
@@ -155,12 +155,12 @@ async fn main() -> Result<(), async_nats::Error> {
             while let Some(m) = batch.next().await {
                 let m = m?;
                 fetched += 1;
-                if fetched % 5 != 0 {
+                if !fetched.is_multiple_of(5) {
                     m.ack().await?;
                     acked += 1;
                 }
             }
-            if published % (per_second * 10) == 0 || done {
+            if published.is_multiple_of(per_second * 10) || done {
                 eprintln!("traffic: published={published} acked={acked}");
             }
         }

@@ -218,10 +218,10 @@ pub fn openmetrics_to_prometheus(om: &str) -> String {
                 "stateset" | "gaugehistogram" | "unknown" => (name.to_string(), "untyped"),
                 other => (name.to_string(), other),
             };
-            if let Some((hname, help)) = pending_help.take() {
-                if hname == name {
-                    let _ = writeln!(out, "# HELP {new_name} {help}");
-                }
+            if let Some((hname, help)) = pending_help.take()
+                && hname == name
+            {
+                let _ = writeln!(out, "# HELP {new_name} {help}");
             }
             let _ = writeln!(out, "# TYPE {new_name} {new_ty}");
         } else if line.starts_with("# UNIT ") || line == "# EOF" {

@@ -15,29 +15,64 @@ fn read(p: &str) -> String {
 
 fn compose(env: &[(&str, &str)], args: &[&str]) -> std::process::Output {
     let mut c = Command::new("docker-compose");
-    c.current_dir(repo()).args(["-f", "docker-compose.monitoring.yaml"]).args(args);
+    c.current_dir(repo())
+        .args(["-f", "docker-compose.monitoring.yaml"])
+        .args(args);
     c.env_remove("GRAFANA_ADMIN_PASSWORD");
     for (k, v) in env {
         c.env(k, v);
     }
-    c.output().expect("docker-compose must be installed (scripts/test.sh installs Debian's docker-compose)")
+    c.output().expect(
+        "docker-compose must be installed (scripts/test.sh installs Debian's docker-compose)",
+    )
 }
 
 #[test]
 fn compose_file_validates_with_docker_compose() {
-    let ok = compose(&[("GRAFANA_ADMIN_PASSWORD", "test-only")], &["config", "-q"]);
-    assert!(ok.status.success(), "config -q: {}", String::from_utf8_lossy(&ok.stderr));
+    let ok = compose(
+        &[("GRAFANA_ADMIN_PASSWORD", "test-only")],
+        &["config", "-q"],
+    );
+    assert!(
+        ok.status.success(),
+        "config -q: {}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
     // The admin password is required, never defaulted.
     let missing = compose(&[], &["config", "-q"]);
-    assert!(!missing.status.success(), "config passed without GRAFANA_ADMIN_PASSWORD");
+    assert!(
+        !missing.status.success(),
+        "config passed without GRAFANA_ADMIN_PASSWORD"
+    );
     assert!(String::from_utf8_lossy(&missing.stderr).contains("GRAFANA_ADMIN_PASSWORD"));
-    let full = compose(&[("GRAFANA_ADMIN_PASSWORD", "test-only"), ("NATS_NETWORK", "mycluster_default")], &["config"]);
+    let full = compose(
+        &[
+            ("GRAFANA_ADMIN_PASSWORD", "test-only"),
+            ("NATS_NETWORK", "mycluster_default"),
+        ],
+        &["config"],
+    );
     let text = String::from_utf8_lossy(&full.stdout);
-    for service in ["natsmon:", "prometheus:", "loki:", "grafana:", "alertmanager:"] {
-        assert!(text.contains(&format!("  {service}")), "service {service} missing:\n{text}");
+    for service in [
+        "natsmon:",
+        "prometheus:",
+        "loki:",
+        "grafana:",
+        "alertmanager:",
+    ] {
+        assert!(
+            text.contains(&format!("  {service}")),
+            "service {service} missing:\n{text}"
+        );
     }
-    assert!(text.contains("name: mycluster_default"), "natsmon joins the NATS cluster's network:\n{text}");
-    assert!(text.contains("/var/run/docker.sock:/var/run/docker.sock:ro"), "socket read-only:\n{text}");
+    assert!(
+        text.contains("name: mycluster_default"),
+        "natsmon joins the NATS cluster's network:\n{text}"
+    );
+    assert!(
+        text.contains("/var/run/docker.sock:/var/run/docker.sock:ro"),
+        "socket read-only:\n{text}"
+    );
 }
 
 #[test]
@@ -47,8 +82,14 @@ fn pieces_point_at_each_other() {
     let loki = read("deploy/loki/loki.yml");
     let dockerfile = read("Dockerfile");
     assert!(prom.contains("natsmon:7778"), "Prometheus scrapes natsmon");
-    assert!(prom.contains("/etc/prometheus/rules/*.yml") && compose.contains("alerting_rules/natsmon.rules.yml:/etc/prometheus/rules/"));
-    assert!(compose.contains("./alerting_rules/loki:/etc/loki/rules/fake"), "Loki ruler rules for the single tenant");
+    assert!(
+        prom.contains("/etc/prometheus/rules/*.yml")
+            && compose.contains("alerting_rules/natsmon.rules.yml:/etc/prometheus/rules/")
+    );
+    assert!(
+        compose.contains("./alerting_rules/loki:/etc/loki/rules/fake"),
+        "Loki ruler rules for the single tenant"
+    );
     assert!(loki.contains("retention_period: 168h") && loki.contains("retention_enabled: true"));
     assert!(compose.contains("./dashboards/provisioning:/etc/grafana/provisioning"));
     assert!(compose.contains("./dashboards:/var/lib/grafana/dashboards"));
@@ -65,13 +106,23 @@ fn pieces_point_at_each_other() {
 fn prometheus_config_passes_promtool() {
     let dir = tempfile::tempdir().unwrap();
     // promtool resolves rule globs; point them at the real rules file.
-    let cfg = read("deploy/prometheus/prometheus.yml")
-        .replace("/etc/prometheus/rules/*.yml", repo().join("alerting_rules/natsmon.rules.yml").to_str().unwrap());
+    let cfg = read("deploy/prometheus/prometheus.yml").replace(
+        "/etc/prometheus/rules/*.yml",
+        repo()
+            .join("alerting_rules/natsmon.rules.yml")
+            .to_str()
+            .unwrap(),
+    );
     let path = dir.path().join("prometheus.yml");
     std::fs::write(&path, cfg).unwrap();
     let out = Command::new("promtool")
         .args(["check", "config", path.to_str().unwrap()])
         .output()
         .expect("promtool must be installed (scripts/test.sh installs Debian's prometheus)");
-    assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

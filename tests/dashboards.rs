@@ -195,10 +195,10 @@ fn family<'a>(name: &'a str, refm: &BTreeMap<String, Metric>) -> Option<(&'a str
         return Some((name, false));
     }
     for suffix in ["_bucket", "_sum", "_count"] {
-        if let Some(base) = name.strip_suffix(suffix) {
-            if refm.get(base).is_some_and(|m| m.kind == "histogram") {
-                return Some((base, true));
-            }
+        if let Some(base) = name.strip_suffix(suffix)
+            && refm.get(base).is_some_and(|m| m.kind == "histogram")
+        {
+            return Some((base, true));
         }
     }
     None
@@ -276,10 +276,10 @@ fn matcher_labels(toks: &[Tok], open: usize) -> (Vec<String>, usize) {
     let mut labels = Vec::new();
     let mut j = open + 1;
     while j < toks.len() && toks[j] != Tok::Punct('}') {
-        if let Tok::Ident(l) = &toks[j] {
-            if is_match_op(toks.get(j + 1)) {
-                labels.push(l.clone());
-            }
+        if let Tok::Ident(l) = &toks[j]
+            && is_match_op(toks.get(j + 1))
+        {
+            labels.push(l.clone());
         }
         j += 1;
     }
@@ -345,15 +345,11 @@ fn lint_promql(expr: &str, legend: Option<&str>, refm: &BTreeMap<String, Metric>
                 }
                 stack.push(f);
             }
-            Tok::Punct(')') => {
-                if stack.pop().is_none() {
-                    errs.push(format!("unbalanced ')' in `{expr}`"));
-                }
+            Tok::Punct(')') if stack.pop().is_none() => {
+                errs.push(format!("unbalanced ')' in `{expr}`"));
             }
-            Tok::Range(r) => {
-                if r.trim() != "$__rate_interval" {
-                    errs.push(format!("range [{r}] is not [$__rate_interval] in `{expr}`"));
-                }
+            Tok::Range(r) if r.trim() != "$__rate_interval" => {
+                errs.push(format!("range [{r}] is not [$__rate_interval] in `{expr}`"));
             }
             Tok::Ident(name) if name.starts_with("nats_") || name.starts_with("natsmon_") => {
                 metrics += 1;
@@ -394,10 +390,11 @@ fn lint_promql(expr: &str, legend: Option<&str>, refm: &BTreeMap<String, Metric>
                     }
                 }
             }
-            Tok::Ident(name) if COUNTER_FUNCS.contains(&name.as_str()) => {
-                if toks.get(i + 1) != Some(&Tok::Punct('(')) {
-                    errs.push(format!("`{name}` not called in `{expr}`"));
-                }
+            Tok::Ident(name)
+                if COUNTER_FUNCS.contains(&name.as_str())
+                    && toks.get(i + 1) != Some(&Tok::Punct('(')) =>
+            {
+                errs.push(format!("`{name}` not called in `{expr}`"));
             }
             Tok::Punct('{') => errs.push(format!("selector without metric name in `{expr}`")),
             _ => {}
@@ -412,28 +409,29 @@ fn lint_promql(expr: &str, legend: Option<&str>, refm: &BTreeMap<String, Metric>
     }
     // Every rate()/irate()/increase() call has a range.
     for (k, t) in toks.iter().enumerate() {
-        if let Tok::Ident(f) = t {
-            if COUNTER_FUNCS.contains(&f.as_str()) && toks.get(k + 1) == Some(&Tok::Punct('(')) {
-                let mut depth = 0;
-                let mut has_range = false;
-                for t in &toks[k + 1..] {
-                    match t {
-                        Tok::Punct('(') => depth += 1,
-                        Tok::Punct(')') => {
-                            depth -= 1;
-                            if depth == 0 {
-                                break;
-                            }
+        if let Tok::Ident(f) = t
+            && COUNTER_FUNCS.contains(&f.as_str())
+            && toks.get(k + 1) == Some(&Tok::Punct('('))
+        {
+            let mut depth = 0;
+            let mut has_range = false;
+            for t in &toks[k + 1..] {
+                match t {
+                    Tok::Punct('(') => depth += 1,
+                    Tok::Punct(')') => {
+                        depth -= 1;
+                        if depth == 0 {
+                            break;
                         }
-                        Tok::Range(_) => has_range = true,
-                        _ => {}
                     }
+                    Tok::Range(_) => has_range = true,
+                    _ => {}
                 }
-                if !has_range {
-                    errs.push(format!(
-                        "{f}() without a [$__rate_interval] range in `{expr}`"
-                    ));
-                }
+            }
+            if !has_range {
+                errs.push(format!(
+                    "{f}() without a [$__rate_interval] range in `{expr}`"
+                ));
             }
         }
     }
@@ -475,13 +473,13 @@ fn lint_prom_label_values(query: &str, refm: &BTreeMap<String, Metric>) -> Vec<S
         Tok::Ident(n) if n.starts_with("nats") => Some(n),
         _ => None,
     });
-    if let Some((fam, _)) = metric.as_deref().and_then(|m| family(m, refm)) {
-        if !refm[fam].labels.contains(label.trim()) {
-            errs.push(format!(
-                "`{fam}` has no label `{}` (`{query}`)",
-                label.trim()
-            ));
-        }
+    if let Some((fam, _)) = metric.as_deref().and_then(|m| family(m, refm))
+        && !refm[fam].labels.contains(label.trim())
+    {
+        errs.push(format!(
+            "`{fam}` has no label `{}` (`{query}`)",
+            label.trim()
+        ));
     }
     errs
 }
@@ -511,19 +509,17 @@ fn lint_logql(expr: &str, legend: Option<&str>) -> Vec<String> {
                 i = next;
                 continue;
             }
-            Tok::Ident(k) if GROUPING.contains(&k.as_str()) => {
-                if toks.get(i + 1) == Some(&Tok::Punct('(')) {
-                    for l in paren_labels(&toks, i + 1) {
-                        if !LOKI_LABELS.contains(&l.as_str()) {
-                            errs.push(format!("grouping by unknown Loki label `{l}` in `{expr}`"));
-                        }
+            Tok::Ident(k)
+                if GROUPING.contains(&k.as_str()) && toks.get(i + 1) == Some(&Tok::Punct('(')) =>
+            {
+                for l in paren_labels(&toks, i + 1) {
+                    if !LOKI_LABELS.contains(&l.as_str()) {
+                        errs.push(format!("grouping by unknown Loki label `{l}` in `{expr}`"));
                     }
                 }
             }
-            Tok::Range(r) => {
-                if r.trim() != "$__auto" {
-                    errs.push(format!("LogQL range [{r}] is not [$__auto] in `{expr}`"));
-                }
+            Tok::Range(r) if r.trim() != "$__auto" => {
+                errs.push(format!("LogQL range [{r}] is not [$__auto] in `{expr}`"));
             }
             _ => {}
         }

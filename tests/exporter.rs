@@ -10,7 +10,6 @@ use common::*;
 use futures::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-
 /// Opens a raw NATS client connection authenticated as user a and waits for PONG.
 async fn raw_connection(url: &str) -> tokio::net::TcpStream {
     let addr = url.trim_start_matches("nats://");

@@ -80,7 +80,6 @@ async fn fake_node(fault: Fault) -> String {
     format!("127.0.0.1:{}", addr.port())
 }
 
-
 /// Names of samples that still carry `node`, other than its up flag and natsmon's own.
 fn node_series(exp: &Exposition, node: &str) -> Vec<String> {
     exp.samples

@@ -83,10 +83,10 @@ async fn cluster_starts_and_replicates_an_r3_stream() {
     cluster.restart(follower).await;
     tokio::time::timeout(Duration::from_secs(20), async {
         loop {
-            if let Ok(i) = stream.info().await {
-                if i.state.messages == 10 {
-                    break;
-                }
+            if let Ok(i) = stream.info().await
+                && i.state.messages == 10
+            {
+                break;
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }

@@ -54,9 +54,12 @@ impl LogEntry {
 
 /// The timestamps of each container's lines read but not yet acknowledged, oldest
 /// first; lines of one container are acknowledged in the order they were read.
+/// A container's name and the timestamps of its unacknowledged lines, oldest first.
+type Pending = (Arc<str>, VecDeque<i64>);
+
 #[derive(Debug, Default)]
 pub struct InFlight {
-    by_container: Mutex<HashMap<Arc<str>, (Arc<str>, VecDeque<i64>)>>,
+    by_container: Mutex<HashMap<Arc<str>, Pending>>,
 }
 
 impl InFlight {

@@ -62,7 +62,7 @@ impl LinkTotals {
         let labels: Labels = labels.into();
         let labels = || labels.clone();
         out.push(&defs.connections, labels(), self.connections);
-        out.push_opt(&defs.rtt, &labels, self.rtt_max_seconds);
+        out.push_opt(&defs.rtt, labels, self.rtt_max_seconds);
         if let Some(d) = &defs.pending {
             out.push(d, labels(), self.pending_bytes);
         }

@@ -107,10 +107,10 @@ pub fn reap_stale_containers() {
     };
     for line in list.lines() {
         let mut it = line.split_whitespace();
-        if let (Some(id), Some(pid)) = (it.next(), it.next()) {
-            if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
-                let _ = docker_try(&["rm", "-f", id]);
-            }
+        if let (Some(id), Some(pid)) = (it.next(), it.next())
+            && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+        {
+            let _ = docker_try(&["rm", "-f", id]);
         }
     }
 }
@@ -362,13 +362,13 @@ impl Drop for Container {
             );
             return;
         }
-        if let Err(e) = docker_try(&["rm", "-f", &self.id]) {
-            if !e.contains("No such container") {
-                eprintln!(
-                    "[docker] warning: could not remove container {}: {e}",
-                    self.name
-                );
-            }
+        if let Err(e) = docker_try(&["rm", "-f", &self.id])
+            && !e.contains("No such container")
+        {
+            eprintln!(
+                "[docker] warning: could not remove container {}: {e}",
+                self.name
+            );
         }
     }
 }
@@ -424,9 +424,9 @@ pub fn nats_style_log_cmd(lines: usize, interval_ms: u64) -> Vec<String> {
 
 /// Expected level (`"INF"`, `"WRN"`, `"ERR"`) of line `i` of [`nats_style_log_cmd`].
 pub fn nats_style_level(i: usize) -> &'static str {
-    if i % 7 == 0 {
+    if i.is_multiple_of(7) {
         "ERR"
-    } else if i % 5 == 0 {
+    } else if i.is_multiple_of(5) {
         "WRN"
     } else {
         "INF"
@@ -455,12 +455,12 @@ fn sh_quote(s: &str) -> String {
 /// `/var/run/docker.pid`.
 pub fn dockerd_pid() -> Option<u32> {
     for f in [DOCKERD_PIDFILE, "/var/run/docker.pid"] {
-        if let Ok(s) = std::fs::read_to_string(f) {
-            if let Ok(pid) = s.trim().parse::<u32>() {
-                let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-                if comm.trim() == "dockerd" {
-                    return Some(pid);
-                }
+        if let Ok(s) = std::fs::read_to_string(f)
+            && let Ok(pid) = s.trim().parse::<u32>()
+        {
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            if comm.trim() == "dockerd" {
+                return Some(pid);
             }
         }
     }

@@ -1192,10 +1192,10 @@ where
     let mut last: Result<Exposition, String>;
     loop {
         last = try_scrape(base_url).await;
-        if let Ok(exp) = &last {
-            if pred(exp) {
-                return last.unwrap();
-            }
+        if let Ok(exp) = &last
+            && pred(exp)
+        {
+            return last.unwrap();
         }
         if Instant::now() >= deadline {
             break;
@@ -1240,42 +1240,6 @@ pub fn promtool_check_metrics(text: &str) -> (bool, String) {
         String::from_utf8_lossy(&out.stderr)
     );
     (out.status.success(), combined)
-}
-
-#[cfg(test)]
-mod parser_tests {
-    use super::*;
-
-    #[test]
-    fn parses_labels_and_escapes() {
-        let t = "# HELP x_total Some \\\\ help\n# TYPE x_total counter\n\
-                 x_total{a=\"b\\\"c\",d=\"e\\\\f\",g=\"h\\ni\",} 3 1700000000\n\
-                 y 4.5e1\nz{a=\"1\"} +Inf\nw NaN\n# EOF\n";
-        let e = Exposition::parse(t);
-        assert_eq!(e.samples.len(), 4);
-        let s = e.find("x_total", &[("a", "b\"c")]).unwrap();
-        assert_eq!(s.label("d"), Some("e\\f"));
-        assert_eq!(s.label("g"), Some("h\ni"));
-        assert_eq!(s.value, 3.0);
-        assert_eq!(e.get("y", &[]), Some(45.0));
-        assert_eq!(e.get("z", &[("a", "1")]), Some(f64::INFINITY));
-        assert!(e.get("w", &[]).unwrap().is_nan());
-        assert_eq!(e.type_of("x_total"), Some("counter"));
-        assert_eq!(
-            e.help.get("x_total").map(|s| s.as_str()),
-            Some("Some \\ help")
-        );
-        assert_eq!(e.sum("x_total", &[]), 3.0);
-    }
-
-    #[test]
-    fn http_chunked() {
-        let raw = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Type: text/plain\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n";
-        let r = parse_http_response(raw).unwrap();
-        assert_eq!(r.status, 200);
-        assert_eq!(r.body, "hello world");
-        assert_eq!(r.header("Content-Type"), Some("text/plain"));
-    }
 }
 
 // ---------------------------------------------------------------------------
@@ -1329,4 +1293,40 @@ pub fn natsmon_args(cluster: &Cluster, timing: (&str, &str), extra: &[&str]) -> 
     ]));
     a.extend(extra.iter().map(|s| s.to_string()));
     a
+}
+
+#[cfg(test)]
+mod parser_tests {
+    use super::*;
+
+    #[test]
+    fn parses_labels_and_escapes() {
+        let t = "# HELP x_total Some \\\\ help\n# TYPE x_total counter\n\
+                 x_total{a=\"b\\\"c\",d=\"e\\\\f\",g=\"h\\ni\",} 3 1700000000\n\
+                 y 4.5e1\nz{a=\"1\"} +Inf\nw NaN\n# EOF\n";
+        let e = Exposition::parse(t);
+        assert_eq!(e.samples.len(), 4);
+        let s = e.find("x_total", &[("a", "b\"c")]).unwrap();
+        assert_eq!(s.label("d"), Some("e\\f"));
+        assert_eq!(s.label("g"), Some("h\ni"));
+        assert_eq!(s.value, 3.0);
+        assert_eq!(e.get("y", &[]), Some(45.0));
+        assert_eq!(e.get("z", &[("a", "1")]), Some(f64::INFINITY));
+        assert!(e.get("w", &[]).unwrap().is_nan());
+        assert_eq!(e.type_of("x_total"), Some("counter"));
+        assert_eq!(
+            e.help.get("x_total").map(|s| s.as_str()),
+            Some("Some \\ help")
+        );
+        assert_eq!(e.sum("x_total", &[]), 3.0);
+    }
+
+    #[test]
+    fn http_chunked() {
+        let raw = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Type: text/plain\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n";
+        let r = parse_http_response(raw).unwrap();
+        assert_eq!(r.status, 200);
+        assert_eq!(r.body, "hello world");
+        assert_eq!(r.header("Content-Type"), Some("text/plain"));
+    }
 }
