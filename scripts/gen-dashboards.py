@@ -609,7 +609,7 @@ def overview():
            "(increase of nats_account_slow_consumers_total).", "short",
            [prom('sum by (account) (increase(nats_account_slow_consumers_total{%s, account=~"$account"}[%s]))'
                  % (N, RI), "{{account}}")], w=8, bars=True),
-        ts(c, "Leaf node connections", "Leaf node connections per node (nats_varz_leafnodes) "
+        ts(c, "Leaf node and gateway connections", "Leaf node connections per node (nats_varz_leafnodes) "
            "and gateway connections to remote clusters (nats_gateway_connections).", "short",
            [prom('nats_varz_leafnodes{%s}' % N, "{{node}} leafnodes"),
             prom('sum by (node, gateway) (nats_gateway_connections{%s})' % N,

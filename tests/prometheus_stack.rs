@@ -15,8 +15,11 @@
 //! 2. lets Prometheus scrape for ~20 s, then evaluates every dashboard variable query
 //!    (`label_values(...)` -> `/api/v1/label/<label>/values?match[]=...`, each must
 //!    return a value) and every Prometheus panel target (Grafana variables substituted
-//!    as Grafana does) with `/api/v1/query`. Every expression must parse and execute;
-//!    every expression must return data, except the commented [`ALLOWED_EMPTY`] list;
+//!    as Grafana does: "All" -> the variable's allValue, `$__rate_interval` -> 4s, ...)
+//!    with `/api/v1/query`. Every expression must parse and execute; every expression
+//!    must return data, except the commented [`ALLOWED_EMPTY`] list. Each expression with
+//!    data is run again with every variable value selected explicitly (`(a|b|c)`), which
+//!    catches matchers on labels a metric does not have (`.*` hides them);
 //! 3. kills node n3 and waits for `NatsNodeDown{node="n3"}` to go pending, then firing
 //!    no earlier than the rule's `for:`. Expressions that were empty on the healthy
 //!    cluster because they show failures (poll errors, offline / not current replicas)
@@ -26,7 +29,8 @@
 //! `alert_rules_evaluate_without_errors`: a quicker stack (no shipper); every rule of
 //! the rules file is loaded and reports `health: "ok"` after several evaluations.
 //!
-//! Both tests PANIC (never skip) if prometheus, nats-server or docker are missing.
+//! The tests PANIC (never skip) if prometheus or nats-server is missing; the first one
+//! also needs the real dockerd (`tests/common/docker.rs`, `scripts/docker-env.sh`).
 
 mod common;
 
@@ -175,10 +179,8 @@ fn rule_field(text: &str, alert: &str, key: &str) -> Option<String> {
             inside = false;
             continue;
         }
-        if inside {
-            if let Some(v) = t.strip_prefix(&format!("{key}:")) {
-                return Some(v.trim().trim_matches('"').trim_matches('\'').to_string());
-            }
+        if inside && let Some(v) = t.strip_prefix(&format!("{key}:")) {
+            return Some(v.trim().trim_matches('"').trim_matches('\'').to_string());
         }
     }
     None
@@ -376,6 +378,7 @@ impl Prometheus {
                             QueryOutcome::Data {
                                 series: r.len(),
                                 first: r[0].to_string(),
+                                all_nan: r.iter().all(|x| x["value"][1] == "NaN"),
                             }
                         }
                     }
@@ -383,6 +386,7 @@ impl Prometheus {
                     _ => QueryOutcome::Data {
                         series: 1,
                         first: data["result"].to_string(),
+                        all_nan: data["result"][1] == "NaN",
                     },
                 }
             }
@@ -417,9 +421,17 @@ impl Drop for Prometheus {
 
 #[derive(Debug, Clone)]
 enum QueryOutcome {
-    Data { series: usize, first: String },
+    Data {
+        series: usize,
+        first: String,
+        /// Every returned sample is NaN (e.g. a ratio of zero rates).
+        all_nan: bool,
+    },
     Empty,
-    Failed { error_type: String, error: String },
+    Failed {
+        error_type: String,
+        error: String,
+    },
 }
 
 // ---------------------------------------------------------------------------
@@ -686,8 +698,13 @@ fn prometheus_targets(d: &Dashboard) -> Vec<PanelExpr> {
 async fn evaluate_variables(
     prom: &Prometheus,
     d: &Dashboard,
-) -> (BTreeMap<String, String>, Vec<String>) {
+) -> (
+    BTreeMap<String, String>,
+    BTreeMap<String, String>,
+    Vec<String>,
+) {
     let mut subst = BTreeMap::new();
+    let mut explicit = BTreeMap::new();
     let mut failures = Vec::new();
     let iv = Intervals::for_min_interval(None);
     for v in d.json["templating"]["list"]
@@ -784,29 +801,40 @@ async fn evaluate_variables(
         let include_all = v["includeAll"].as_bool().unwrap_or(false);
         let multi = v["multi"].as_bool().unwrap_or(false);
         let all_value = v["allValue"].as_str().unwrap_or("");
+        // Every value selected one by one (not "All"): Grafana renders a multi-value
+        // selection regex-escaped as (a|b|c).
+        let every = if values.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "({})",
+                values
+                    .iter()
+                    .map(|x| regex_escape(x))
+                    .collect::<Vec<_>>()
+                    .join("|")
+            )
+        };
         let s = if include_all && !all_value.is_empty() {
             // "All" selected with a custom all value: substituted verbatim.
             all_value.to_string()
         } else if include_all || multi {
-            // "All" without a custom value: every value, regex-escaped, as (a|b|c).
-            if values.is_empty() {
-                String::new()
-            } else {
-                format!(
-                    "({})",
-                    values
-                        .iter()
-                        .map(|x| regex_escape(x))
-                        .collect::<Vec<_>>()
-                        .join("|")
-                )
-            }
+            // "All" without a custom value: every value.
+            every.clone()
         } else {
             values.first().cloned().unwrap_or_default()
         };
+        explicit.insert(
+            name.clone(),
+            if include_all || multi {
+                every
+            } else {
+                s.clone()
+            },
+        );
         subst.insert(name, s);
     }
-    (subst, failures)
+    (subst, explicit, failures)
 }
 
 #[derive(Debug, Clone)]
@@ -837,6 +865,7 @@ async fn check_dashboards(prom: &Prometheus) -> Vec<Checked> {
     let mut failures = Vec::new();
     let mut checked = Vec::new();
     let mut n_dash = 0;
+    let mut n_explicit = 0;
     for d in dashboards() {
         let targets = prometheus_targets(&d);
         if targets.is_empty() {
@@ -847,7 +876,7 @@ async fn check_dashboards(prom: &Prometheus) -> Vec<Checked> {
             continue;
         }
         n_dash += 1;
-        let (vars, var_failures) = evaluate_variables(prom, &d).await;
+        let (vars, explicit_vars, var_failures) = evaluate_variables(prom, &d).await;
         failures.extend(var_failures);
         for t in targets {
             let iv = Intervals::for_min_interval(t.min_interval);
@@ -869,6 +898,22 @@ async fn check_dashboards(prom: &Prometheus) -> Vec<Checked> {
                     t.dashboard, t.panel, t.ref_id, t.raw, substituted
                 ));
             }
+            // The same panel with every variable value selected explicitly instead of
+            // "All": a matcher on a label the metric lacks (or with other values) matches
+            // anything with `.*` but nothing with a value list.
+            if matches!(outcome, QueryOutcome::Data { .. }) {
+                let explicit = interpolate(&t.raw, &explicit_vars, &iv).unwrap();
+                if explicit != substituted {
+                    n_explicit += 1;
+                    match query_with_retry(prom, &explicit, 3).await {
+                        QueryOutcome::Data { .. } => {}
+                        other => failures.push(format!(
+                            "{} / panel {:?} ({}): returns data with \"All\" but not with                              every variable value selected:\n    expression:  {}\n                                 with All:    {}\n    explicit:    {}\n    result:      {other:?}",
+                            t.dashboard, t.panel, t.ref_id, t.raw, substituted, explicit
+                        )),
+                    }
+                }
+            }
             checked.push(Checked {
                 expr: t,
                 substituted,
@@ -888,7 +933,8 @@ async fn check_dashboards(prom: &Prometheus) -> Vec<Checked> {
         failures.join("\n")
     );
     eprintln!(
-        "[prometheus_stack] {} Prometheus panel expressions parsed and executed",
+        "[prometheus_stack] {} Prometheus panel expressions parsed and executed; {n_explicit} \
+         also returned data with every variable value selected explicitly",
         checked.len()
     );
     checked
@@ -948,20 +994,20 @@ async fn assert_rules_healthy(prom: &Prometheus) {
             first_all_evaluated = Some(Instant::now());
         }
         // "a few evaluations": 3 more evaluation intervals after the first complete one.
-        if let Some(t) = first_all_evaluated {
-            if t.elapsed() >= Duration::from_secs(3 * SCRAPE_INTERVAL_SECS + 1) {
-                assert!(
-                    not_ok.is_empty() && errs_seen.is_empty(),
-                    "alert rules failed to evaluate:\n{}\n(errors seen at any time: {:#?})",
-                    not_ok.join("\n"),
-                    errs_seen
-                );
-                eprintln!(
-                    "[prometheus_stack] all {} alert rules evaluate with health ok",
-                    names.len()
-                );
-                return;
-            }
+        if let Some(t) = first_all_evaluated
+            && t.elapsed() >= Duration::from_secs(3 * SCRAPE_INTERVAL_SECS + 1)
+        {
+            assert!(
+                not_ok.is_empty() && errs_seen.is_empty(),
+                "alert rules failed to evaluate:\n{}\n(errors seen at any time: {:#?})",
+                not_ok.join("\n"),
+                errs_seen
+            );
+            eprintln!(
+                "[prometheus_stack] all {} alert rules evaluate with health ok",
+                names.len()
+            );
+            return;
         }
         if Instant::now() >= deadline {
             panic!("rules not all evaluated after 30s: {unevaluated:?}; errors: {errs_seen:#?}");
@@ -1247,6 +1293,24 @@ async fn dashboards_return_data_and_node_down_alert_fires() {
             .join("\n")
     );
 
+    // Diagnostics only: expressions whose every value is NaN (e.g. a ratio of rates
+    // that are all zero in the window). They do return data, so they pass.
+    let nan_only: Vec<String> = checked
+        .iter()
+        .filter(|c| matches!(c.outcome, QueryOutcome::Data { all_nan: true, .. }))
+        .map(|c| {
+            format!(
+                "    {} / {:?}: {}",
+                c.expr.dashboard, c.expr.panel, c.expr.raw
+            )
+        })
+        .collect();
+    eprintln!(
+        "[prometheus_stack] {} expressions return only NaN right now:\n{}",
+        nan_only.len(),
+        nan_only.join("\n")
+    );
+
     // --- 2. NatsNodeDown --------------------------------------------------------------
     let rules_text = std::fs::read_to_string(rules_path()).unwrap();
     let for_str = rule_field(&rules_text, "NatsNodeDown", "for")
@@ -1276,7 +1340,6 @@ async fn dashboards_return_data_and_node_down_alert_fires() {
     );
     let deadline = killed_at + for_dur + Duration::from_secs(30);
     let mut pending_at: Option<Duration> = None;
-    let mut last_alerts = Vec::new();
     let firing = loop {
         let alerts = stack.prom.alerts().await;
         let down: Vec<&Value> = alerts
@@ -1298,13 +1361,12 @@ async fn dashboards_return_data_and_node_down_alert_fires() {
                 _ => {}
             }
         }
-        last_alerts = alerts;
         if Instant::now() >= deadline {
             panic!(
                 "NatsNodeDown{{node=\"{KILLED_NODE_LABEL}\"}} did not fire within {:?} of the \
                  kill (pending after {pending_at:?}); last /api/v1/alerts: {:#?}",
                 deadline - killed_at,
-                last_alerts
+                alerts
             );
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -1382,7 +1444,7 @@ async fn dashboards_return_data_and_node_down_alert_fires() {
     let data_sample: Vec<String> = checked
         .iter()
         .filter_map(|c| match &c.outcome {
-            QueryOutcome::Data { series, first } => Some(format!(
+            QueryOutcome::Data { series, first, .. } => Some(format!(
                 "    [{series}] {}  e.g. {}",
                 c.substituted,
                 first.chars().take(160).collect::<String>()
