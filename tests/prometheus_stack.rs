@@ -44,7 +44,7 @@ use futures::StreamExt;
 use serde_json::Value;
 
 use common::loki::LokiReceiver;
-use common::{Cluster, Natsmon, args, connect, docker, free_port, wait_for};
+use common::{Cluster, Natsmon, args, connect, docker, free_port, new_tempdir, wait_for};
 
 /// Prometheus global scrape and evaluation interval, seconds.
 const SCRAPE_INTERVAL_SECS: u64 = 1;
@@ -95,25 +95,6 @@ fn root() -> PathBuf {
 
 fn rules_path() -> PathBuf {
     root().join("alerting_rules/natsmon.rules.yml")
-}
-
-fn keep_tmp() -> bool {
-    matches!(
-        std::env::var("NATSMON_TEST_KEEP").as_deref(),
-        Ok("1") | Ok("true") | Ok("yes")
-    )
-}
-
-fn tempdir(prefix: &str) -> tempfile::TempDir {
-    let mut d = tempfile::Builder::new()
-        .prefix(prefix)
-        .tempdir()
-        .expect("create temp dir");
-    if keep_tmp() {
-        d.disable_cleanup(true);
-        eprintln!("[prometheus_stack] keeping temp dir {}", d.path().display());
-    }
-    d
 }
 
 fn tail(s: &str, lines: usize) -> String {
@@ -217,7 +198,7 @@ impl Prometheus {
     /// and evaluating `rule_file`.
     fn start(target: &str, rule_file: &Path) -> Prometheus {
         let bin = prometheus_bin();
-        let dir = tempdir("natsmon-prometheus-");
+        let dir = new_tempdir("natsmon-prometheus-");
         let port = free_port();
         let config = format!(
             "global:\n  scrape_interval: {SCRAPE_INTERVAL_SECS}s\n  scrape_timeout: \
@@ -1193,7 +1174,7 @@ async fn start_stack(with_shipper: bool) -> Stack {
         // One container logging nats-server style lines (5/s) on the real dockerd,
         // shipped to the test Loki receiver.
         let loki = LokiReceiver::start().await;
-        let state = tempdir("natsmon-promstack-state-");
+        let state = new_tempdir("natsmon-promstack-state-");
         let prefix = format!("promstack-{}", std::process::id());
         let container = tokio::task::spawn_blocking({
             let prefix = prefix.clone();

@@ -54,7 +54,8 @@ fn keep_tmp() -> bool {
     )
 }
 
-fn new_tempdir(prefix: &str) -> tempfile::TempDir {
+/// A temp dir that `NATSMON_TEST_KEEP=1` keeps for debugging.
+pub fn new_tempdir(prefix: &str) -> tempfile::TempDir {
     let mut dir = tempfile::Builder::new()
         .prefix(prefix)
         .tempdir()
