@@ -333,7 +333,10 @@ async fn containers_coming_and_going_long_lines_and_tty() {
     tty.wait_exit(Duration::from_secs(30));
     wait_lines(&loki, &tty, 2, Duration::from_secs(20)).await;
 
-    // Removed right after writing.
+    // Removed right after writing (`--rm`): natsmon is attached while the container runs and
+    // reads to the end before Docker removes it. (A container that exits within
+    // milliseconds of starting can be removed before any API client attaches; Docker then
+    // refuses its logs with 409, counted in natsmon_logs_docker_errors_total{reason="logs"}.)
     let gone_name = format!("{prefix}-gone");
     docker::docker(&[
         "run",
@@ -347,7 +350,7 @@ async fn containers_coming_and_going_long_lines_and_tty() {
         docker::IMAGE,
         "/bin/sh",
         "-c",
-        "for i in $(seq 1 50); do echo gone $i; done",
+        "sleep 1; for i in $(seq 1 50); do echo gone $i; done",
     ]);
     let deadline = Instant::now() + Duration::from_secs(20);
     while stored(&loki.entries())

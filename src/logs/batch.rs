@@ -39,6 +39,12 @@ enum Delivery {
 
 impl Batcher {
     pub async fn run(self, mut rx: mpsc::UnboundedReceiver<LogEntry>, token: CancellationToken) {
+        // Reachability before anything is pushed; every push answer updates it after.
+        let ready = tokio::select! {
+            r = tokio::time::timeout(Duration::from_secs(2), self.client.ready()) => r.unwrap_or(false),
+            _ = token.cancelled() => false,
+        };
+        self.metrics.loki_up.set(i64::from(ready));
         let mut batch: Vec<LogEntry> = Vec::new();
         let mut bytes = 0usize;
         let mut oldest: Option<Instant> = None;

@@ -130,7 +130,7 @@ impl LogMetrics {
         );
         r.register(
             "loki_up",
-            "1 when the last push to Loki got an answer that was not a retryable error",
+            "1 when Loki's last answer (to /ready at start, then to each push) was not a retryable error",
             m.loki_up.clone(),
         );
         r.register(

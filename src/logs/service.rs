@@ -76,6 +76,21 @@ impl LokiClient {
         })
     }
 
+    /// Asks Loki's `/ready`, so that reachability is known before the first push.
+    pub async fn ready(&self) -> bool {
+        let base = self.settings.push_url.trim_end_matches("/loki/api/v1/push");
+        let mut req = self.http.get(format!("{base}/ready"));
+        if let Some(t) = &self.settings.tenant {
+            req = req.header("X-Scope-OrgID", t);
+        }
+        req = match &self.settings.auth {
+            LokiAuth::None => req,
+            LokiAuth::Basic { user, password } => req.basic_auth(user, Some(password)),
+            LokiAuth::Bearer(token) => req.bearer_auth(token),
+        };
+        matches!(req.send().await, Ok(r) if r.status().is_success())
+    }
+
     pub async fn push(&self, body: Vec<u8>) -> Result<Outcome, PushError> {
         let mut req = self
             .http
