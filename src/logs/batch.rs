@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -18,6 +18,7 @@ use super::metrics::{LogMetrics, ReasonLabels};
 use super::service::{Backoff, LokiClient, Outcome, PushError};
 use super::wire::{self, StreamRef};
 use super::{InFlight, LogEntry};
+use crate::nats::time::unix_now_ns;
 
 pub struct Batcher {
     pub settings: LogSettings,
@@ -101,10 +102,7 @@ impl Batcher {
     /// Marks natsmon as watching, so that a later start knows which stopped containers
     /// ran while it was away.
     fn heartbeat(&self) {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos() as i64)
-            .unwrap_or(0);
+        let now = unix_now_ns();
         self.checkpoints.touch(now);
         self.save_checkpoints();
     }
@@ -120,10 +118,7 @@ impl Batcher {
     }
 
     pub fn update_gauges(&self) {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos() as i64)
-            .unwrap_or(0);
+        let now = unix_now_ns();
         for (name, lag) in self.in_flight.lags(now) {
             self.metrics
                 .lag

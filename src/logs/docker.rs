@@ -27,7 +27,7 @@ use super::metrics::{LogMetrics, ReasonLabels};
 use super::service::Backoff;
 use super::wire::render_labels;
 use super::{InFlight, LogEntry};
-use crate::nats::time::rfc3339_to_unix_nanos;
+use crate::nats::time::{rfc3339_to_unix_nanos, unix_now_ns};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DockerError {
@@ -426,13 +426,6 @@ async fn sleep_or_cancel(d: Duration, token: &CancellationToken) -> bool {
         _ = tokio::time::sleep(d) => false,
         _ = token.cancelled() => true,
     }
-}
-
-fn unix_now_ns() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as i64)
-        .unwrap_or(0)
 }
 
 fn unix_now_secs() -> i64 {

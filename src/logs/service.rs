@@ -8,6 +8,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 
 use super::config::{LogSettings, LokiAuth};
+use crate::nats::client::error_chain;
 
 /// A final answer for a batch.
 #[derive(Debug, PartialEq, Eq)]
@@ -76,23 +77,27 @@ impl LokiClient {
         })
     }
 
-    /// Asks Loki's `/ready`, so that reachability is known before the first push.
-    pub async fn ready(&self) -> bool {
-        let base = self.settings.push_url.trim_end_matches("/loki/api/v1/push");
-        let mut req = self.http.get(format!("{base}/ready"));
+    /// Adds the tenant and credentials every request to Loki carries.
+    fn authorize(&self, mut req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
         if let Some(t) = &self.settings.tenant {
             req = req.header("X-Scope-OrgID", t);
         }
-        req = match &self.settings.auth {
+        match &self.settings.auth {
             LokiAuth::None => req,
             LokiAuth::Basic { user, password } => req.basic_auth(user, Some(password)),
             LokiAuth::Bearer(token) => req.bearer_auth(token),
-        };
+        }
+    }
+
+    /// Asks Loki's `/ready`, so that reachability is known before the first push.
+    pub async fn ready(&self) -> bool {
+        let base = self.settings.push_url.trim_end_matches("/loki/api/v1/push");
+        let req = self.authorize(self.http.get(format!("{base}/ready")));
         matches!(req.send().await, Ok(r) if r.status().is_success())
     }
 
     pub async fn push(&self, body: Vec<u8>) -> Result<Outcome, PushError> {
-        let mut req = self
+        let req = self
             .http
             .post(&self.settings.push_url)
             .header(
@@ -100,20 +105,12 @@ impl LokiClient {
                 self.settings.format.content_type(),
             )
             .body(body);
-        if let Some(t) = &self.settings.tenant {
-            req = req.header("X-Scope-OrgID", t);
-        }
-        req = match &self.settings.auth {
-            LokiAuth::None => req,
-            LokiAuth::Basic { user, password } => req.basic_auth(user, Some(password)),
-            LokiAuth::Bearer(token) => req.bearer_auth(token),
-        };
-        let resp = req.send().await.map_err(|e| {
+        let resp = self.authorize(req).send().await.map_err(|e| {
             let e = e.without_url();
             if e.is_timeout() {
                 PushError::Timeout
             } else {
-                PushError::Connect(chain(&e))
+                PushError::Connect(error_chain(&e))
             }
         })?;
         let status = resp.status();
@@ -141,17 +138,6 @@ impl LokiClient {
             }),
         }
     }
-}
-
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(c) = src {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        src = c.source();
-    }
-    s
 }
 
 /// Capped exponential backoff with full jitter between half and all of the step.

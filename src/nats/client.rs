@@ -139,7 +139,7 @@ impl NatsClient {
 }
 
 /// reqwest's top-level message is generic ("error sending request"); the cause says why.
-fn error_chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut src = e.source();
     while let Some(cause) = src {

@@ -1,6 +1,14 @@
 //! Owns the two time encodings NATS monitoring uses besides integer nanoseconds: RFC 3339
 //! timestamps and Go duration strings (`1.2ms`, `1h2m3s`, and the `1y2d3h4m5s` uptime form).
 
+/// The current time in Unix nanoseconds, the unit of Docker's log timestamps.
+pub fn unix_now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
+}
+
 /// Converts an RFC 3339 timestamp such as `2024-01-02T15:04:05.123456789Z` or
 /// `...+01:00` to Unix seconds. Returns `None` for anything else, including Go's zero time.
 pub fn rfc3339_to_unix(s: &str) -> Option<f64> {
