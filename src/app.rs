@@ -12,7 +12,7 @@ use tracing::{info, warn};
 
 use crate::config::{ConfigError, Settings};
 use crate::http::{AppState, BasicAuth};
-use crate::metrics::Metrics;
+use crate::nats::metrics::Metrics;
 use crate::nats::client::NatsClient;
 use crate::nats::poller::{self, PollContext};
 use crate::nats::snapshot::Store;
@@ -34,7 +34,7 @@ pub enum AppError {
 
 /// Wires the log shipper: supervisor and tailers, the byte-bounded buffer, the batcher.
 fn start_log_shipping(
-    logs: &crate::logs::config::LogSettings,
+    logs: &crate::config::LogSettings,
     grace: std::time::Duration,
     registry: &mut Registry,
     tracker: &TaskTracker,
@@ -52,7 +52,7 @@ fn start_log_shipping(
     let own_id = crate::logs::docker::own_container_id();
     info!(
         loki = %logs.display_url,
-        docker = %crate::config::redact_url(&logs.docker_host),
+        docker = %crate::redact::redact_url(&logs.docker_host),
         state_dir = %logs.state_dir.display(),
         own_container = ?own_id,
         "Shipping container logs."

@@ -26,7 +26,7 @@ use prometheus_client::registry::Registry;
 
 use crate::config::Settings;
 use crate::exposition::openmetrics_to_prometheus;
-use crate::metrics::Metrics;
+use crate::nats::metrics::Metrics;
 use crate::nats::snapshot::Store;
 
 pub const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -178,7 +178,7 @@ async fn metrics(State(s): State<AppState>, headers: HeaderMap) -> Response {
     let (nats, own) = match (gzip, openmetrics) {
         (true, _) => (
             rendered.gzip(openmetrics),
-            Bytes::from(crate::nats::snapshot::gzip(own.as_bytes())),
+            Bytes::from(crate::gzip::gzip(own.as_bytes())),
         ),
         (false, true) => (rendered.openmetrics.clone(), Bytes::from(own)),
         (false, false) => (rendered.prometheus(), Bytes::from(own)),

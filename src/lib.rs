@@ -3,10 +3,13 @@
 #![forbid(unsafe_code)]
 
 pub mod app;
+pub mod backoff;
 pub mod config;
 pub mod exposition;
+pub mod gzip;
 pub mod http;
 pub mod logs;
-pub mod metrics;
 pub mod nats;
+pub mod redact;
 pub mod telemetry;
+pub mod time;

@@ -4,7 +4,7 @@
 //! position even when several share a timestamp.
 
 use super::checkpoint::Position;
-use crate::nats::time::rfc3339_to_unix_nanos;
+use crate::time::rfc3339_to_unix_nanos;
 
 /// Docker's split size for long lines.
 pub const DOCKER_SPLIT: usize = 16 * 1024;

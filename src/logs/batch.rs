@@ -13,12 +13,13 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::checkpoint::Checkpoints;
-use super::config::LogSettings;
+use crate::config::LogSettings;
 use super::metrics::{LogMetrics, ReasonLabels};
-use super::service::{Backoff, LokiClient, Outcome, PushError};
+use super::service::{LokiClient, Outcome, PushError};
+use crate::backoff::Backoff;
 use super::wire::{self, StreamRef};
 use super::{InFlight, LogEntry};
-use crate::nats::time::unix_now_ns;
+use crate::time::unix_now_ns;
 
 pub struct Batcher {
     pub settings: LogSettings,

@@ -21,13 +21,19 @@ use tracing::{debug, info, warn};
 
 use super::assemble::{Assembler, StreamKind};
 use super::checkpoint::{Checkpoints, Position};
-use super::config::{JOB_LABEL, LogSettings, NATS_JOB, glob_match};
+use crate::config::LogSettings;
+use crate::config::logs::glob_match;
 use super::labels::{Level, parse_level};
 use super::metrics::{LogMetrics, ReasonLabels};
-use super::service::Backoff;
+use crate::backoff::{Backoff, sleep_or_cancel};
 use super::wire::render_labels;
 use super::{InFlight, LogEntry};
-use crate::nats::time::{rfc3339_to_unix_nanos, unix_now_ns};
+use crate::time::{rfc3339_to_unix_nanos, unix_now_ns, unix_now_secs};
+
+/// `job` of NATS server containers.
+pub const NATS_JOB: &str = "nats";
+/// A container's own Docker label that sets its `job`.
+pub const JOB_LABEL: &str = "natsmon.job";
 
 #[derive(Debug, thiserror::Error)]
 pub enum DockerError {
@@ -133,7 +139,7 @@ pub fn connect(host: &str) -> Result<Docker, DockerError> {
         Docker::connect_with_unix(host, 120, bollard::API_DEFAULT_VERSION)
     };
     r.map_err(|e| DockerError::Connect {
-        host: crate::config::redact_url(host),
+        host: crate::redact::redact_url(host),
         error: e.to_string(),
     })
 }
@@ -293,7 +299,7 @@ impl Supervisor {
             .docker_errors
             .get_or_create(&ReasonLabels { reason: e.reason() })
             .inc();
-        warn!(host = %crate::config::redact_url(&self.settings.docker_host), error = %e, "{msg}");
+        warn!(host = %crate::redact::redact_url(&self.settings.docker_host), error = %e, "{msg}");
     }
 
     /// Containers to tail, and the ids of all containers that exist. Besides the running
@@ -421,19 +427,7 @@ impl Supervisor {
     }
 }
 
-async fn sleep_or_cancel(d: Duration, token: &CancellationToken) -> bool {
-    tokio::select! {
-        _ = tokio::time::sleep(d) => false,
-        _ = token.cancelled() => true,
-    }
-}
 
-fn unix_now_secs() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
 
 /// Approximate memory of one buffered entry besides its text (struct, labels handle,
 /// in-flight timestamp, channel slot).

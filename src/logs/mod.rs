@@ -9,7 +9,6 @@
 pub mod assemble;
 pub mod batch;
 pub mod checkpoint;
-pub mod config;
 pub mod docker;
 pub mod labels;
 pub mod metrics;

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 
-use super::config::{LogSettings, LokiAuth};
-use crate::nats::client::error_chain;
+use crate::config::logs::{LogSettings, LokiAuth};
+use crate::redact::error_chain;
 
 /// A final answer for a batch.
 #[derive(Debug, PartialEq, Eq)]
@@ -102,7 +102,7 @@ impl LokiClient {
             .post(&self.settings.push_url)
             .header(
                 reqwest::header::CONTENT_TYPE,
-                self.settings.format.content_type(),
+                super::wire::content_type(self.settings.format),
             )
             .body(body);
         let resp = self.authorize(req).send().await.map_err(|e| {
@@ -137,59 +137,5 @@ impl LokiClient {
                 message,
             }),
         }
-    }
-}
-
-/// Capped exponential backoff with full jitter between half and all of the step.
-#[derive(Debug)]
-pub struct Backoff {
-    next: Duration,
-    max: Duration,
-    seed: u64,
-}
-
-impl Backoff {
-    pub fn new(max: Duration) -> Backoff {
-        let seed = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(1)
-            | 1;
-        Backoff {
-            next: Duration::from_millis(250),
-            max,
-            seed,
-        }
-    }
-
-    pub fn reset(&mut self) {
-        self.next = Duration::from_millis(250);
-    }
-
-    pub fn next_delay(&mut self) -> Duration {
-        // xorshift64: enough randomness to spread many shippers' retries apart.
-        self.seed ^= self.seed << 13;
-        self.seed ^= self.seed >> 7;
-        self.seed ^= self.seed << 17;
-        let step = self.next.min(self.max);
-        self.next = (self.next * 2).min(self.max);
-        let frac = 0.5 + (self.seed % 1000) as f64 / 2000.0;
-        step.mul_f64(frac)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_grows_to_its_cap() {
-        let mut b = Backoff::new(Duration::from_secs(2));
-        let d: Vec<Duration> = (0..8).map(|_| b.next_delay()).collect();
-        assert!(d[0] >= Duration::from_millis(125) && d[0] <= Duration::from_millis(250));
-        assert!(d.iter().all(|x| *x <= Duration::from_secs(2)));
-        assert!(d[7] >= Duration::from_secs(1));
-        b.reset();
-        assert!(b.next_delay() <= Duration::from_millis(250));
     }
 }

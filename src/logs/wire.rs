@@ -52,20 +52,13 @@ pub struct StreamRef<'a> {
     pub entries: Vec<(i64, &'a str)>,
 }
 
-/// The body encodings natsmon can push.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
-    /// snappy-compressed protobuf, Loki's native and cheapest format.
-    Protobuf,
-    Json,
-}
+pub use crate::config::logs::LokiFormat as Format;
 
-impl Format {
-    pub fn content_type(self) -> &'static str {
-        match self {
-            Format::Protobuf => "application/x-protobuf",
-            Format::Json => "application/json",
-        }
+/// The `Content-Type` of a push body.
+pub fn content_type(format: Format) -> &'static str {
+    match format {
+        Format::Protobuf => "application/x-protobuf",
+        Format::Json => "application/json",
     }
 }
 

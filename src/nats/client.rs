@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 
 use super::PollError;
+use crate::redact::error_chain;
 use crate::config::{NatsTls, Node};
 
 #[derive(Clone)]
@@ -136,16 +137,4 @@ impl NatsClient {
         }
         Ok(body)
     }
-}
-
-/// reqwest's top-level message is generic ("error sending request"); the cause says why.
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(cause) = src {
-        s.push_str(": ");
-        s.push_str(&cause.to_string());
-        src = cause.source();
-    }
-    s
 }

@@ -5,7 +5,8 @@
 
 use std::collections::HashMap;
 
-use super::jsz::{self, ConsumerPolicy, JszView};
+use super::jsz::{self, JszView};
+use crate::config::ConsumerPolicy;
 use super::snapshot::NodePoll;
 use super::{accstatz, connz, gatewayz, healthz, leafz, routez, subsz, varz};
 use crate::exposition::{Def, MetricSet};

@@ -10,6 +10,7 @@ use serde::Deserialize;
 
 use super::PeerInfo;
 use super::varz::ApiStats;
+use crate::config::ConsumerPolicy;
 use crate::exposition::{Def, Labels, MetricSet};
 
 /// `consumers` implies `streams` and `accounts`; `config` adds the limits alerts need.
@@ -156,24 +157,6 @@ impl ConsumerInfo {
         self.config
             .as_ref()
             .is_some_and(|c| c.durable_name.as_deref().unwrap_or("").is_empty())
-    }
-}
-
-/// Which consumers get per-consumer series.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConsumerPolicy {
-    /// Export ephemeral consumers too (their names are random, so series churn).
-    pub include_ephemeral: bool,
-    /// Upper bound on exported consumers; the rest are counted, not exported.
-    pub limit: usize,
-}
-
-impl Default for ConsumerPolicy {
-    fn default() -> Self {
-        ConsumerPolicy {
-            include_ephemeral: false,
-            limit: 10_000,
-        }
     }
 }
 

@@ -4,7 +4,7 @@
 
 use crate::exposition::{Def, Labels, MetricSet};
 
-use super::time::go_duration_seconds;
+use crate::time::go_duration_seconds;
 
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct LinkTotals {

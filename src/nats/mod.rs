@@ -11,11 +11,11 @@ pub mod healthz;
 pub mod jsz;
 pub mod leafz;
 pub mod link;
+pub mod metrics;
 pub mod poller;
 pub mod routez;
 pub mod snapshot;
 pub mod subsz;
-pub mod time;
 pub mod varz;
 
 use serde::Deserialize;

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime};
 
 use serde::de::DeserializeOwned;
 use tokio::sync::Notify;
@@ -19,7 +19,7 @@ use super::jsz::{self, Jsz};
 use super::snapshot::{NodePoll, Store};
 use super::{Endpoint, PollError, accstatz, gatewayz, healthz, leafz, routez, subsz, varz};
 use crate::config::{Node, Settings};
-use crate::metrics::{ErrorLabels, Metrics};
+use crate::nats::metrics::{ErrorLabels, Metrics};
 
 /// What every poller shares.
 pub struct PollContext {
@@ -122,7 +122,7 @@ pub async fn poll_node(ctx: &PollContext, node: &Node) -> NodePoll {
     }
     poll.duration = started.elapsed();
     poll.finished_at = Some(SystemTime::now());
-    let labels = crate::metrics::NodeLabels {
+    let labels = crate::nats::metrics::NodeLabels {
         node: node.name.clone(),
     };
     ctx.metrics.poll_cycles.get_or_create(&labels).inc();
@@ -165,11 +165,9 @@ async fn fetch<T: DeserializeOwned>(
             m.poll_response_bytes
                 .get_or_create(&labels)
                 .inc_by(f.bytes as u64);
-            let now = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .unwrap_or_default()
-                .as_secs_f64();
-            m.poll_last_success.get_or_create(&labels).set(now);
+            m.poll_last_success
+                .get_or_create(&labels)
+                .set(crate::time::unix_now_f64());
             Ok(f.value)
         }
         Err(err) => {

@@ -84,25 +84,14 @@ impl Rendered {
     pub fn gzip(&self, openmetrics: bool) -> Bytes {
         if openmetrics {
             self.openmetrics_gzip
-                .get_or_init(|| Bytes::from(gzip(&self.openmetrics)))
+                .get_or_init(|| Bytes::from(crate::gzip::gzip(&self.openmetrics)))
                 .clone()
         } else {
             self.prometheus_gzip
-                .get_or_init(|| Bytes::from(gzip(&self.prometheus())))
+                .get_or_init(|| Bytes::from(crate::gzip::gzip(&self.prometheus())))
                 .clone()
         }
     }
-}
-
-/// Fast compression: exposition text shrinks about tenfold even at level 1.
-pub fn gzip(data: &[u8]) -> Vec<u8> {
-    use std::io::Write as _;
-    let mut e = flate2::write::GzEncoder::new(
-        Vec::with_capacity(data.len() / 8),
-        flate2::Compression::fast(),
-    );
-    e.write_all(data).expect("writing to memory");
-    e.finish().expect("writing to memory")
 }
 
 #[derive(Debug)]

@@ -323,7 +323,7 @@ fn node_labels(node: &str) -> Labels {
 
 /// Parses an RFC 3339 time into Unix seconds; NATS sends nanosecond precision.
 pub fn parse_time(s: &str) -> Option<f64> {
-    super::time::rfc3339_to_unix(s)
+    crate::time::rfc3339_to_unix(s)
 }
 
 pub fn collect(v: &Varz, node: &str, out: &mut MetricSet) {

@@ -1,12 +1,29 @@
-//! Owns the two time encodings NATS monitoring uses besides integer nanoseconds: RFC 3339
-//! timestamps and Go duration strings (`1.2ms`, `1h2m3s`, and the `1y2d3h4m5s` uptime form).
+//! Owns the clock and the time formats natsmon reads: RFC 3339 timestamps (NATS
+//! monitoring and Docker's RFC3339Nano log timestamps) and Go duration strings (`1.2ms`,
+//! `1h2m3s`, and the `1y2d3h4m5s` uptime form).
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Time since the Unix epoch; zero if the clock is set before it.
+fn since_epoch() -> Duration {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+}
 
 /// The current time in Unix nanoseconds, the unit of Docker's log timestamps.
 pub fn unix_now_ns() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as i64)
-        .unwrap_or(0)
+    since_epoch().as_nanos() as i64
+}
+
+/// The current time in whole Unix seconds, the unit of Docker's `since` parameters.
+pub fn unix_now_secs() -> i64 {
+    since_epoch().as_secs() as i64
+}
+
+/// The current time in fractional Unix seconds, the unit of Prometheus timestamps.
+pub fn unix_now_f64() -> f64 {
+    since_epoch().as_secs_f64()
 }
 
 /// Converts an RFC 3339 timestamp such as `2024-01-02T15:04:05.123456789Z` or

@@ -1,12 +1,13 @@
 //! Owns the validated log shipping settings, derived from `RawConfig`: the Loki URL and
-//! credentials (secrets only from the environment or files), batching and buffer bounds,
-//! the Docker address, the state directory and the container selection.
+//! credentials (secrets only from the environment or files), the tenant, batching and
+//! buffer bounds, the Docker address, the state directory and the container selection.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::wire::Format;
-use crate::config::{ConfigError, RawConfig, duration, redact_url};
+use super::raw::RawConfig;
+use super::{ConfigError, duration, positive, read_file};
+use crate::redact::redact_url;
 
 pub const DEFAULT_BATCH_MAX_BYTES: usize = 1024 * 1024;
 pub const DEFAULT_BATCH_MAX_ENTRIES: usize = 10_000;
@@ -17,10 +18,15 @@ pub const DEFAULT_RETRY_MAX_BACKOFF: Duration = Duration::from_secs(30);
 pub const DEFAULT_DOCKER_HOST: &str = "unix:///var/run/docker.sock";
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/natsmon";
 pub const DEFAULT_JOB: &str = "docker";
-pub const NATS_JOB: &str = "nats";
-/// A container's own Docker label that sets its `job`.
-pub const JOB_LABEL: &str = "natsmon.job";
 pub const DEFAULT_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
+
+/// How pushes are encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LokiFormat {
+    /// Snappy block-compressed protobuf `PushRequest`, Loki's native form.
+    Protobuf,
+    Json,
+}
 
 #[derive(Clone)]
 pub enum LokiAuth {
@@ -48,7 +54,7 @@ pub struct LabelSelector {
 }
 
 impl LabelSelector {
-    fn parse(s: &str) -> LabelSelector {
+    pub fn parse(s: &str) -> LabelSelector {
         match s.split_once('=') {
             Some((k, v)) => LabelSelector {
                 key: k.trim().into(),
@@ -79,7 +85,7 @@ pub struct LogSettings {
     pub tenant: Option<String>,
     pub auth: LokiAuth,
     pub ca_pem: Option<Vec<u8>>,
-    pub format: Format,
+    pub format: LokiFormat,
     pub batch_max_bytes: usize,
     pub batch_max_entries: usize,
     pub batch_max_wait: Duration,
@@ -96,7 +102,31 @@ pub struct LogSettings {
     pub checkpoint_interval: Duration,
 }
 
+/// Where and how to push.
+struct Endpoint {
+    push_url: String,
+    /// Userinfo given in the URL itself.
+    url_user: Option<(String, String)>,
+}
+
+/// Batching and buffer bounds, each above zero.
+struct Bounds {
+    batch_max_bytes: usize,
+    batch_max_entries: usize,
+    buffer_max_bytes: usize,
+    max_line_bytes: usize,
+}
+
+/// Which containers are shipped.
+struct Selection {
+    include_containers: Vec<String>,
+    exclude_containers: Vec<String>,
+    include_labels: Vec<LabelSelector>,
+    exclude_labels: Vec<LabelSelector>,
+}
+
 impl LogSettings {
+    /// `None` when `--loki-url` is unset: shipping is off.
     pub fn from_raw(
         raw: &RawConfig,
         env: &dyn Fn(&str) -> Option<String>,
@@ -109,139 +139,11 @@ impl LogSettings {
         else {
             return Ok(None);
         };
-        let mut parsed = reqwest::Url::parse(url).map_err(|e| ConfigError::Invalid {
-            option: "loki-url",
-            why: format!("{}: {e}", redact_url(url)),
-        })?;
-        if !matches!(parsed.scheme(), "http" | "https") {
-            return Err(ConfigError::Invalid {
-                option: "loki-url",
-                why: "scheme must be http or https".into(),
-            });
-        }
-        let url_user = (!parsed.username().is_empty()).then(|| {
-            (
-                parsed.username().to_string(),
-                parsed.password().unwrap_or("").to_string(),
-            )
-        });
-        let _ = parsed.set_username("");
-        let _ = parsed.set_password(None);
-        let base = parsed.as_str().trim_end_matches('/').to_string();
-        let push_url = if base.ends_with("/loki/api/v1/push") {
-            base.clone()
-        } else {
-            format!("{base}/loki/api/v1/push")
-        };
-        let read_secret = |file: &Option<PathBuf>,
-                           var: &str,
-                           what: &'static str|
-         -> Result<Option<String>, ConfigError> {
-            if let Some(f) = file {
-                let s = std::fs::read_to_string(f).map_err(|e| ConfigError::Invalid {
-                    option: what,
-                    why: format!("{}: {e}", f.display()),
-                })?;
-                return Ok(Some(s.trim_end_matches(['\n', '\r']).to_string()));
-            }
-            Ok(env(var).filter(|s| !s.is_empty()))
-        };
-        let password = read_secret(
-            &raw.loki_password_file,
-            "NATSMON_LOKI_PASSWORD",
-            "loki-password-file",
-        )?;
-        let bearer = read_secret(
-            &raw.loki_bearer_token_file,
-            "NATSMON_LOKI_BEARER_TOKEN",
-            "loki-bearer-token-file",
-        )?;
-        let auth = match (raw.loki_username.clone(), password, bearer, url_user) {
-            (_, _, Some(_), Some(_)) | (Some(_), _, Some(_), _) => {
-                return Err(ConfigError::Invalid {
-                    option: "loki-bearer-token-file",
-                    why: "choose basic auth or a bearer token, not both".into(),
-                });
-            }
-            (Some(user), Some(password), None, _) => LokiAuth::Basic { user, password },
-            (Some(_), None, None, _) => {
-                return Err(ConfigError::Invalid {
-                    option: "loki-username",
-                    why: "needs NATSMON_LOKI_PASSWORD or --loki-password-file".into(),
-                });
-            }
-            (None, Some(_), None, _) => {
-                return Err(ConfigError::Invalid {
-                    option: "loki-password-file",
-                    why: "needs --loki-username".into(),
-                });
-            }
-            (None, None, Some(token), None) => LokiAuth::Bearer(token),
-            (None, None, None, Some((user, password))) => LokiAuth::Basic { user, password },
-            _ => LokiAuth::None,
-        };
-        if let Some(t) = &raw.loki_tenant {
-            let ok = !t.is_empty()
-                && t.len() <= 150
-                && t != "."
-                && t != ".."
-                && t.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "!-_.*'()".contains(c));
-            if !ok {
-                return Err(ConfigError::Invalid {
-                    option: "loki-tenant",
-                    why: "Loki tenant IDs are up to 150 of [A-Za-z0-9!-_.*'()]".into(),
-                });
-            }
-        }
-        let format = match raw.loki_format.as_deref().unwrap_or("protobuf") {
-            "protobuf" | "proto" => Format::Protobuf,
-            "json" => Format::Json,
-            other => {
-                return Err(ConfigError::Invalid {
-                    option: "loki-format",
-                    why: format!("{other}: expected protobuf or json"),
-                });
-            }
-        };
-        let ca_pem = raw
-            .loki_ca_file
-            .as_ref()
-            .map(|p| {
-                std::fs::read(p).map_err(|e| ConfigError::Invalid {
-                    option: "loki-ca-file",
-                    why: format!("{}: {e}", p.display()),
-                })
-            })
-            .transpose()?;
-        let positive =
-            |v: Option<usize>, d: usize, option: &'static str| -> Result<usize, ConfigError> {
-                match v.unwrap_or(d) {
-                    0 => Err(ConfigError::Invalid {
-                        option,
-                        why: "must be above zero".into(),
-                    }),
-                    n => Ok(n),
-                }
-            };
-        let batch_max_bytes = positive(
-            raw.batch_max_bytes,
-            DEFAULT_BATCH_MAX_BYTES,
-            "batch-max-bytes",
-        )?;
-        let max_line_bytes =
-            positive(raw.max_line_bytes, DEFAULT_MAX_LINE_BYTES, "max-line-bytes")?;
-        let buffer_max_bytes = positive(
-            raw.buffer_max_bytes,
-            DEFAULT_BUFFER_MAX_BYTES,
-            "buffer-max-bytes",
-        )?;
-        if buffer_max_bytes < max_line_bytes {
-            return Err(ConfigError::Invalid {
-                option: "buffer-max-bytes",
-                why: "must hold at least one line of max-line-bytes".into(),
-            });
-        }
+        let Endpoint { push_url, url_user } = endpoint(url)?;
+        let auth = auth(raw, url_user, env)?;
+        let tenant = tenant(raw.loki_tenant.as_deref())?;
+        let bounds = bounds(raw)?;
+        let selection = selection(raw);
         let default_job = raw
             .default_job
             .clone()
@@ -258,33 +160,22 @@ impl LogSettings {
             .or_else(|| env("DOCKER_HOST"))
             .filter(|s| !s.is_empty())
             .unwrap_or_else(|| DEFAULT_DOCKER_HOST.into());
-        let list = |v: &Option<Vec<String>>| {
-            v.iter()
-                .flatten()
-                .map(|s| s.trim().to_string())
-                .filter(|s| !s.is_empty())
-                .collect::<Vec<_>>()
-        };
         Ok(Some(LogSettings {
             display_url: redact_url(&push_url),
             push_url,
-            tenant: raw.loki_tenant.clone(),
+            tenant,
             auth,
-            ca_pem,
-            format,
-            batch_max_bytes,
-            batch_max_entries: positive(
-                raw.batch_max_entries,
-                DEFAULT_BATCH_MAX_ENTRIES,
-                "batch-max-entries",
-            )?,
+            ca_pem: read_file(&raw.loki_ca_file, "loki-ca-file")?,
+            format: format(raw.loki_format.as_deref())?,
+            batch_max_bytes: bounds.batch_max_bytes,
+            batch_max_entries: bounds.batch_max_entries,
             batch_max_wait: duration(
                 "batch-max-wait",
                 raw.batch_max_wait.as_deref(),
                 DEFAULT_BATCH_MAX_WAIT,
             )?,
-            buffer_max_bytes,
-            max_line_bytes,
+            buffer_max_bytes: bounds.buffer_max_bytes,
+            max_line_bytes: bounds.max_line_bytes,
             retry_max_backoff: duration(
                 "retry-max-backoff",
                 raw.retry_max_backoff.as_deref(),
@@ -295,16 +186,10 @@ impl LogSettings {
                 .state_dir
                 .clone()
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR)),
-            include_containers: list(&raw.include_containers),
-            exclude_containers: list(&raw.exclude_containers),
-            include_labels: list(&raw.include_labels)
-                .iter()
-                .map(|s| LabelSelector::parse(s))
-                .collect(),
-            exclude_labels: list(&raw.exclude_labels)
-                .iter()
-                .map(|s| LabelSelector::parse(s))
-                .collect(),
+            include_containers: selection.include_containers,
+            exclude_containers: selection.exclude_containers,
+            include_labels: selection.include_labels,
+            exclude_labels: selection.exclude_labels,
             default_job,
             checkpoint_interval: duration(
                 "checkpoint-interval",
@@ -312,6 +197,170 @@ impl LogSettings {
                 DEFAULT_CHECKPOINT_INTERVAL,
             )?,
         }))
+    }
+}
+
+/// The push URL, `<loki>/loki/api/v1/push`, without the userinfo it may carry.
+fn endpoint(url: &str) -> Result<Endpoint, ConfigError> {
+    let mut parsed = reqwest::Url::parse(url).map_err(|e| ConfigError::Invalid {
+        option: "loki-url",
+        why: format!("{}: {e}", redact_url(url)),
+    })?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(ConfigError::Invalid {
+            option: "loki-url",
+            why: "scheme must be http or https".into(),
+        });
+    }
+    let url_user = (!parsed.username().is_empty()).then(|| {
+        (
+            parsed.username().to_string(),
+            parsed.password().unwrap_or("").to_string(),
+        )
+    });
+    let _ = parsed.set_username("");
+    let _ = parsed.set_password(None);
+    let base = parsed.as_str().trim_end_matches('/').to_string();
+    let push_url = if base.ends_with("/loki/api/v1/push") {
+        base
+    } else {
+        format!("{base}/loki/api/v1/push")
+    };
+    Ok(Endpoint { push_url, url_user })
+}
+
+/// Basic auth or a bearer token; secrets only from files or the environment.
+fn auth(
+    raw: &RawConfig,
+    url_user: Option<(String, String)>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<LokiAuth, ConfigError> {
+    let read_secret = |file: &Option<PathBuf>,
+                       var: &str,
+                       what: &'static str|
+     -> Result<Option<String>, ConfigError> {
+        if let Some(f) = file {
+            let s = std::fs::read_to_string(f).map_err(|e| ConfigError::Invalid {
+                option: what,
+                why: format!("{}: {e}", f.display()),
+            })?;
+            return Ok(Some(s.trim_end_matches(['\n', '\r']).to_string()));
+        }
+        Ok(env(var).filter(|s| !s.is_empty()))
+    };
+    let password = read_secret(
+        &raw.loki_password_file,
+        "NATSMON_LOKI_PASSWORD",
+        "loki-password-file",
+    )?;
+    let bearer = read_secret(
+        &raw.loki_bearer_token_file,
+        "NATSMON_LOKI_BEARER_TOKEN",
+        "loki-bearer-token-file",
+    )?;
+    Ok(match (raw.loki_username.clone(), password, bearer, url_user) {
+        (_, _, Some(_), Some(_)) | (Some(_), _, Some(_), _) => {
+            return Err(ConfigError::Invalid {
+                option: "loki-bearer-token-file",
+                why: "choose basic auth or a bearer token, not both".into(),
+            });
+        }
+        (Some(user), Some(password), None, _) => LokiAuth::Basic { user, password },
+        (Some(_), None, None, _) => {
+            return Err(ConfigError::Invalid {
+                option: "loki-username",
+                why: "needs NATSMON_LOKI_PASSWORD or --loki-password-file".into(),
+            });
+        }
+        (None, Some(_), None, _) => {
+            return Err(ConfigError::Invalid {
+                option: "loki-password-file",
+                why: "needs --loki-username".into(),
+            });
+        }
+        (None, None, Some(token), None) => LokiAuth::Bearer(token),
+        (None, None, None, Some((user, password))) => LokiAuth::Basic { user, password },
+        _ => LokiAuth::None,
+    })
+}
+
+/// Loki's tenant ID rules: up to 150 of `[A-Za-z0-9!-_.*'()]`, not `.` or `..`.
+fn tenant(t: Option<&str>) -> Result<Option<String>, ConfigError> {
+    let Some(t) = t else { return Ok(None) };
+    let ok = !t.is_empty()
+        && t.len() <= 150
+        && t != "."
+        && t != ".."
+        && t.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "!-_.*'()".contains(c));
+    if !ok {
+        return Err(ConfigError::Invalid {
+            option: "loki-tenant",
+            why: "Loki tenant IDs are up to 150 of [A-Za-z0-9!-_.*'()]".into(),
+        });
+    }
+    Ok(Some(t.to_string()))
+}
+
+fn format(v: Option<&str>) -> Result<LokiFormat, ConfigError> {
+    match v.unwrap_or("protobuf") {
+        "protobuf" | "proto" => Ok(LokiFormat::Protobuf),
+        "json" => Ok(LokiFormat::Json),
+        other => Err(ConfigError::Invalid {
+            option: "loki-format",
+            why: format!("{other}: expected protobuf or json"),
+        }),
+    }
+}
+
+fn bounds(raw: &RawConfig) -> Result<Bounds, ConfigError> {
+    let max_line_bytes = positive(raw.max_line_bytes, DEFAULT_MAX_LINE_BYTES, "max-line-bytes")?;
+    let buffer_max_bytes = positive(
+        raw.buffer_max_bytes,
+        DEFAULT_BUFFER_MAX_BYTES,
+        "buffer-max-bytes",
+    )?;
+    if buffer_max_bytes < max_line_bytes {
+        return Err(ConfigError::Invalid {
+            option: "buffer-max-bytes",
+            why: "must hold at least one line of max-line-bytes".into(),
+        });
+    }
+    Ok(Bounds {
+        batch_max_bytes: positive(
+            raw.batch_max_bytes,
+            DEFAULT_BATCH_MAX_BYTES,
+            "batch-max-bytes",
+        )?,
+        batch_max_entries: positive(
+            raw.batch_max_entries,
+            DEFAULT_BATCH_MAX_ENTRIES,
+            "batch-max-entries",
+        )?,
+        buffer_max_bytes,
+        max_line_bytes,
+    })
+}
+
+fn selection(raw: &RawConfig) -> Selection {
+    let list = |v: &Option<Vec<String>>| {
+        v.iter()
+            .flatten()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect::<Vec<_>>()
+    };
+    let selectors = |v: &Option<Vec<String>>| {
+        list(v)
+            .iter()
+            .map(|s| LabelSelector::parse(s))
+            .collect::<Vec<_>>()
+    };
+    Selection {
+        include_containers: list(&raw.include_containers),
+        exclude_containers: list(&raw.exclude_containers),
+        include_labels: selectors(&raw.include_labels),
+        exclude_labels: selectors(&raw.exclude_labels),
     }
 }
 

@@ -1,0 +1,262 @@
+//! Owns configuration in two stages, as ripgrep's low and high args: `raw::RawConfig`, the
+//! options as given by flag, `NATSMON_*` environment variable or TOML file (all optional,
+//! defaults documented), and `Settings`, the validated result with parsed URLs, durations
+//! and credentials. Flags and environment variables win over the file; the file wins over
+//! defaults. Each area validates its own options: `nats`, `web`, `logs`.
+
+pub mod logs;
+pub mod nats;
+pub mod raw;
+pub mod web;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use self::logs::LogSettings;
+pub use self::nats::{ConsumerPolicy, NatsTls, Node};
+pub use self::raw::RawConfig;
+pub use self::web::WebSettings;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {error}")]
+    Read {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    #[error("invalid config file {path}: {error}")]
+    Parse { path: PathBuf, error: String },
+    #[error("invalid NATS URL {url}: {why}")]
+    NatsUrl { url: String, why: String },
+    #[error("invalid value for {option}: {why}")]
+    Invalid { option: &'static str, why: String },
+    #[error("TLS setup failed: {0}")]
+    Tls(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Validated settings; everything the program needs, nothing left to parse.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub nodes: Vec<Node>,
+    pub listen: SocketAddr,
+    pub poll_interval: Duration,
+    pub poll_timeout: Duration,
+    pub max_response_bytes: usize,
+    pub connz_page_size: usize,
+    pub connz_max_connections: u64,
+    pub connection_metrics_limit: usize,
+    pub consumers: ConsumerPolicy,
+    pub nats_tls: NatsTls,
+    pub web: WebSettings,
+    pub log: String,
+    pub log_format: LogFormat,
+    pub shutdown_grace: Duration,
+    /// Log shipping; `None` unless `--loki-url` is set.
+    pub logs: Option<LogSettings>,
+}
+
+impl RawConfig {
+    pub fn validate(self) -> Result<Settings, ConfigError> {
+        self.validate_with_env(&|k| std::env::var(k).ok())
+    }
+
+    /// `env` supplies secrets that are only ever read from the environment, so tests can
+    /// inject them without touching the process environment.
+    pub fn validate_with_env(
+        self,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Settings, ConfigError> {
+        let logs = LogSettings::from_raw(&self, env)?;
+        let nodes = nats::nodes(self.nats_urls.as_deref())?;
+        let (poll_interval, poll_timeout) = nats::poll_timing(&self)?;
+        let connz_page_size = nats::connz_page_size(&self)?;
+        let nats_tls = NatsTls::from_raw(&self)?;
+        let consumers = ConsumerPolicy::from_raw(&self);
+        let listen = web::listen(self.listen.as_deref())?;
+        let web = WebSettings::from_raw(&self)?;
+        let log_format = log_format(self.log_format.as_deref())?;
+        Ok(Settings {
+            nodes,
+            listen,
+            poll_interval,
+            poll_timeout,
+            max_response_bytes: self
+                .max_response_bytes
+                .unwrap_or(raw::DEFAULT_MAX_RESPONSE_BYTES),
+            connz_page_size,
+            connz_max_connections: self
+                .connz_max_connections
+                .unwrap_or(raw::DEFAULT_CONNZ_MAX_CONNECTIONS),
+            connection_metrics_limit: self.connection_metrics_limit.unwrap_or(0),
+            consumers,
+            nats_tls,
+            web,
+            log: self.log.unwrap_or_else(|| "info".into()),
+            log_format,
+            shutdown_grace: duration(
+                "shutdown-grace",
+                self.shutdown_grace.as_deref(),
+                raw::DEFAULT_SHUTDOWN_GRACE,
+            )?,
+            logs,
+        })
+    }
+}
+
+fn log_format(v: Option<&str>) -> Result<LogFormat, ConfigError> {
+    match v.unwrap_or("text") {
+        "text" => Ok(LogFormat::Text),
+        "json" => Ok(LogFormat::Json),
+        other => Err(ConfigError::Invalid {
+            option: "log-format",
+            why: format!("{other}: expected text or json"),
+        }),
+    }
+}
+
+/// A `humantime` duration such as `500ms` or `1m`, or `default` when unset.
+pub(crate) fn duration(
+    option: &'static str,
+    v: Option<&str>,
+    default: Duration,
+) -> Result<Duration, ConfigError> {
+    match v {
+        None => Ok(default),
+        Some(s) => humantime::parse_duration(s.trim()).map_err(|e| ConfigError::Invalid {
+            option,
+            why: format!("{s}: {e}"),
+        }),
+    }
+}
+
+/// A count or size that must be above zero, or `default` when unset.
+pub(crate) fn positive(
+    v: Option<usize>,
+    default: usize,
+    option: &'static str,
+) -> Result<usize, ConfigError> {
+    match v.unwrap_or(default) {
+        0 => Err(ConfigError::Invalid {
+            option,
+            why: "must be above zero".into(),
+        }),
+        n => Ok(n),
+    }
+}
+
+/// Reads a file named by an option, naming the option when it cannot be read.
+pub(crate) fn read_file(
+    p: &Option<PathBuf>,
+    option: &'static str,
+) -> Result<Option<Vec<u8>>, ConfigError> {
+    p.as_ref()
+        .map(|p| {
+            std::fs::read(p).map_err(|e| ConfigError::Invalid {
+                option,
+                why: format!("{}: {e}", p.display()),
+            })
+        })
+        .transpose()
+}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+    use clap::Parser;
+    use raw::DEFAULT_POLL_INTERVAL;
+
+    #[test]
+    fn defaults_match_the_users_layout() {
+        let s = RawConfig::default().validate().unwrap();
+        let names: Vec<_> = s.nodes.iter().map(|n| n.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["127.0.0.1:8222", "127.0.0.1:8223", "127.0.0.1:8224"]
+        );
+        assert_eq!(s.listen.to_string(), "0.0.0.0:7778");
+        assert_eq!(s.poll_interval, DEFAULT_POLL_INTERVAL);
+    }
+
+    #[test]
+    fn flags_beat_file_and_lists_split() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("natsmon.toml");
+        std::fs::write(
+            &f,
+            "listen = \"127.0.0.1:9999\"\npoll_interval = \"2s\"\nnats_urls = [\"a=http://h:1\"]\n",
+        )
+        .unwrap();
+        let raw = RawConfig::try_parse_from([
+            "natsmon",
+            "--config",
+            f.to_str().unwrap(),
+            "--nats-url",
+            "x=http://h:2,y=http://h:3",
+            "--poll-interval",
+            "750ms",
+        ])
+        .unwrap()
+        .with_file()
+        .unwrap();
+        let s = raw.validate().unwrap();
+        assert_eq!(
+            s.nodes.iter().map(|n| n.name.as_str()).collect::<Vec<_>>(),
+            ["x", "y"]
+        );
+        assert_eq!(s.poll_interval, Duration::from_millis(750));
+        assert_eq!(s.listen.to_string(), "127.0.0.1:9999");
+    }
+
+    #[test]
+    fn the_example_file_parses_and_states_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("natsmon.example.toml");
+        let s = RawConfig::from_toml_file(&path)
+            .unwrap()
+            .validate()
+            .unwrap();
+        let d = RawConfig::default().validate().unwrap();
+        assert_eq!(
+            s.nodes.iter().map(|n| n.url_for("")).collect::<Vec<_>>(),
+            d.nodes.iter().map(|n| n.url_for("")).collect::<Vec<_>>()
+        );
+        assert_eq!(
+            (s.listen, s.poll_interval, s.poll_timeout),
+            (d.listen, d.poll_interval, d.poll_timeout)
+        );
+        assert_eq!(
+            (
+                s.max_response_bytes,
+                s.connz_page_size,
+                s.connz_max_connections
+            ),
+            (
+                d.max_response_bytes,
+                d.connz_page_size,
+                d.connz_max_connections
+            )
+        );
+        assert_eq!(
+            (s.connection_metrics_limit, &s.consumers, s.shutdown_grace),
+            (d.connection_metrics_limit, &d.consumers, d.shutdown_grace)
+        );
+        assert_eq!((&s.log, s.log_format), (&d.log, d.log_format));
+    }
+
+    #[test]
+    fn unknown_file_keys_are_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("natsmon.toml");
+        std::fs::write(&f, "poll_intervall = \"2s\"\n").unwrap();
+        assert!(matches!(
+            RawConfig::from_toml_file(&f),
+            Err(ConfigError::Parse { .. })
+        ));
+    }
+}

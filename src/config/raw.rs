@@ -1,0 +1,323 @@
+//! Owns the first configuration stage: `RawConfig`, every option as given by flag,
+//! `NATSMON_*` environment variable or TOML key, all optional, with the defaults they
+//! fall back to. Nothing here is validated; `Settings::from_raw` does that.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Parser;
+use serde::Deserialize;
+
+use super::ConfigError;
+
+pub const DEFAULT_NATS_URLS: [&str; 3] = [
+    "http://127.0.0.1:8222",
+    "http://127.0.0.1:8223",
+    "http://127.0.0.1:8224",
+];
+pub const DEFAULT_LISTEN: &str = "0.0.0.0:7778";
+pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(5);
+pub const DEFAULT_POLL_TIMEOUT: Duration = Duration::from_secs(4);
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
+pub const DEFAULT_CONNZ_PAGE_SIZE: usize = 1024;
+pub const DEFAULT_CONNZ_MAX_CONNECTIONS: u64 = 1_000_000;
+pub const DEFAULT_CONSUMER_METRICS_LIMIT: usize = 10_000;
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// natsmon: NATS JetStream cluster metrics for Prometheus.
+///
+/// Every option can also be set by the NATSMON_* environment variable shown, or by the
+/// same name in snake_case in the TOML file given by --config. Flags and environment
+/// variables override the file.
+#[derive(Debug, Default, Clone, Parser, Deserialize)]
+#[command(name = "natsmon", version, about, long_about)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawConfig {
+    /// Optional TOML file with any of the options below (snake_case keys).
+    #[arg(long, env = "NATSMON_CONFIG", value_name = "FILE")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+
+    /// Monitoring URL of a NATS node; repeat it or give a comma-separated list. The form
+    /// NAME=URL sets the node label, otherwise it is the URL's host:port. Credentials in the
+    /// URL are sent as basic auth and never shown.
+    /// [default: http://127.0.0.1:8222,http://127.0.0.1:8223,http://127.0.0.1:8224]
+    #[arg(
+        long = "nats-url",
+        env = "NATSMON_NATS_URL",
+        value_delimiter = ',',
+        value_name = "[NAME=]URL"
+    )]
+    pub nats_urls: Option<Vec<String>>,
+
+    /// Address to serve /metrics, /healthz, /ready and the status page on. [default: 0.0.0.0:7778]
+    #[arg(long, env = "NATSMON_LISTEN", value_name = "ADDR")]
+    pub listen: Option<String>,
+
+    /// How often every node is polled, e.g. 5s or 1500ms. [default: 5s]
+    #[arg(long, env = "NATSMON_POLL_INTERVAL", value_name = "DURATION")]
+    pub poll_interval: Option<String>,
+
+    /// Timeout of each HTTP request to a node, body included. [default: 4s]
+    #[arg(long, env = "NATSMON_POLL_TIMEOUT", value_name = "DURATION")]
+    pub poll_timeout: Option<String>,
+
+    /// Largest response body accepted from a node; larger ones fail with reason too_large.
+    /// [default: 67108864]
+    #[arg(long, env = "NATSMON_MAX_RESPONSE_BYTES", value_name = "BYTES")]
+    pub max_response_bytes: Option<usize>,
+
+    /// Connections per /connz page. [default: 1024]
+    #[arg(long, env = "NATSMON_CONNZ_PAGE_SIZE", value_name = "N")]
+    pub connz_page_size: Option<usize>,
+
+    /// Stop paging /connz after this many connections per node (nats_connz_truncated says
+    /// so); nats_connz_connections stays exact either way. [default: 1000000]
+    #[arg(long, env = "NATSMON_CONNZ_MAX_CONNECTIONS", value_name = "N")]
+    pub connz_max_connections: Option<u64>,
+
+    /// Per-connection series (nats_connection_*) for up to N connections per node, oldest
+    /// first. 0 turns them off. [default: 0]
+    #[arg(long, env = "NATSMON_CONNECTION_METRICS_LIMIT", value_name = "N")]
+    pub connection_metrics_limit: Option<usize>,
+
+    /// Per-consumer series for at most N consumers cluster-wide, in name order; the rest are
+    /// counted in natsmon_objects_not_exported{reason="limit"}. [default: 10000]
+    #[arg(long, env = "NATSMON_CONSUMER_METRICS_LIMIT", value_name = "N")]
+    pub consumer_metrics_limit: Option<usize>,
+
+    /// Also export ephemeral consumers (random names, so series churn). [default: false]
+    #[arg(long, env = "NATSMON_EPHEMERAL_CONSUMERS", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub ephemeral_consumers: Option<bool>,
+
+    /// PEM CA bundle to verify https monitoring endpoints with.
+    #[arg(long, env = "NATSMON_NATS_CA_FILE", value_name = "FILE")]
+    pub nats_ca_file: Option<PathBuf>,
+
+    /// PEM client certificate for https monitoring endpoints (with --nats-key-file).
+    #[arg(long, env = "NATSMON_NATS_CERT_FILE", value_name = "FILE")]
+    pub nats_cert_file: Option<PathBuf>,
+
+    /// PEM private key of --nats-cert-file.
+    #[arg(long, env = "NATSMON_NATS_KEY_FILE", value_name = "FILE")]
+    pub nats_key_file: Option<PathBuf>,
+
+    /// Do not verify monitoring endpoint certificates (testing only). [default: false]
+    #[arg(long, env = "NATSMON_NATS_INSECURE_SKIP_VERIFY", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub nats_insecure_skip_verify: Option<bool>,
+
+    /// PEM certificate to serve natsmon's own port over TLS (with --web-tls-key-file).
+    #[arg(long, env = "NATSMON_WEB_TLS_CERT_FILE", value_name = "FILE")]
+    pub web_tls_cert_file: Option<PathBuf>,
+
+    /// PEM private key of --web-tls-cert-file.
+    #[arg(long, env = "NATSMON_WEB_TLS_KEY_FILE", value_name = "FILE")]
+    pub web_tls_key_file: Option<PathBuf>,
+
+    /// Require HTTP basic auth on every route but /healthz: USER:BCRYPT_HASH entries, as in
+    /// Prometheus's web config (`htpasswd -nbB user pass`). Comma-separated or repeated.
+    #[arg(
+        long,
+        env = "NATSMON_WEB_BASIC_AUTH_USERS",
+        value_delimiter = ',',
+        value_name = "USER:HASH"
+    )]
+    pub web_basic_auth_users: Option<Vec<String>>,
+
+    /// Loki base URL; setting it turns log shipping on, e.g. http://loki:3100.
+    #[arg(long, env = "NATSMON_LOKI_URL", value_name = "URL")]
+    pub loki_url: Option<String>,
+
+    /// Loki tenant, sent as X-Scope-OrgID.
+    #[arg(long, env = "NATSMON_LOKI_TENANT", value_name = "TENANT")]
+    pub loki_tenant: Option<String>,
+
+    /// Basic auth user for Loki; the password comes from NATSMON_LOKI_PASSWORD or
+    /// --loki-password-file, never from a flag.
+    #[arg(long, env = "NATSMON_LOKI_USERNAME", value_name = "USER")]
+    pub loki_username: Option<String>,
+
+    /// File holding the Loki basic auth password.
+    #[arg(long, env = "NATSMON_LOKI_PASSWORD_FILE", value_name = "FILE")]
+    pub loki_password_file: Option<PathBuf>,
+
+    /// File holding a Loki bearer token (or set NATSMON_LOKI_BEARER_TOKEN).
+    #[arg(long, env = "NATSMON_LOKI_BEARER_TOKEN_FILE", value_name = "FILE")]
+    pub loki_bearer_token_file: Option<PathBuf>,
+
+    /// PEM CA bundle to verify an https Loki with.
+    #[arg(long, env = "NATSMON_LOKI_CA_FILE", value_name = "FILE")]
+    pub loki_ca_file: Option<PathBuf>,
+
+    /// Push encoding: protobuf (snappy) or json. [default: protobuf]
+    #[arg(long, env = "NATSMON_LOKI_FORMAT", value_name = "FORMAT")]
+    pub loki_format: Option<String>,
+
+    /// Flush a batch at this many bytes of log lines. [default: 1048576]
+    #[arg(long, env = "NATSMON_BATCH_MAX_BYTES", value_name = "BYTES")]
+    pub batch_max_bytes: Option<usize>,
+
+    /// Flush a batch at this many entries. [default: 10000]
+    #[arg(long, env = "NATSMON_BATCH_MAX_ENTRIES", value_name = "N")]
+    pub batch_max_entries: Option<usize>,
+
+    /// Flush a batch when its oldest entry has waited this long. [default: 1s]
+    #[arg(long, env = "NATSMON_BATCH_MAX_WAIT", value_name = "DURATION")]
+    pub batch_max_wait: Option<String>,
+
+    /// Log lines read but not yet acknowledged by Loki are held up to this many bytes;
+    /// beyond it natsmon stops reading from Docker (the log file is the buffer). [default: 8388608]
+    #[arg(long, env = "NATSMON_BUFFER_MAX_BYTES", value_name = "BYTES")]
+    pub buffer_max_bytes: Option<usize>,
+
+    /// Lines Docker split at 16 KiB are rejoined up to this size, then truncated (and
+    /// counted). Loki's default max_line_size is 256KB. [default: 262144]
+    #[arg(long, env = "NATSMON_MAX_LINE_BYTES", value_name = "BYTES")]
+    pub max_line_bytes: Option<usize>,
+
+    /// Longest wait between retries of a failed push. [default: 30s]
+    #[arg(long, env = "NATSMON_RETRY_MAX_BACKOFF", value_name = "DURATION")]
+    pub retry_max_backoff: Option<String>,
+
+    /// Docker Engine API address. [default: $DOCKER_HOST, else unix:///var/run/docker.sock]
+    #[arg(long, env = "NATSMON_DOCKER_HOST", value_name = "URL")]
+    pub docker_host: Option<String>,
+
+    /// Directory for shipping checkpoints. [default: /var/lib/natsmon]
+    #[arg(long, env = "NATSMON_STATE_DIR", value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+
+    /// Ship only containers whose name matches one of these patterns (`*` wildcard).
+    #[arg(
+        long,
+        env = "NATSMON_INCLUDE_CONTAINERS",
+        value_delimiter = ',',
+        value_name = "PATTERN"
+    )]
+    pub include_containers: Option<Vec<String>>,
+
+    /// Never ship containers whose name matches one of these patterns.
+    #[arg(
+        long,
+        env = "NATSMON_EXCLUDE_CONTAINERS",
+        value_delimiter = ',',
+        value_name = "PATTERN"
+    )]
+    pub exclude_containers: Option<Vec<String>>,
+
+    /// Ship only containers with one of these Docker labels (KEY or KEY=VALUE).
+    #[arg(
+        long,
+        env = "NATSMON_INCLUDE_LABELS",
+        value_delimiter = ',',
+        value_name = "LABEL"
+    )]
+    pub include_labels: Option<Vec<String>>,
+
+    /// Never ship containers with one of these Docker labels (KEY or KEY=VALUE).
+    #[arg(
+        long,
+        env = "NATSMON_EXCLUDE_LABELS",
+        value_delimiter = ',',
+        value_name = "LABEL"
+    )]
+    pub exclude_labels: Option<Vec<String>>,
+
+    /// `job` label of containers that are not NATS servers; a container's own Docker label
+    /// `natsmon.job` overrides it, and NATS server containers get `nats`. [default: docker]
+    #[arg(long, env = "NATSMON_DEFAULT_JOB", value_name = "JOB")]
+    pub default_job: Option<String>,
+
+    /// How often acknowledged positions are written to the state directory. [default: 1s]
+    #[arg(long, env = "NATSMON_CHECKPOINT_INTERVAL", value_name = "DURATION")]
+    pub checkpoint_interval: Option<String>,
+
+    /// Log filter in tracing-subscriber's EnvFilter syntax. [default: info]
+    #[arg(long, env = "NATSMON_LOG", value_name = "FILTER")]
+    pub log: Option<String>,
+
+    /// Log format: text or json. [default: text]
+    #[arg(long, env = "NATSMON_LOG_FORMAT", value_name = "FORMAT")]
+    pub log_format: Option<String>,
+
+    /// Time allowed for in-flight work after SIGTERM or SIGINT. [default: 5s]
+    #[arg(long, env = "NATSMON_SHUTDOWN_GRACE", value_name = "DURATION")]
+    pub shutdown_grace: Option<String>,
+}
+
+/// Fills every option the flags and environment left unset from the file. The file's
+/// struct is destructured without `..`, so an option added to `RawConfig` but not here
+/// fails to compile.
+macro_rules! overlay {
+    ($hi:expr, $lo:expr, $($f:ident),* $(,)?) => {
+        let RawConfig { config: _, $($f),* } = $lo;
+        $( if $hi.$f.is_none() { $hi.$f = $f; } )*
+    };
+}
+
+impl RawConfig {
+    /// Reads the TOML file named by `--config`, if any, and fills what flags left unset.
+    pub fn with_file(mut self) -> Result<RawConfig, ConfigError> {
+        let Some(path) = self.config.clone() else {
+            return Ok(self);
+        };
+        let file = RawConfig::from_toml_file(&path)?;
+        overlay!(
+            self,
+            file,
+            nats_urls,
+            listen,
+            poll_interval,
+            poll_timeout,
+            max_response_bytes,
+            connz_page_size,
+            connz_max_connections,
+            connection_metrics_limit,
+            consumer_metrics_limit,
+            ephemeral_consumers,
+            nats_ca_file,
+            nats_cert_file,
+            nats_key_file,
+            nats_insecure_skip_verify,
+            web_tls_cert_file,
+            web_tls_key_file,
+            web_basic_auth_users,
+            loki_url,
+            loki_tenant,
+            loki_username,
+            loki_password_file,
+            loki_bearer_token_file,
+            loki_ca_file,
+            loki_format,
+            batch_max_bytes,
+            batch_max_entries,
+            batch_max_wait,
+            buffer_max_bytes,
+            max_line_bytes,
+            retry_max_backoff,
+            docker_host,
+            state_dir,
+            include_containers,
+            exclude_containers,
+            include_labels,
+            exclude_labels,
+            default_job,
+            checkpoint_interval,
+            log,
+            log_format,
+            shutdown_grace,
+        );
+        Ok(self)
+    }
+
+    pub fn from_toml_file(path: &Path) -> Result<RawConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
+            path: path.into(),
+            error,
+        })?;
+        toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.into(),
+            error: e.to_string(),
+        })
+    }
+}
