@@ -80,12 +80,74 @@ fn start_log_shipping(
     Ok(())
 }
 
+/// natsmon's own port, bound before anything else starts so that a busy address fails
+/// fast, before any node is polled.
+enum Listener {
+    Plain(tokio::net::TcpListener),
+    Tls(std::net::TcpListener, axum_server::tls_rustls::RustlsConfig),
+}
+
+async fn bind(settings: &Settings) -> Result<Listener, AppError> {
+    let addr = settings.listen;
+    let listen_err = |error| AppError::Listen { addr, error };
+    match &settings.web.tls {
+        None => Ok(Listener::Plain(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(listen_err)?,
+        )),
+        Some((cert, key)) => {
+            let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
+                .await
+                .map_err(|e| ConfigError::Tls(format!("web TLS certificate or key: {e}")))?;
+            let l = std::net::TcpListener::bind(addr).map_err(listen_err)?;
+            l.set_nonblocking(true).map_err(listen_err)?;
+            Ok(Listener::Tls(l, tls))
+        }
+    }
+}
+
+/// Serves until `token` is cancelled, then lets in-flight requests finish within `grace`.
+async fn serve(
+    listener: Listener,
+    app: axum::Router,
+    grace: std::time::Duration,
+    tracker: &TaskTracker,
+    token: &CancellationToken,
+) -> std::io::Result<()> {
+    match listener {
+        Listener::Plain(l) => {
+            let addr = l.local_addr()?;
+            info!(addr = %addr, tls = false, "Serving metrics.");
+            axum::serve(l, app)
+                .with_graceful_shutdown(token.clone().cancelled_owned())
+                .await
+        }
+        Listener::Tls(l, tls) => {
+            let addr = l.local_addr()?;
+            let handle = axum_server::Handle::new();
+            let h = handle.clone();
+            let t = token.clone();
+            tracker.spawn(async move {
+                t.cancelled().await;
+                h.graceful_shutdown(Some(grace));
+            });
+            info!(addr = %addr, tls = true, "Serving metrics.");
+            axum_server::from_tcp_rustls(l, tls)?
+                .handle(handle)
+                .serve(app.into_make_service())
+                .await
+        }
+    }
+}
+
 /// Runs until `token` is cancelled, then stops every task within the grace period.
 pub async fn run(settings: Settings, token: CancellationToken) -> Result<(), AppError> {
     let settings = Arc::new(settings);
+    let listener = bind(&settings).await?;
     let mut registry = Registry::default();
     let metrics = Arc::new(Metrics::register(&mut registry));
-    let store = Arc::new(Store::new(settings.nodes.len()));
+    let store = Arc::new(Store::new(settings.nodes.iter().map(|n| n.name.as_str())));
     let ready = Arc::new(AtomicBool::new(false));
     let updated = Arc::new(Notify::new());
     let client = NatsClient::new(
@@ -102,26 +164,6 @@ pub async fn run(settings: Settings, token: CancellationToken) -> Result<(), App
     }
 
     let tracker = TaskTracker::new();
-    let ctx = Arc::new(PollContext {
-        client,
-        settings: settings.clone(),
-        metrics: metrics.clone(),
-        store: store.clone(),
-        updated: updated.clone(),
-        ready: ready.clone(),
-    });
-    for (i, node) in settings.nodes.iter().enumerate() {
-        info!(node = %node.name, url = %node.display, "Polling node.");
-        tracker.spawn(poller::run(ctx.clone(), i, token.child_token()));
-    }
-    tracker.spawn(crate::http::render_loop(
-        store.clone(),
-        settings.clone(),
-        metrics.clone(),
-        updated,
-        token.child_token(),
-    ));
-
     if let Some(logs) = &settings.logs {
         start_log_shipping(
             logs,
@@ -131,6 +173,25 @@ pub async fn run(settings: Settings, token: CancellationToken) -> Result<(), App
             &token,
         )?;
     }
+    let ctx = Arc::new(PollContext {
+        client,
+        settings: settings.clone(),
+        metrics: metrics.clone(),
+        store: store.clone(),
+        updated: updated.clone(),
+        ready: ready.clone(),
+    });
+    for node in &settings.nodes {
+        info!(node = %node.name, url = %node.display, "Polling node.");
+        tracker.spawn(poller::run(ctx.clone(), node.clone(), token.child_token()));
+    }
+    tracker.spawn(crate::nats::render::run(
+        store.clone(),
+        settings.clone(),
+        metrics.clone(),
+        updated,
+        token.child_token(),
+    ));
 
     let state = AppState {
         store,
@@ -141,43 +202,7 @@ pub async fn run(settings: Settings, token: CancellationToken) -> Result<(), App
         auth: Arc::new(BasicAuth::new(settings.web.basic_auth_users.clone())),
     };
     let app = crate::http::router(state);
-    let addr = settings.listen;
-    let serve_result = match &settings.web.tls {
-        None => {
-            let listener = tokio::net::TcpListener::bind(addr)
-                .await
-                .map_err(|error| AppError::Listen { addr, error })?;
-            info!(addr = %listener.local_addr().unwrap_or(addr), tls = false, "Serving metrics.");
-            axum::serve(listener, app)
-                .with_graceful_shutdown(token.clone().cancelled_owned())
-                .await
-        }
-        Some((cert, key)) => {
-            let _ = rustls::crypto::ring::default_provider().install_default();
-            let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
-                .await
-                .map_err(|e| ConfigError::Tls(format!("web TLS certificate or key: {e}")))?;
-            let handle = axum_server::Handle::new();
-            let h2 = handle.clone();
-            let t2 = token.clone();
-            let grace = settings.shutdown_grace;
-            tokio::spawn(async move {
-                t2.cancelled().await;
-                h2.graceful_shutdown(Some(grace));
-            });
-            info!(addr = %addr, tls = true, "Serving metrics.");
-            let std_listener = std::net::TcpListener::bind(addr)
-                .map_err(|error| AppError::Listen { addr, error })?;
-            std_listener
-                .set_nonblocking(true)
-                .map_err(|error| AppError::Listen { addr, error })?;
-            axum_server::from_tcp_rustls(std_listener, tls)
-                .map_err(|error| AppError::Listen { addr, error })?
-                .handle(handle)
-                .serve(app.into_make_service())
-                .await
-        }
-    };
+    let serve_result = serve(listener, app, settings.shutdown_grace, &tracker, &token).await;
     // The server only returns early on error; make sure everything else stops too.
     token.cancel();
     tracker.close();

@@ -1,7 +1,8 @@
 //! Owns the exposition model for NATS data: a snapshot of metric families built by the
 //! pure endpoint functions, encoded once per poll through prometheus-client, and the
 //! conversion to the classic Prometheus text format for scrapers that do not ask for
-//! OpenMetrics.
+//! OpenMetrics. NATS series are rebuilt whole every poll, which a registry of long-lived
+//! metrics would model badly; natsmon's own metrics use that registry instead.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -142,7 +143,7 @@ impl MetricSet {
         self.len() == 0
     }
 
-    /// Looks a sample up by family name and label subset; used by tests and the status page.
+    /// Looks a sample up by family name and label subset, for tests.
     pub fn get(&self, name: &str, want: &[(&str, &str)]) -> Option<Value> {
         let fam = self.families.get(*self.index.get(name)?)?;
         fam.samples

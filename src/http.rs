@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Instant, SystemTime};
+use std::time::SystemTime;
 
 use axum::Router;
 use axum::body::Body;
@@ -241,7 +241,11 @@ async fn status_page(State(s): State<AppState>) -> Html<String> {
         s.settings.poll_interval,
         s.settings.poll_timeout
     );
-    for (node, st) in s.settings.nodes.iter().zip(s.store.nodes()) {
+    let statuses = s.store.nodes();
+    for node in &s.settings.nodes {
+        let Some(st) = statuses.get(&node.name) else {
+            continue;
+        };
         let p = &st.poll;
         let status = match (p.finished_at, p.up()) {
             (None, _) => "<span>pending</span>",
@@ -276,58 +280,6 @@ async fn status_page(State(s): State<AppState>) -> Html<String> {
     }
     h.push_str("</table></body></html>\n");
     Html(h)
-}
-
-/// Renders the NATS snapshot whenever a poller reports, coalescing reports that arrive
-/// together so that N nodes finishing at once cost one render.
-pub async fn render_loop(
-    store: Arc<Store>,
-    settings: Arc<Settings>,
-    metrics: Arc<Metrics>,
-    updated: Arc<tokio::sync::Notify>,
-    token: tokio_util::sync::CancellationToken,
-) {
-    loop {
-        tokio::select! {
-            _ = token.cancelled() => break,
-            _ = updated.notified() => {}
-        }
-        tokio::select! {
-            _ = token.cancelled() => break,
-            _ = tokio::time::sleep(std::time::Duration::from_millis(25)) => {}
-        }
-        let store2 = store.clone();
-        let settings2 = settings.clone();
-        let started = Instant::now();
-        // Rendering a large cluster takes milliseconds of CPU; keep it off the reactor.
-        let r = tokio::task::spawn_blocking(move || render(&store2, &settings2)).await;
-        match r {
-            Ok((rendered, series)) => {
-                metrics.render_duration.set(started.elapsed().as_secs_f64());
-                metrics.render_bytes.set(rendered.openmetrics.len() as i64);
-                metrics.render_series.set(series as i64);
-                store.set_rendered(rendered);
-            }
-            Err(e) => tracing::error!(error = %e, "Render task failed."),
-        }
-    }
-}
-
-pub fn render(store: &Store, settings: &Settings) -> (crate::nats::snapshot::Rendered, usize) {
-    let nodes = store.nodes();
-    let polls: Vec<(&str, &crate::nats::snapshot::NodePoll)> = settings
-        .nodes
-        .iter()
-        .zip(&nodes)
-        .filter(|(_, st)| st.poll.finished_at.is_some())
-        .map(|(n, st)| (n.name.as_str(), &*st.poll))
-        .collect();
-    let set = crate::nats::collector::collect(&polls, &settings.consumers);
-    let series = set.len();
-    (
-        crate::nats::snapshot::Rendered::new(set.encode_openmetrics()),
-        series,
-    )
 }
 
 #[cfg(test)]

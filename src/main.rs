@@ -14,6 +14,8 @@ async fn main() -> anyhow::Result<()> {
         .context("loading configuration")?;
     let settings = raw.validate().context("validating configuration")?;
     natsmon::telemetry::init(&settings.log, settings.log_format);
+    // One process-wide TLS provider, chosen before any TLS client or server is built.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let token = CancellationToken::new();
     let t = token.clone();
     tokio::spawn(async move {

@@ -1,6 +1,8 @@
 //! Owns natsmon's own metrics, all under the `natsmon_` prefix: poll counts, durations,
 //! sizes and errors per node and endpoint, render cost, and scrapes served. Errors are
-//! counted here and logged by the poller in one place.
+//! counted here and logged by the poller in one place. These live as long as the process,
+//! so they are prometheus-client registry metrics; series about the cluster are `Def`s in
+//! the endpoint modules instead (see the crate docs).
 
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
 use prometheus_client::metrics::counter::Counter;

@@ -1,18 +1,22 @@
 //! Owns the NATS side: one module per monitoring endpoint (serde types plus a pure
 //! function from a parsed response to metrics), the HTTP client that does all I/O, the
-//! per-node pollers, and the snapshot the collector renders.
+//! per-node pollers, the per-node snapshot store, its aggregation into one `MetricSet`
+//! (`aggregate`, with the cluster-wide stream view in `leader_view`), and the render
+//! loop (`render`).
 
 pub mod accstatz;
+pub mod aggregate;
 pub mod client;
-pub mod collector;
 pub mod connz;
 pub mod gatewayz;
 pub mod healthz;
 pub mod jsz;
+pub mod leader_view;
 pub mod leafz;
 pub mod link;
 pub mod metrics;
 pub mod poller;
+pub mod render;
 pub mod routez;
 pub mod snapshot;
 pub mod subsz;
@@ -48,18 +52,6 @@ pub enum Endpoint {
 }
 
 impl Endpoint {
-    pub const ALL: [Endpoint; 9] = [
-        Endpoint::Varz,
-        Endpoint::Jsz,
-        Endpoint::Connz,
-        Endpoint::Routez,
-        Endpoint::Healthz,
-        Endpoint::Accstatz,
-        Endpoint::Subsz,
-        Endpoint::Gatewayz,
-        Endpoint::Leafz,
-    ];
-
     pub fn as_str(self) -> &'static str {
         match self {
             Endpoint::Varz => "varz",

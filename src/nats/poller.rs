@@ -33,8 +33,7 @@ pub struct PollContext {
     pub ready: Arc<AtomicBool>,
 }
 
-pub async fn run(ctx: Arc<PollContext>, index: usize, token: CancellationToken) {
-    let node = ctx.settings.nodes[index].clone();
+pub async fn run(ctx: Arc<PollContext>, node: Node, token: CancellationToken) {
     let mut tick = tokio::time::interval(ctx.settings.poll_interval);
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut was_up: Option<bool> = None;
@@ -59,7 +58,7 @@ pub async fn run(ctx: Arc<PollContext>, index: usize, token: CancellationToken) 
         if up {
             ctx.ready.store(true, Ordering::Relaxed);
         }
-        ctx.store.update(index, poll);
+        ctx.store.update(&node.name, poll);
         ctx.updated.notify_one();
     }
     debug!(node = %node.name, "Poller stopped.");

@@ -96,29 +96,39 @@ impl Rendered {
 
 #[derive(Debug)]
 pub struct Store {
-    nodes: RwLock<Vec<NodeStatus>>,
+    nodes: RwLock<BTreeMap<String, NodeStatus>>,
     rendered: RwLock<Arc<Rendered>>,
 }
 
 impl Store {
-    pub fn new(nodes: usize) -> Store {
+    /// A store with an empty status for each node label.
+    pub fn new<'a>(nodes: impl IntoIterator<Item = &'a str>) -> Store {
         Store {
-            nodes: RwLock::new(vec![NodeStatus::default(); nodes]),
+            nodes: RwLock::new(
+                nodes
+                    .into_iter()
+                    .map(|n| (n.to_string(), NodeStatus::default()))
+                    .collect(),
+            ),
             rendered: RwLock::new(Arc::default()),
         }
     }
 
-    pub fn update(&self, index: usize, poll: NodePoll) {
+    /// Replaces a node's latest poll; a label the store was not built with is ignored.
+    pub fn update(&self, node: &str, poll: NodePoll) {
         let mut nodes = self.nodes.write().expect("store lock poisoned");
-        let st = &mut nodes[index];
+        let Some(st) = nodes.get_mut(node) else {
+            return;
+        };
         if poll.up() {
             st.last_success = poll.finished_at;
         }
         st.poll = Arc::new(poll);
     }
 
-    /// A cheap copy of every node's latest poll (the polls themselves are shared).
-    pub fn nodes(&self) -> Vec<NodeStatus> {
+    /// A cheap copy of every node's latest poll by node label (the polls themselves are
+    /// shared).
+    pub fn nodes(&self) -> BTreeMap<String, NodeStatus> {
         self.nodes.read().expect("store lock poisoned").clone()
     }
 

@@ -3,6 +3,7 @@
 
 use serde::Deserialize;
 
+use crate::time::rfc3339_to_unix;
 use crate::exposition::{Def, Labels, MetricSet};
 
 pub const PATH: &str = "/varz";
@@ -321,11 +322,6 @@ fn node_labels(node: &str) -> Labels {
     vec![("node", node.to_string())].into()
 }
 
-/// Parses an RFC 3339 time into Unix seconds; NATS sends nanosecond precision.
-pub fn parse_time(s: &str) -> Option<f64> {
-    crate::time::rfc3339_to_unix(s)
-}
-
 pub fn collect(v: &Varz, node: &str, out: &mut MetricSet) {
     let shared = node_labels(node);
     let l = || shared.clone();
@@ -349,11 +345,11 @@ pub fn collect(v: &Varz, node: &str, out: &mut MetricSet) {
         ],
         1u64,
     );
-    out.push_opt(&START_TIME, l, v.start.as_deref().and_then(parse_time));
+    out.push_opt(&START_TIME, l, v.start.as_deref().and_then(rfc3339_to_unix));
     out.push_opt(
         &CONFIG_LOAD_TIME,
         l,
-        v.config_load_time.as_deref().and_then(parse_time),
+        v.config_load_time.as_deref().and_then(rfc3339_to_unix),
     );
     out.push_opt(&MEMORY, l, v.mem);
     out.push_opt(&CPU, l, v.cpu.map(|c| c / 100.0));

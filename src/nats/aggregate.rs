@@ -1,11 +1,13 @@
-//! Owns the mapping from all nodes' latest polls to one `MetricSet`. It does no I/O: it
+//! Owns the aggregation of all nodes' latest polls into one `MetricSet` (not a
+//! prometheus-client `Collector`: the render loop in `render` drives it). It does no I/O: it
 //! joins what only a whole-cluster view can give (server names for 2.9 routes, one
 //! leader-reported series per stream and consumer) and delegates the rest to the
 //! endpoint modules.
 
 use std::collections::HashMap;
 
-use super::jsz::{self, JszView};
+use super::jsz;
+use super::leader_view::{self, JszView};
 use crate::config::ConsumerPolicy;
 use super::snapshot::NodePoll;
 use super::{accstatz, connz, gatewayz, healthz, leafz, routez, subsz, varz};
@@ -77,6 +79,6 @@ pub fn collect(polls: &[(&str, &NodePoll)], policy: &ConsumerPolicy) -> MetricSe
             })
         })
         .collect();
-    jsz::collect_cluster(&views, policy, &mut out);
+    leader_view::collect_cluster(&views, policy, &mut out);
     out
 }
