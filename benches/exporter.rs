@@ -70,9 +70,7 @@ fn scales() -> Vec<ScaleDef> {
     ]
 }
 
-#[path = "common/proc.rs"]
-mod proc;
-use proc::{clk_tck, proc_cpu_secs, status_kib, thread_cpu_secs};
+use natsmon_testkit::proc::{clk_tck, proc_cpu_secs, status_kib, thread_cpu_secs};
 
 // ------------------------------------------------------------- metrics text
 

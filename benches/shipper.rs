@@ -4,22 +4,16 @@
 //! table. `cargo bench --bench shipper` runs it in full; under `cargo test` it runs a
 //! small smoke pass. Sizes: NATSMON_BENCH_LINES (2,000,000), NATSMON_BENCH_OUTAGE_SECS (300).
 
-#[path = "../tests/common/docker.rs"]
-mod docker;
-#[path = "../tests/common/loki.rs"]
-mod loki;
-#[path = "common/proc.rs"]
-mod proc;
-
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bollard::query_parameters::LogsOptions;
 use futures::StreamExt;
 
-use docker::Container;
-use loki::{LokiReceiver, Mode};
-use proc::{clk_tck, proc_cpu_secs, status_kib};
+use natsmon_testkit::docker::{self, Container};
+use natsmon_testkit::loki::{LokiReceiver, Mode};
+use natsmon_testkit::ports::free_port;
+use natsmon_testkit::proc::{clk_tck, proc_cpu_secs, status_kib};
 
 const LINE_PAD: usize = 180;
 
@@ -69,13 +63,13 @@ struct Natsmon {
 
 impl Natsmon {
     fn start(loki: &LokiReceiver, state: &std::path::Path, prefix: &str) -> Natsmon {
-        let port = docker::free_port();
+        let port = free_port();
         let child = Command::new(env!("CARGO_BIN_EXE_natsmon"))
             .args([
                 "--listen",
                 &format!("127.0.0.1:{port}"),
                 "--nats-url",
-                &format!("none=http://127.0.0.1:{}", docker::free_port()),
+                &format!("none=http://127.0.0.1:{}", free_port()),
                 "--poll-interval",
                 "60s",
                 "--loki-url",

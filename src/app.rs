@@ -12,8 +12,8 @@ use tracing::{info, warn};
 
 use crate::config::{ConfigError, Settings};
 use crate::http::{AppState, BasicAuth};
-use crate::nats::metrics::Metrics;
 use crate::nats::client::NatsClient;
+use crate::nats::metrics::Metrics;
 use crate::nats::poller::{self, PollContext};
 use crate::nats::snapshot::Store;
 
@@ -41,7 +41,8 @@ fn start_log_shipping(
     token: &CancellationToken,
 ) -> Result<(), AppError> {
     use crate::logs::{
-        InFlight, batch::Batcher, checkpoint::Checkpoints, docker::Supervisor, metrics::LogMetrics,
+        InFlight, batch::Batcher, checkpoint::Checkpoints, metrics::LogMetrics,
+        supervisor::Supervisor,
     };
     let metrics = Arc::new(LogMetrics::register(registry));
     let checkpoints = Arc::new(Checkpoints::open(&logs.state_dir)?);
@@ -49,7 +50,7 @@ fn start_log_shipping(
     let in_flight = Arc::new(InFlight::default());
     let buffer = Arc::new(tokio::sync::Semaphore::new(logs.buffer_max_bytes));
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    let own_id = crate::logs::docker::own_container_id();
+    let own_id = crate::logs::container::own_container_id();
     info!(
         loki = %logs.display_url,
         docker = %crate::redact::redact_url(&logs.docker_host),
@@ -62,7 +63,7 @@ fn start_log_shipping(
         metrics: metrics.clone(),
         checkpoints: checkpoints.clone(),
         in_flight: in_flight.clone(),
-        buffer: buffer.clone(),
+        buffer,
         tx,
         own_id,
     };
@@ -73,7 +74,6 @@ fn start_log_shipping(
         metrics,
         in_flight,
         grace,
-        buffer,
     };
     tracker.spawn(supervisor.run(token.child_token()));
     tracker.spawn(batcher.run(rx, token.child_token()));

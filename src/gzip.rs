@@ -11,4 +11,3 @@ pub fn gzip(data: &[u8]) -> Vec<u8> {
     e.write_all(data).expect("writing to memory");
     e.finish().expect("writing to memory")
 }
-

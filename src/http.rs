@@ -285,11 +285,180 @@ async fn status_page(State(s): State<AppState>) -> Html<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::http::Request;
+    use tower::ServiceExt as _;
 
     #[test]
     fn base64_decodes() {
         assert_eq!(decode_base64("dXNlcjpwYXNz").unwrap(), b"user:pass");
         assert_eq!(decode_base64("YQ==").unwrap(), b"a");
         assert!(decode_base64("!!!").is_none());
+    }
+
+    /// The real router over a real (empty) store and registry; no socket.
+    fn app(users: &[(&str, &str)]) -> Router {
+        let settings = crate::config::RawConfig::default().validate().unwrap();
+        let mut registry = Registry::default();
+        let metrics = Arc::new(Metrics::register(&mut registry));
+        let users = users
+            .iter()
+            .map(|(u, p)| (u.to_string(), bcrypt::hash(p, 4).unwrap()))
+            .collect();
+        router(AppState {
+            store: Arc::new(Store::new(settings.nodes.iter().map(|n| n.name.as_str()))),
+            registry: Arc::new(registry),
+            metrics,
+            ready: Arc::new(AtomicBool::new(false)),
+            settings: Arc::new(settings),
+            auth: Arc::new(BasicAuth::new(users)),
+        })
+    }
+
+    async fn get(
+        app: &Router,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> (StatusCode, HeaderMap, Vec<u8>) {
+        let mut req = Request::get(path);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let resp = app
+            .clone()
+            .oneshot(req.body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let (parts, body) = resp.into_parts();
+        let body = axum::body::to_bytes(body, usize::MAX).await.unwrap();
+        (parts.status, parts.headers, body.to_vec())
+    }
+
+    fn basic(user: &str, pass: &str) -> String {
+        const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let raw = format!("{user}:{pass}");
+        let mut out = String::new();
+        for c in raw.as_bytes().chunks(3) {
+            let n = c
+                .iter()
+                .enumerate()
+                .fold(0u32, |a, (i, b)| a | u32::from(*b) << (16 - 8 * i));
+            for i in 0..4 {
+                if i <= c.len() {
+                    out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
+                } else {
+                    out.push('=');
+                }
+            }
+        }
+        format!("Basic {out}")
+    }
+
+    #[tokio::test]
+    async fn metrics_negotiate_openmetrics_and_prometheus_text() {
+        let app = app(&[]);
+        let (st, h, body) = get(
+            &app,
+            "/metrics",
+            &[("accept", "application/openmetrics-text;version=1.0.0")],
+        )
+        .await;
+        assert_eq!(st, StatusCode::OK);
+        assert_eq!(h[header::CONTENT_TYPE], OPENMETRICS);
+        let text = String::from_utf8(body).unwrap();
+        assert!(text.ends_with("# EOF\n"), "{text}");
+        assert!(text.contains("natsmon_scrapes_total"), "{text}");
+        let (st, h, body) = get(&app, "/metrics", &[("accept", "text/plain")]).await;
+        assert_eq!(st, StatusCode::OK);
+        assert_eq!(h[header::CONTENT_TYPE], PROMETHEUS_TEXT);
+        let text = String::from_utf8(body).unwrap();
+        assert!(!text.contains("# EOF"), "{text}");
+        assert!(
+            text.contains("# TYPE natsmon_scrapes_total counter"),
+            "{text}"
+        );
+        assert_eq!(h[header::VARY], "Accept, Accept-Encoding");
+    }
+
+    #[tokio::test]
+    async fn metrics_are_gzipped_when_asked() {
+        use std::io::Read as _;
+        let app = app(&[]);
+        let (st, h, body) = get(&app, "/metrics", &[("accept-encoding", "gzip, deflate")]).await;
+        assert_eq!(st, StatusCode::OK);
+        assert_eq!(h[header::CONTENT_ENCODING], "gzip");
+        let mut text = String::new();
+        flate2::read::MultiGzDecoder::new(&body[..])
+            .read_to_string(&mut text)
+            .unwrap();
+        assert!(
+            text.contains("# TYPE natsmon_scrapes_total counter"),
+            "{text}"
+        );
+        let (_, h, body) = get(&app, "/metrics", &[]).await;
+        assert!(h.get(header::CONTENT_ENCODING).is_none());
+        assert!(
+            String::from_utf8(body)
+                .unwrap()
+                .contains("natsmon_scrapes_total")
+        );
+    }
+
+    #[tokio::test]
+    async fn basic_auth_guards_every_route_but_healthz() {
+        let app = app(&[("prom", "s3cret")]);
+        for path in ["/metrics", "/ready", "/"] {
+            for auth in [
+                None,
+                Some(basic("prom", "wrong")),
+                Some(basic("nobody", "s3cret")),
+            ] {
+                let h: Vec<(&str, &str)> =
+                    auth.iter().map(|a| ("authorization", a.as_str())).collect();
+                let (st, headers, body) = get(&app, path, &h).await;
+                assert_eq!(st, StatusCode::UNAUTHORIZED, "{path} {auth:?}");
+                assert_eq!(headers[header::WWW_AUTHENTICATE], "Basic realm=\"natsmon\"");
+                assert!(!String::from_utf8_lossy(&body).contains("natsmon_"));
+            }
+            let good = basic("prom", "s3cret");
+            let (st, _, _) = get(&app, path, &[("authorization", &good)]).await;
+            // /ready is 503 until a node was polled; what matters is that auth let it through.
+            assert_ne!(st, StatusCode::UNAUTHORIZED, "{path}");
+        }
+        let (st, _, body) = get(&app, "/healthz", &[]).await;
+        assert_eq!(st, StatusCode::OK);
+        assert_eq!(body, b"ok\n");
+    }
+
+    #[tokio::test]
+    async fn unknown_paths_are_404() {
+        for app in [app(&[]), app(&[("prom", "s3cret")])] {
+            for path in ["/nope", "/metrics/x", "/api"] {
+                let (st, _, body) = get(&app, path, &[]).await;
+                assert_eq!(st, StatusCode::NOT_FOUND, "{path}");
+                assert!(body.is_empty() || !String::from_utf8_lossy(&body).contains("natsmon_"));
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn ready_follows_the_first_successful_poll() {
+        let settings = crate::config::RawConfig::default().validate().unwrap();
+        let mut registry = Registry::default();
+        let metrics = Arc::new(Metrics::register(&mut registry));
+        let ready = Arc::new(AtomicBool::new(false));
+        let app = router(AppState {
+            store: Arc::new(Store::new(settings.nodes.iter().map(|n| n.name.as_str()))),
+            registry: Arc::new(registry),
+            metrics,
+            ready: ready.clone(),
+            settings: Arc::new(settings),
+            auth: Arc::new(BasicAuth::default()),
+        });
+        assert_eq!(
+            get(&app, "/ready", &[]).await.0,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        ready.store(true, Ordering::Relaxed);
+        assert_eq!(get(&app, "/ready", &[]).await.0, StatusCode::OK);
     }
 }

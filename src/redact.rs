@@ -19,7 +19,6 @@ pub fn redact_url(s: &str) -> String {
     }
 }
 
-
 /// reqwest's top-level message is generic ("error sending request"); the cause says why.
 pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();

@@ -258,30 +258,32 @@ fn auth(
         "NATSMON_LOKI_BEARER_TOKEN",
         "loki-bearer-token-file",
     )?;
-    Ok(match (raw.loki_username.clone(), password, bearer, url_user) {
-        (_, _, Some(_), Some(_)) | (Some(_), _, Some(_), _) => {
-            return Err(ConfigError::Invalid {
-                option: "loki-bearer-token-file",
-                why: "choose basic auth or a bearer token, not both".into(),
-            });
-        }
-        (Some(user), Some(password), None, _) => LokiAuth::Basic { user, password },
-        (Some(_), None, None, _) => {
-            return Err(ConfigError::Invalid {
-                option: "loki-username",
-                why: "needs NATSMON_LOKI_PASSWORD or --loki-password-file".into(),
-            });
-        }
-        (None, Some(_), None, _) => {
-            return Err(ConfigError::Invalid {
-                option: "loki-password-file",
-                why: "needs --loki-username".into(),
-            });
-        }
-        (None, None, Some(token), None) => LokiAuth::Bearer(token),
-        (None, None, None, Some((user, password))) => LokiAuth::Basic { user, password },
-        _ => LokiAuth::None,
-    })
+    Ok(
+        match (raw.loki_username.clone(), password, bearer, url_user) {
+            (_, _, Some(_), Some(_)) | (Some(_), _, Some(_), _) => {
+                return Err(ConfigError::Invalid {
+                    option: "loki-bearer-token-file",
+                    why: "choose basic auth or a bearer token, not both".into(),
+                });
+            }
+            (Some(user), Some(password), None, _) => LokiAuth::Basic { user, password },
+            (Some(_), None, None, _) => {
+                return Err(ConfigError::Invalid {
+                    option: "loki-username",
+                    why: "needs NATSMON_LOKI_PASSWORD or --loki-password-file".into(),
+                });
+            }
+            (None, Some(_), None, _) => {
+                return Err(ConfigError::Invalid {
+                    option: "loki-password-file",
+                    why: "needs --loki-username".into(),
+                });
+            }
+            (None, None, Some(token), None) => LokiAuth::Bearer(token),
+            (None, None, None, Some((user, password))) => LokiAuth::Basic { user, password },
+            _ => LokiAuth::None,
+        },
+    )
 }
 
 /// Loki's tenant ID rules: up to 150 of `[A-Za-z0-9!-_.*'()]`, not `.` or `..`.

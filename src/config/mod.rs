@@ -98,7 +98,7 @@ impl RawConfig {
             consumers,
             nats_tls,
             web,
-            log: self.log.unwrap_or_else(|| "info".into()),
+            log: log_filter(self.log)?,
             log_format,
             shutdown_grace: duration(
                 "shutdown-grace",
@@ -108,6 +108,16 @@ impl RawConfig {
             logs,
         })
     }
+}
+
+/// A tracing-subscriber `EnvFilter`; a typo is an error, not a silent `info`.
+fn log_filter(v: Option<String>) -> Result<String, ConfigError> {
+    let spec = v.unwrap_or_else(|| "info".into());
+    tracing_subscriber::EnvFilter::try_new(&spec).map_err(|e| ConfigError::Invalid {
+        option: "log",
+        why: format!("{spec}: {e}"),
+    })?;
+    Ok(spec)
 }
 
 fn log_format(v: Option<&str>) -> Result<LogFormat, ConfigError> {
@@ -168,9 +178,9 @@ pub(crate) fn read_file(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::Path;
     use clap::Parser;
     use raw::DEFAULT_POLL_INTERVAL;
+    use std::path::Path;
 
     #[test]
     fn defaults_match_the_users_layout() {

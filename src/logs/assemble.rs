@@ -76,6 +76,22 @@ impl Assembler {
         }
     }
 
+    /// Where the next stream should start: after the last record read, else after the
+    /// position this assembler was created with.
+    pub fn resume_point(&self) -> Option<Position> {
+        self.last_read.or(self.resume)
+    }
+
+    /// Prepares for a new stream of the same container that Docker starts again at the
+    /// second of `resume_point`. Records up to it are skipped again, and positions are
+    /// counted afresh; a line Docker split at 16 KiB that was cut in the middle keeps
+    /// what was read of it and goes on with the rest.
+    pub fn rearm(&mut self) {
+        self.resume = self.resume_point();
+        self.cur_ts = i64::MIN;
+        self.cur_seq = 0;
+    }
+
     /// Feeds one Docker log record (`<RFC3339Nano> <payload>`, the payload ending in `\n`
     /// unless Docker split the line). Returns the completed line, if any.
     pub fn push(
@@ -174,6 +190,38 @@ fn looks_like_timestamp(b: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_split_line_cut_mid_way_goes_on_after_a_rearm() {
+        let mut a = Assembler::new(None, 1 << 20);
+        let t = "2024-01-02T15:04:05.000000001Z";
+        let u = "2024-01-02T15:04:05.000000002Z";
+        let w = "2024-01-02T15:04:05.000000003Z";
+        assert_eq!(
+            a.push(StreamKind::Stdout, format!("{t} first ").as_bytes()),
+            Ok(None)
+        );
+        assert_eq!(
+            a.push(StreamKind::Stdout, format!("{u} half").as_bytes()),
+            Ok(None)
+        );
+        // The stream breaks here; the next one starts again at the second.
+        a.rearm();
+        assert_eq!(
+            a.push(StreamKind::Stdout, format!("{t} first ").as_bytes()),
+            Ok(None)
+        );
+        assert_eq!(
+            a.push(StreamKind::Stdout, format!("{u} half").as_bytes()),
+            Ok(None)
+        );
+        let line = a
+            .push(StreamKind::Stdout, format!("{w} end\n").as_bytes())
+            .unwrap()
+            .unwrap();
+        assert_eq!(line.text, "first halfend");
+        assert_eq!(line.ts_ns, 1_704_207_845_000_000_001);
+    }
 
     fn rec(ts: &str, payload: &str) -> Vec<u8> {
         format!("{ts} {payload}").into_bytes()

@@ -13,12 +13,12 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::checkpoint::Checkpoints;
-use crate::config::LogSettings;
 use super::metrics::{LogMetrics, ReasonLabels};
 use super::service::{LokiClient, Outcome, PushError};
-use crate::backoff::Backoff;
 use super::wire::{self, StreamRef};
 use super::{InFlight, LogEntry};
+use crate::backoff::Backoff;
+use crate::config::LogSettings;
 use crate::time::unix_now_ns;
 
 pub struct Batcher {
@@ -29,8 +29,6 @@ pub struct Batcher {
     pub in_flight: Arc<InFlight>,
     /// Time allowed to flush after shutdown starts.
     pub grace: Duration,
-    /// The buffer the tailers draw from, to report how full it is.
-    pub buffer: Arc<tokio::sync::Semaphore>,
 }
 
 enum Delivery {
@@ -129,6 +127,9 @@ impl Batcher {
         self.metrics
             .buffered_lines
             .set(self.in_flight.total() as i64);
+        self.metrics
+            .buffered_bytes
+            .set(self.in_flight.total_bytes() as i64);
     }
 
     /// Delivers a batch, splitting it on 413. Stops retrying only at the shutdown deadline.

@@ -1,6 +1,7 @@
 //! Owns the log shipper's self-metrics, under natsmon's `natsmon_` prefix like the
 //! exporter's: what was read from Docker, what Loki accepted, rejected or made us retry,
-//! how much is buffered, and how far behind each container is.
+//! how much is buffered, how far behind each container is, and how often Docker's side
+//! failed (API errors, tailers restarted after a broken log stream).
 
 use std::sync::atomic::AtomicU64;
 
@@ -37,6 +38,7 @@ pub struct LogMetrics {
     pub lag: Family<ContainerLabels, Gauge<f64, AtomicU64>>,
     pub containers: Gauge,
     pub docker_errors: Family<ReasonLabels, Counter>,
+    pub tailer_restarts: Family<ReasonLabels, Counter>,
     pub checkpoint_errors: Family<ReasonLabels, Counter>,
 }
 
@@ -59,6 +61,7 @@ impl LogMetrics {
             lag: Family::default(),
             containers: Gauge::default(),
             docker_errors: Family::default(),
+            tailer_restarts: Family::default(),
             checkpoint_errors: Family::default(),
         };
         // Known reasons start at 0, so `increase()` and alerts see the first event.
@@ -73,6 +76,9 @@ impl LogMetrics {
         }
         for reason in ["connect", "api", "logs"] {
             let _ = m.docker_errors.get_or_create(&ReasonLabels { reason });
+        }
+        for reason in ["stream_ended", "stream_error"] {
+            let _ = m.tailer_restarts.get_or_create(&ReasonLabels { reason });
         }
         for reason in ["read", "write"] {
             let _ = m.checkpoint_errors.get_or_create(&ReasonLabels { reason });
@@ -147,6 +153,11 @@ impl LogMetrics {
             "docker_errors",
             "Docker API failures (events, list, logs), by reason",
             m.docker_errors.clone(),
+        );
+        r.register(
+            "tailer_restarts",
+            "Tailers restarted after a container's log stream ended or failed while it kept running, by reason",
+            m.tailer_restarts.clone(),
         );
         r.register(
             "checkpoint_errors",

@@ -9,13 +9,16 @@
 pub mod assemble;
 pub mod batch;
 pub mod checkpoint;
-pub mod docker;
-pub mod labels;
+pub mod container;
+pub mod level;
 pub mod metrics;
 pub mod service;
+pub mod supervisor;
+pub mod tailer;
 pub mod wire;
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::OwnedSemaphorePermit;
@@ -51,30 +54,41 @@ impl LogEntry {
     }
 }
 
-/// The timestamps of each container's lines read but not yet acknowledged, oldest
-/// first; lines of one container are acknowledged in the order they were read.
-/// A container's name and the timestamps of its unacknowledged lines, oldest first.
-type Pending = (Arc<str>, VecDeque<i64>);
+/// A container's name and its lines read but not yet acknowledged, oldest first: each
+/// line's timestamp and the buffer bytes it holds.
+#[derive(Debug, Default)]
+struct Pending {
+    name: Arc<str>,
+    lines: VecDeque<(i64, usize)>,
+}
 
+/// Lines read but not yet acknowledged, by container, for the lag and buffer gauges.
+/// Lines of one container are acknowledged in the order they were read.
 #[derive(Debug, Default)]
 pub struct InFlight {
     by_container: Mutex<HashMap<Arc<str>, Pending>>,
+    /// Bytes of all pending lines, kept as a sum so the gauge costs no walk.
+    bytes: AtomicUsize,
 }
 
 impl InFlight {
-    pub fn read(&self, id: &Arc<str>, name: &Arc<str>, ts_ns: i64) {
+    /// Records a line read from container `id`, holding `bytes` of buffer.
+    pub fn read(&self, id: &Arc<str>, name: &Arc<str>, ts_ns: i64, bytes: usize) {
         let mut g = self.by_container.lock().expect("in-flight poisoned");
-        let e = g
-            .entry(id.clone())
-            .or_insert_with(|| (name.clone(), VecDeque::new()));
-        e.0 = name.clone();
-        e.1.push_back(ts_ns);
+        let e = g.entry(id.clone()).or_insert_with(|| Pending {
+            name: name.clone(),
+            lines: VecDeque::new(),
+        });
+        e.name = name.clone();
+        e.lines.push_back((ts_ns, bytes));
+        self.bytes.fetch_add(bytes, Ordering::Relaxed);
     }
 
+    /// Records that container `id`'s oldest pending line was acknowledged or dropped.
     pub fn done(&self, id: &str) {
         let mut g = self.by_container.lock().expect("in-flight poisoned");
-        if let Some(e) = g.get_mut(id) {
-            e.1.pop_front();
+        if let Some((_, bytes)) = g.get_mut(id).and_then(|e| e.lines.pop_front()) {
+            self.bytes.fetch_sub(bytes, Ordering::Relaxed);
         }
     }
 
@@ -82,22 +96,60 @@ impl InFlight {
     pub fn lags(&self, now_ns: i64) -> Vec<(Arc<str>, f64)> {
         let g = self.by_container.lock().expect("in-flight poisoned");
         g.values()
-            .map(|(name, q)| {
+            .map(|p| {
                 (
-                    name.clone(),
-                    q.front()
-                        .map_or(0.0, |ts| ((now_ns - ts).max(0)) as f64 / 1e9),
+                    p.name.clone(),
+                    p.lines
+                        .front()
+                        .map_or(0.0, |(ts, _)| ((now_ns - ts).max(0)) as f64 / 1e9),
                 )
             })
             .collect()
     }
 
+    /// Lines read but not yet acknowledged.
     pub fn total(&self) -> usize {
         self.by_container
             .lock()
             .expect("in-flight poisoned")
             .values()
-            .map(|(_, q)| q.len())
+            .map(|p| p.lines.len())
             .sum()
+    }
+
+    /// Buffer bytes held by lines read but not yet acknowledged.
+    pub fn total_bytes(&self) -> usize {
+        self.bytes.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn in_flight_counts_bytes_until_acknowledged() {
+        let f = InFlight::default();
+        let (a, b): (Arc<str>, Arc<str>) = ("a".into(), "b".into());
+        f.read(&a, &a, 10, 100);
+        f.read(&a, &a, 20, 30);
+        f.read(&b, &b, 15, 7);
+        assert_eq!((f.total(), f.total_bytes()), (3, 137));
+        f.done("a");
+        assert_eq!(
+            (f.total(), f.total_bytes()),
+            (2, 37),
+            "the oldest line of a"
+        );
+        let mut lags = f.lags(1_000_000_020);
+        lags.sort_by(|x, y| x.0.cmp(&y.0));
+        assert_eq!(lags, vec![("a".into(), 1.0), ("b".into(), 1.000_000_005)]);
+        f.done("a");
+        f.done("b");
+        assert_eq!((f.total(), f.total_bytes()), (0, 0));
+        // An acknowledgement with nothing pending (a second ack of a line) changes nothing.
+        f.done("a");
+        f.done("unknown");
+        assert_eq!(f.total_bytes(), 0);
     }
 }

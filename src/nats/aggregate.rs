@@ -8,9 +8,9 @@ use std::collections::HashMap;
 
 use super::jsz;
 use super::leader_view::{self, JszView};
-use crate::config::ConsumerPolicy;
 use super::snapshot::NodePoll;
 use super::{accstatz, connz, gatewayz, healthz, leafz, routez, subsz, varz};
+use crate::config::ConsumerPolicy;
 use crate::exposition::{Def, MetricSet};
 
 pub static UP: Def = Def::gauge(

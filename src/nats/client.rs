@@ -7,8 +7,8 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 
 use super::PollError;
-use crate::redact::error_chain;
 use crate::config::{NatsTls, Node};
+use crate::redact::error_chain;
 
 #[derive(Clone)]
 pub struct NatsClient {

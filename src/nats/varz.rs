@@ -3,8 +3,8 @@
 
 use serde::Deserialize;
 
-use crate::time::rfc3339_to_unix;
 use crate::exposition::{Def, Labels, MetricSet};
+use crate::time::rfc3339_to_unix;
 
 pub const PATH: &str = "/varz";
 

@@ -1,11 +1,9 @@
 //! Proves the integration-test harness: a real 3-node JetStream cluster,
 //! an async-nats connection as user a/a, and an R3 stream with 10 messages.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{Cluster, connect};
+use crate::harness::{CLUSTER_NAME, Cluster, connect};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn cluster_starts_and_replicates_an_r3_stream() {
@@ -46,7 +44,7 @@ async fn cluster_starts_and_replicates_an_r3_stream() {
     assert_eq!(info.state.messages, 10);
     assert_eq!(info.config.num_replicas, 3);
     let cl = info.cluster.as_ref().expect("cluster info");
-    assert_eq!(cl.name.as_deref(), Some(common::CLUSTER_NAME));
+    assert_eq!(cl.name.as_deref(), Some(CLUSTER_NAME));
     assert_eq!(
         cl.replicas.len(),
         2,

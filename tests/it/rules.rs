@@ -17,23 +17,16 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::harness::readme::metric_reference;
+use crate::harness::{read_repo, repo_root};
+
 const RULES: &str = "alerting_rules/natsmon.rules.yml";
 const TESTS_DIR: &str = "alerting_rules/tests";
 const LOKI_RULES: &str = "alerting_rules/loki/natsmon-logs.yml";
 const RUNBOOK: &str = "docs/runbook.md";
-const README: &str = "README.md";
 const RUNBOOK_URL: &str = "https://github.com/natsmon/natsmon/blob/main/docs/runbook.md#";
 const SEVERITIES: [&str; 3] = ["critical", "warning", "info"];
 const LOKI_LABELS: [&str; 5] = ["job", "container_name", "service", "stream", "log_level"];
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn read(rel: &str) -> String {
-    let p = root().join(rel);
-    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("read {}: {e}", p.display()))
-}
 
 // ---------------------------------------------------------------------------------------
 // promtool
@@ -42,7 +35,7 @@ fn promtool(args: &[&str]) -> (bool, String) {
     let bin = std::env::var("PROMTOOL_BIN").unwrap_or_else(|_| "promtool".to_string());
     let out = Command::new(&bin)
         .args(args)
-        .current_dir(root())
+        .current_dir(repo_root())
         .output()
         .unwrap_or_else(|e| {
             panic!(
@@ -60,7 +53,7 @@ fn promtool(args: &[&str]) -> (bool, String) {
 }
 
 fn test_files() -> Vec<PathBuf> {
-    let dir = root().join(TESTS_DIR);
+    let dir = repo_root().join(TESTS_DIR);
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("read {}: {e}", dir.display()))
         .map(|e| e.expect("dir entry").path())
@@ -72,7 +65,7 @@ fn test_files() -> Vec<PathBuf> {
 }
 
 fn rel(p: &Path) -> String {
-    p.strip_prefix(root())
+    p.strip_prefix(repo_root())
         .unwrap_or(p)
         .to_string_lossy()
         .into_owned()
@@ -92,7 +85,7 @@ fn promtool_check_rules_passes_without_warnings() {
         unexpected.is_empty(),
         "promtool check rules printed warnings:\n{out}"
     );
-    let n = alerts(&read(RULES)).len();
+    let n = alerts(&read_repo(RULES)).len();
     assert!(
         out.contains(&format!("SUCCESS: {n} rules found")),
         "promtool should find {n} rules:\n{out}"
@@ -286,7 +279,7 @@ fn runbook_headings() -> Vec<(usize, String, String)> {
     let mut seen: BTreeMap<String, usize> = BTreeMap::new();
     let mut out = Vec::new();
     let mut fenced = false;
-    for l in read(RUNBOOK).lines() {
+    for l in read_repo(RUNBOOK).lines() {
         if l.trim_start().starts_with("```") {
             fenced = !fenced;
             continue;
@@ -375,8 +368,8 @@ fn check_alert_metadata(file: &str, rules: &[Rule], anchors: &BTreeSet<String>) 
 fn every_alert_has_severity_summary_description_and_runbook_section() {
     let headings = runbook_headings();
     let anchors: BTreeSet<String> = headings.iter().map(|(_, _, a)| a.clone()).collect();
-    let prom = alerts(&read(RULES));
-    let loki = alerts(&read(LOKI_RULES));
+    let prom = alerts(&read_repo(RULES));
+    let loki = alerts(&read_repo(LOKI_RULES));
     assert!(
         prom.len() >= 20,
         "expected the full alert set in {RULES}, found {}",
@@ -488,7 +481,10 @@ fn every_alert_has_a_firing_and_a_quiet_unit_test() {
         let text = std::fs::read_to_string(&f).expect("read test file");
         errs.extend(scan_test_cases(&rel(&f), &text, &mut cov));
     }
-    let names: BTreeSet<String> = alerts(&read(RULES)).into_iter().map(|r| r.name).collect();
+    let names: BTreeSet<String> = alerts(&read_repo(RULES))
+        .into_iter()
+        .map(|r| r.name)
+        .collect();
     for n in &names {
         match cov.get(n) {
             None => errs.push(format!("{n}: no unit test case")),
@@ -516,29 +512,10 @@ fn every_alert_has_a_firing_and_a_quiet_unit_test() {
 
 /// metric name -> type, from the README's metric reference table.
 fn reference_metrics() -> BTreeMap<String, String> {
-    let readme = read(README);
-    let start = readme
-        .find("<!-- metric-reference:start -->")
-        .expect("README has no metric-reference:start marker");
-    let end = readme
-        .find("<!-- metric-reference:end -->")
-        .expect("README has no metric-reference:end marker");
-    let mut m = BTreeMap::new();
-    for l in readme[start..end].lines() {
-        let cells: Vec<&str> = l.split('|').map(str::trim).collect();
-        if cells.len() < 4 {
-            continue;
-        }
-        if let Some(name) = cells[1].strip_prefix('`').and_then(|s| s.strip_suffix('`')) {
-            m.insert(name.to_string(), cells[2].to_string());
-        }
-    }
-    assert!(
-        m.len() > 50,
-        "metric reference table looks empty ({} rows)",
-        m.len()
-    );
-    m
+    metric_reference()
+        .into_iter()
+        .map(|(name, m)| (name, m.kind))
+        .collect()
 }
 
 /// Identifiers starting with `nats_` or `natsmon_`, outside quoted strings unless
@@ -609,7 +586,7 @@ fn rules_only_use_metrics_from_the_readme_reference() {
     let reference = reference_metrics();
     let mut errs = Vec::new();
     let mut used = 0;
-    for r in alerts(&read(RULES)) {
+    for r in alerts(&read_repo(RULES)) {
         let tokens = metric_tokens(&r.expr, false);
         used += tokens.len();
         if tokens.is_empty() && !r.expr.contains("up{") {
@@ -634,7 +611,7 @@ fn rules_only_use_metrics_from_the_readme_reference() {
             ));
         }
     }
-    for m in unknown_metrics(&metric_tokens(&read(RUNBOOK), true), &reference) {
+    for m in unknown_metrics(&metric_tokens(&read_repo(RUNBOOK), true), &reference) {
         errs.push(format!("{RUNBOOK} mentions unknown metric {m}"));
     }
     assert!(used > 0, "no metric names found in {RULES}");
@@ -746,7 +723,7 @@ fn logql_labels(expr: &str) -> Vec<String> {
 
 #[test]
 fn loki_rules_use_only_shipper_labels() {
-    let rules = alerts(&read(LOKI_RULES));
+    let rules = alerts(&read_repo(LOKI_RULES));
     assert!(!rules.is_empty(), "no alerts in {LOKI_RULES}");
     let mut errs = Vec::new();
     for r in &rules {

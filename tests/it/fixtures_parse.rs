@@ -4,9 +4,10 @@
 
 use std::path::Path;
 
+use natsmon::config::ConsumerPolicy;
 use natsmon::exposition::{MetricSet, Value};
-use natsmon::nats::collector;
-use natsmon::nats::jsz::{ConsumerPolicy, Jsz};
+use natsmon::nats::aggregate;
+use natsmon::nats::jsz::Jsz;
 use natsmon::nats::snapshot::NodePoll;
 use natsmon::nats::varz::Varz;
 use natsmon::nats::{accstatz, connz, gatewayz, healthz, leafz, routez, subsz};
@@ -72,7 +73,7 @@ fn leaderless_cluster_is_visible_and_streams_fall_back_to_a_replica() {
         load("2.9.10", "varz_leaderless.json"),
         Some(load("2.9.10", "jsz_leaderless.json")),
     );
-    let set = collector::collect(&[("n2", &p)], &ConsumerPolicy::default());
+    let set = aggregate::collect(&[("n2", &p)], &ConsumerPolicy::default());
     assert_eq!(
         get(&set, "nats_jetstream_meta_has_leader", &[("node", "n2")]),
         Some(0.0)
@@ -102,7 +103,7 @@ fn a_follower_alone_does_not_pose_as_leader() {
         load("2.9.10", "varz_follower.json"),
         Some(load("2.9.10", "jsz_follower.json")),
     );
-    let set = collector::collect(&[("n1", &p)], &ConsumerPolicy::default());
+    let set = aggregate::collect(&[("n1", &p)], &ConsumerPolicy::default());
     assert_eq!(
         get(&set, "nats_stream_has_leader", &[("stream", "ORDERS")]),
         Some(0.0)
@@ -131,7 +132,7 @@ fn leader_report_wins_whatever_the_node_order() {
         [("n1", &follower), ("n2", &leader)],
         [("n2", &leader), ("n1", &follower)],
     ] {
-        let set = collector::collect(&order, &ConsumerPolicy::default());
+        let set = aggregate::collect(&order, &ConsumerPolicy::default());
         assert_eq!(
             get(&set, "nats_stream_has_leader", &[("stream", "ORDERS")]),
             Some(1.0)
@@ -162,7 +163,7 @@ fn disabled_jetstream_and_standalone_servers() {
         load("2.9.10", "varz_standalone.json"),
         Some(load("2.9.10", "jsz_disabled.json")),
     );
-    let set = collector::collect(&[("solo", &p)], &ConsumerPolicy::default());
+    let set = aggregate::collect(&[("solo", &p)], &ConsumerPolicy::default());
     assert_eq!(get(&set, "nats_up", &[("node", "solo")]), Some(1.0));
     assert_eq!(
         get(&set, "nats_jetstream_streams", &[("node", "solo")]),

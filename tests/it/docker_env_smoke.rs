@@ -1,14 +1,15 @@
 //! Smoke tests for the Docker test environment (scripts/docker-env.sh and
-//! tests/common/docker.rs). They run against the REAL local dockerd and never
+//! tests/it/harness/docker.rs). They run against the REAL local dockerd and never
 //! skip: if Docker cannot be provided, they fail.
-
-#[path = "common/docker.rs"]
-mod docker;
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use docker::{Container, IMAGE, as_strs, docker, ensure_docker, is_rfc3339_nano};
+use crate::harness::docker::{
+    self, Container, IMAGE, as_strs, docker, ensure_docker, is_rfc3339_nano,
+};
+use crate::harness::free_port;
+use crate::harness::http::wait_http_ok;
 
 #[test]
 fn ensure_docker_works() {
@@ -96,11 +97,11 @@ fn log_generator_lines_arrive_exactly_once() {
     assert_eq!(err.lines().count(), 5); // 7,14,21,28,35
 }
 
-#[test]
-fn nats_server_in_container_answers_varz() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_server_in_container_answers_varz() {
     let _d = docker::dockerd_shared(); // restart_dockerd_keeps_stopped_containers waits for us
-    let client_port = docker::free_port();
-    let http_port = docker::free_port();
+    let client_port = free_port();
+    let http_port = free_port();
     let (cp, hp) = (client_port.to_string(), http_port.to_string());
     let c = Container::run(
         "natsmon-smoke-nats",
@@ -118,7 +119,11 @@ fn nats_server_in_container_answers_varz() {
             "/tmp/js",
         ],
     );
-    let body = docker::wait_http_ok(http_port, "/varz", Duration::from_secs(30));
+    let body = wait_http_ok(
+        &format!("http://127.0.0.1:{http_port}/varz"),
+        Duration::from_secs(30),
+    )
+    .await;
     let v: serde_json::Value = serde_json::from_str(&body).expect("varz JSON");
     assert_eq!(v["version"], "2.9.10", "{body}");
     assert_eq!(v["port"], client_port, "{body}");

@@ -1,5 +1,4 @@
 //! Owns the benchmarks' readings of process CPU time and memory from /proc.
-#![allow(dead_code)]
 
 use std::process::Command;
 

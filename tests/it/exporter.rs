@@ -1,12 +1,10 @@
 //! Integration tests against a real 3-node nats-server JetStream cluster: the exact
 //! values natsmon exports for streams, consumers, accounts, routes and connections.
 
-mod common;
-
 use std::time::Duration;
 
+use crate::harness::*;
 use async_nats::jetstream::{self, consumer::pull, stream};
-use common::*;
 use futures::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 

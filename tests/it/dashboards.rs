@@ -22,8 +22,11 @@
 
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
+
+use crate::harness::readme::{RefMetric, metric_reference};
+use crate::harness::repo_root;
 
 const EXPECTED_FILES: &[&str] = &[
     "nats-cluster-overview.json",
@@ -119,16 +122,12 @@ const PROVISIONED: &[(&str, &str, &str)] = &[
     ("loki", "loki", "http://loki:3100"),
 ];
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
 fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
 }
 
 fn dashboards() -> Vec<(String, Value)> {
-    let dir = root().join("dashboards");
+    let dir = repo_root().join("dashboards");
     let mut out = Vec::new();
     for entry in std::fs::read_dir(&dir).expect("dashboards/ exists") {
         let path = entry.unwrap().path();
@@ -146,51 +145,8 @@ fn dashboards() -> Vec<(String, Value)> {
 
 // ------------------------------------------------------------------ README reference
 
-struct Metric {
-    kind: String,
-    labels: BTreeSet<String>,
-}
-
-fn reference() -> BTreeMap<String, Metric> {
-    let readme = read(&root().join("README.md"));
-    let start = readme
-        .find("<!-- metric-reference:start -->")
-        .expect("README has the metric-reference start marker");
-    let end = readme
-        .find("<!-- metric-reference:end -->")
-        .expect("README has the metric-reference end marker");
-    let mut out = BTreeMap::new();
-    for line in readme[start..end].lines() {
-        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
-        // "| `name` | type | labels | meaning |" splits into ["", name, type, labels, ...]
-        if cells.len() < 5 || !cells[1].starts_with('`') {
-            continue;
-        }
-        let name = cells[1].trim_matches('`').to_string();
-        let labels = cells[3]
-            .split(',')
-            .map(str::trim)
-            .filter(|l| !l.is_empty() && *l != "—" && *l != "-")
-            .map(String::from)
-            .collect();
-        out.insert(
-            name,
-            Metric {
-                kind: cells[2].to_string(),
-                labels,
-            },
-        );
-    }
-    assert!(
-        out.len() > 50,
-        "metric reference parsed to only {} metrics",
-        out.len()
-    );
-    out
-}
-
 /// The README family a sample name belongs to, and whether it is a histogram series.
-fn family<'a>(name: &'a str, refm: &BTreeMap<String, Metric>) -> Option<(&'a str, bool)> {
+fn family<'a>(name: &'a str, refm: &BTreeMap<String, RefMetric>) -> Option<(&'a str, bool)> {
     if refm.contains_key(name) {
         return Some((name, false));
     }
@@ -324,7 +280,11 @@ const GROUPING: &[&str] = &[
 ];
 
 /// Problems with one PromQL expression (and its legend, if any).
-fn lint_promql(expr: &str, legend: Option<&str>, refm: &BTreeMap<String, Metric>) -> Vec<String> {
+fn lint_promql(
+    expr: &str,
+    legend: Option<&str>,
+    refm: &BTreeMap<String, RefMetric>,
+) -> Vec<String> {
     let mut errs = Vec::new();
     let toks = lex(expr);
     // The function (or grouping keyword) each open paren belongs to.
@@ -455,7 +415,7 @@ fn lint_promql(expr: &str, legend: Option<&str>, refm: &BTreeMap<String, Metric>
 }
 
 /// `label_values(selector, label)` of a Prometheus query variable.
-fn lint_prom_label_values(query: &str, refm: &BTreeMap<String, Metric>) -> Vec<String> {
+fn lint_prom_label_values(query: &str, refm: &BTreeMap<String, RefMetric>) -> Vec<String> {
     let Some(inner) = query
         .trim()
         .strip_prefix("label_values(")
@@ -640,7 +600,7 @@ fn expect_datasource(errs: &mut Vec<String>, what: &str, ds: &Value, kind: &str)
 
 // ------------------------------------------------------------------ the lint
 
-fn lint_dashboard(name: &str, d: &Value, refm: &BTreeMap<String, Metric>) -> Vec<String> {
+fn lint_dashboard(name: &str, d: &Value, refm: &BTreeMap<String, RefMetric>) -> Vec<String> {
     let mut errs = Vec::new();
     let kind = ds_kind(d);
     let title = str_of(&d["title"]);
@@ -897,7 +857,7 @@ fn the_four_dashboards_exist() {
 
 #[test]
 fn dashboards_pass_the_lint() {
-    let refm = reference();
+    let refm = metric_reference();
     let mut errs = Vec::new();
     for (name, d) in dashboards() {
         errs.extend(lint_dashboard(&name, &d, &refm));
@@ -952,7 +912,7 @@ fn yaml_entries(text: &str) -> Vec<BTreeMap<String, String>> {
 
 #[test]
 fn provisioning_matches_the_dashboards() {
-    let prov = root().join("dashboards/provisioning");
+    let prov = repo_root().join("dashboards/provisioning");
     let ds_text = read(&prov.join("datasources/natsmon.yml"));
     assert!(
         ds_text.contains("apiVersion: 1"),
@@ -1011,11 +971,11 @@ fn provisioning_matches_the_dashboards() {
 
 #[test]
 fn committed_json_equals_generator_output() {
-    let script = root().join("scripts/gen-dashboards.py");
+    let script = repo_root().join("scripts/gen-dashboards.py");
     match Command::new("python3")
         .arg(&script)
         .arg("--check")
-        .current_dir(root())
+        .current_dir(repo_root())
         .output()
     {
         Ok(out) => assert!(
@@ -1095,7 +1055,7 @@ fn promql_parses_with_promtool() {
 /// The lint itself catches the mistakes public NATS dashboards make.
 #[test]
 fn lint_catches_known_mistakes() {
-    let refm = reference();
+    let refm = metric_reference();
     let bad = |expr: &str| !lint_promql(expr, None, &refm).is_empty();
     let good = |expr: &str| lint_promql(expr, None, &refm).is_empty();
     // counters plotted raw

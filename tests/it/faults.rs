@@ -3,11 +3,9 @@
 //! a clear log line and an error counter with a reason, never a crash, and never delays
 //! the healthy nodes. Credentials in node URLs never leak.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::harness::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 

@@ -3,165 +3,31 @@
 //! timestamps, across containers coming and going, long lines, TTYs, Loki outages, rate
 //! limits, bad requests and a natsmon crash.
 
-mod common;
-
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use common::docker::{self, Container};
-use common::loki::{LokiReceiver, Mode, Received};
-use common::*;
-
-/// natsmon shipping the containers whose names start with `prefix` to `loki`.
-fn shipper_args(
-    loki: &LokiReceiver,
-    state: &std::path::Path,
-    prefix: &str,
-    extra: &[&str],
-) -> Vec<String> {
-    let mut a = args(&[
-        "--nats-url",
-        &format!("none=http://127.0.0.1:{}", free_port()),
-        "--poll-interval",
-        "30s",
-        "--loki-url",
-        &loki.url(),
-        "--docker-host",
-        &docker::docker_host(),
-        "--state-dir",
-        state.to_str().unwrap(),
-        "--include-containers",
-        &format!("{prefix}*"),
-        "--batch-max-wait",
-        "200ms",
-        "--retry-max-backoff",
-        "2s",
-    ]);
-    a.extend(extra.iter().map(|s| s.to_string()));
-    a
-}
-
-/// What Loki would store: exact duplicates (same stream, timestamp and line) collapse.
-fn stored(entries: &[Received]) -> Vec<Received> {
-    let mut seen = BTreeSet::new();
-    entries
-        .iter()
-        .filter(|e| seen.insert((e.labels.clone(), e.ts_ns, e.line.clone())))
-        .cloned()
-        .collect()
-}
-
-/// Lines of one container as `docker logs --timestamps` shows them: (ts_ns, stream, line).
-fn docker_truth(c: &Container) -> Vec<(i128, &'static str, String)> {
-    let (out, err) = c.logs_with(&["--timestamps"]);
-    let mut v = Vec::new();
-    for (text, stream) in [(out, "stdout"), (err, "stderr")] {
-        for l in text.lines() {
-            let (ts, line) = l.split_once(' ').unwrap();
-            v.push((rfc3339_ns(ts), stream, line.to_string()));
-        }
-    }
-    v.sort();
-    v
-}
-
-fn rfc3339_ns(ts: &str) -> i128 {
-    // 2024-01-02T15:04:05.123456789Z, fraction 1-9 digits.
-    let (date_time, frac) = ts
-        .trim_end_matches('Z')
-        .split_once('.')
-        .unwrap_or((ts.trim_end_matches('Z'), "0"));
-    let out = std::process::Command::new("date")
-        .args(["-u", "-d", &format!("{date_time}Z"), "+%s"])
-        .output()
-        .unwrap();
-    let secs: i128 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
-    let mut nanos = frac.to_string();
-    while nanos.len() < 9 {
-        nanos.push('0');
-    }
-    secs * 1_000_000_000 + nanos[..9].parse::<i128>().unwrap()
-}
-
-fn for_container<'a>(entries: &'a [Received], name: &str) -> Vec<&'a Received> {
-    entries
-        .iter()
-        .filter(|e| e.label("container_name") == Some(name))
-        .collect()
-}
-
-/// Asserts Loki holds exactly the container's lines: same set, each once, right stream
-/// label and timestamps to the nanosecond, in time order within each Loki stream.
-fn assert_exactly_once(entries: &[Received], c: &Container) {
-    let truth = docker_truth(c);
-    let got = for_container(entries, &c.name);
-    let mut got_set: Vec<(i128, &str, String)> = got
-        .iter()
-        .map(|e| (e.ts_ns, e.label("stream").unwrap_or("?"), e.line.clone()))
-        .collect();
-    got_set.sort();
-    let dupes = got_set.windows(2).filter(|w| w[0] == w[1]).count();
-    assert_eq!(dupes, 0, "{}: duplicated lines", c.name);
-    if got_set != truth {
-        let t: BTreeSet<_> = truth.iter().collect();
-        let g: BTreeSet<_> = got_set.iter().collect();
-        let missing: Vec<_> = t.difference(&g).take(5).collect();
-        let extra: Vec<_> = g.difference(&t).take(5).collect();
-        panic!(
-            "{}: {} shipped vs {} in docker; missing {missing:?}; unexpected {extra:?}",
-            c.name,
-            got_set.len(),
-            truth.len()
-        );
-    }
-    let mut by_stream: HashMap<&BTreeMap<String, String>, i128> = HashMap::new();
-    for e in &got {
-        let last = by_stream.entry(&e.labels).or_insert(i128::MIN);
-        assert!(e.ts_ns >= *last, "{}: out of order within a stream", c.name);
-        *last = e.ts_ns;
-    }
-}
-
-async fn wait_lines(loki: &LokiReceiver, c: &Container, n: usize, timeout: Duration) {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if stored(&loki.entries())
-            .iter()
-            .filter(|e| e.label("container_name") == Some(c.name.as_str()))
-            .count()
-            >= n
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!(
-        "{}: fewer than {n} lines arrived: {}",
-        c.name,
-        for_container(&stored(&loki.entries()), &c.name).len()
-    );
-}
+use crate::harness::docker::{self, Container};
+use crate::harness::exposition::families;
+use crate::harness::loki::{Format, Mode, Received};
+use crate::harness::readme::documented_families;
+use crate::harness::shipper::{
+    ShipperSetup, assert_exactly_once, docker_truth, for_container, stored, wait_lines,
+};
+use crate::harness::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_line_once_with_labels_levels_and_timestamps() {
     docker::ensure_docker();
     let _d = docker::dockerd_shared();
-    let loki = LokiReceiver::start().await;
-    let state = tempfile::tempdir().unwrap();
-    let prefix = docker::unique_name("ship1");
+    let sh = ShipperSetup::start("ship1").await;
+    let (loki, prefix) = (&sh.loki, &sh.prefix);
     // One container exists before natsmon starts, the others after.
     let nats = Container::run(
         &format!("{prefix}-nats"),
         &[],
         &docker::as_strs(&docker::nats_style_log_cmd(300, 2)),
     );
-    let nm = Natsmon::start(&shipper_args(
-        &loki,
-        state.path(),
-        &prefix,
-        &["--default-job", "apps"],
-    ))
-    .await;
+    let nm = Natsmon::start(&sh.natsmon_args(&["--default-job", "apps"])).await;
     docker::docker(&["tag", docker::IMAGE, "natsmon-test/busybox:latest"]);
     let app = Container::run_image(
         &format!("{prefix}-app"),
@@ -177,7 +43,7 @@ async fn every_line_once_with_labels_levels_and_timestamps() {
     );
     for (c, n) in [(&nats, 300), (&app, 500), (&custom, 50)] {
         c.wait_exit(Duration::from_secs(60));
-        wait_lines(&loki, c, n, Duration::from_secs(30)).await;
+        wait_lines(loki, c, n, Duration::from_secs(30)).await;
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     let all = loki.entries();
@@ -241,7 +107,7 @@ async fn every_line_once_with_labels_levels_and_timestamps() {
     let (ok, out) = promtool_check_metrics(&exp.text);
     assert!(ok && out.trim().is_empty(), "promtool: {out}");
     // The shipper's families and the README's metric reference agree.
-    let documented: BTreeSet<String> = readme_families()
+    let documented: BTreeSet<String> = documented_families()
         .into_iter()
         .filter(|f| f.starts_with("natsmon_logs_"))
         .collect();
@@ -259,10 +125,9 @@ async fn every_line_once_with_labels_levels_and_timestamps() {
 async fn containers_coming_and_going_long_lines_and_tty() {
     docker::ensure_docker();
     let _d = docker::dockerd_shared();
-    let loki = LokiReceiver::start().await;
-    let state = tempfile::tempdir().unwrap();
-    let prefix = docker::unique_name("ship2");
-    let _nm = Natsmon::start(&shipper_args(&loki, state.path(), &prefix, &[])).await;
+    let sh = ShipperSetup::start("ship2").await;
+    let (loki, prefix) = (&sh.loki, &sh.prefix);
+    let _nm = Natsmon::start(&sh.natsmon_args(&[])).await;
 
     // Restarted: both runs' lines arrive, each once.
     let restarted = Container::run(
@@ -271,10 +136,10 @@ async fn containers_coming_and_going_long_lines_and_tty() {
         &docker::as_strs(&docker::log_generator_cmd(100, "r", 0)),
     );
     restarted.wait_exit(Duration::from_secs(30));
-    wait_lines(&loki, &restarted, 100, Duration::from_secs(20)).await;
+    wait_lines(loki, &restarted, 100, Duration::from_secs(20)).await;
     restarted.start();
     restarted.wait_exit(Duration::from_secs(30));
-    wait_lines(&loki, &restarted, 200, Duration::from_secs(20)).await;
+    wait_lines(loki, &restarted, 200, Duration::from_secs(20)).await;
 
     // Re-created under the same name: a new container id, its own lines.
     let first = Container::run(
@@ -284,7 +149,7 @@ async fn containers_coming_and_going_long_lines_and_tty() {
     );
     let name = first.name.clone();
     first.wait_exit(Duration::from_secs(30));
-    wait_lines(&loki, &first, 40, Duration::from_secs(20)).await;
+    wait_lines(loki, &first, 40, Duration::from_secs(20)).await;
     let first_truth = docker_truth(&first);
     first.rm();
     let cmd = docker::log_generator_cmd(60, "second", 0);
@@ -305,7 +170,7 @@ async fn containers_coming_and_going_long_lines_and_tty() {
         name: name.clone(),
     };
     second.wait_exit(Duration::from_secs(30));
-    wait_lines(&loki, &second, 100, Duration::from_secs(20)).await;
+    wait_lines(loki, &second, 100, Duration::from_secs(20)).await;
 
     // A 100 KB line arrives as one entry.
     let long = Container::run(
@@ -318,7 +183,7 @@ async fn containers_coming_and_going_long_lines_and_tty() {
         ],
     );
     long.wait_exit(Duration::from_secs(30));
-    wait_lines(&loki, &long, 2, Duration::from_secs(20)).await;
+    wait_lines(loki, &long, 2, Duration::from_secs(20)).await;
 
     // A TTY container with ANSI-coloured NATS lines.
     let tty = Container::run(
@@ -331,7 +196,7 @@ async fn containers_coming_and_going_long_lines_and_tty() {
         ],
     );
     tty.wait_exit(Duration::from_secs(30));
-    wait_lines(&loki, &tty, 2, Duration::from_secs(20)).await;
+    wait_lines(loki, &tty, 2, Duration::from_secs(20)).await;
 
     // Removed right after writing (`--rm`): natsmon is attached while the container runs and
     // reads to the end before Docker removes it. (A container that exits within
@@ -413,10 +278,9 @@ async fn containers_coming_and_going_long_lines_and_tty() {
 async fn loki_outage_rate_limit_and_bad_request() {
     docker::ensure_docker();
     let _d = docker::dockerd_shared();
-    let loki = LokiReceiver::start().await;
-    let state = tempfile::tempdir().unwrap();
-    let prefix = docker::unique_name("ship3");
-    let nm = Natsmon::start(&shipper_args(&loki, state.path(), &prefix, &[])).await;
+    let sh = ShipperSetup::start("ship3").await;
+    let (loki, prefix) = (&sh.loki, &sh.prefix);
+    let nm = Natsmon::start(&sh.natsmon_args(&[])).await;
 
     // Loki answers 503 for 30 s while the container keeps logging; nothing lost or doubled.
     let busy = Container::run(
@@ -447,7 +311,7 @@ async fn loki_outage_rate_limit_and_bad_request() {
     );
     tokio::time::sleep(Duration::from_secs(30).saturating_sub(t.elapsed())).await;
     busy.wait_exit(Duration::from_secs(90));
-    wait_lines(&loki, &busy, 1500, Duration::from_secs(40)).await;
+    wait_lines(loki, &busy, 1500, Duration::from_secs(40)).await;
     assert_exactly_once(&loki.entries(), &busy);
 
     // 429 with Retry-After: the next attempt waits at least that long.
@@ -463,7 +327,7 @@ async fn loki_outage_rate_limit_and_bad_request() {
         &docker::as_strs(&docker::log_generator_cmd(20, "limited", 0)),
     );
     limited.wait_exit(Duration::from_secs(30));
-    wait_lines(&loki, &limited, 20, Duration::from_secs(20)).await;
+    wait_lines(loki, &limited, 20, Duration::from_secs(20)).await;
     let reqs = loki.requests();
     let i = reqs
         .iter()
@@ -526,17 +390,16 @@ async fn loki_outage_rate_limit_and_bad_request() {
 async fn crash_and_restart_ships_every_line_once() {
     docker::ensure_docker();
     let _d = docker::dockerd_shared();
-    let loki = LokiReceiver::start().await;
-    let state = tempfile::tempdir().unwrap();
-    let prefix = docker::unique_name("ship4");
-    let a = shipper_args(&loki, state.path(), &prefix, &[]);
+    let sh = ShipperSetup::start("ship4").await;
+    let (loki, prefix) = (&sh.loki, &sh.prefix);
+    let a = sh.natsmon_args(&[]);
     let mut nm = Natsmon::start(&a).await;
     let c = Container::run(
         &format!("{prefix}-steady"),
         &[],
         &docker::as_strs(&docker::log_generator_cmd(3000, "steady", 2)),
     );
-    wait_lines(&loki, &c, 300, Duration::from_secs(30)).await;
+    wait_lines(loki, &c, 300, Duration::from_secs(30)).await;
     nm.kill(); // SIGKILL
     // While natsmon is down, this container finishes, and another one runs start to end.
     c.wait_exit(Duration::from_secs(60));
@@ -547,8 +410,8 @@ async fn crash_and_restart_ships_every_line_once() {
     );
     whole.wait_exit(Duration::from_secs(30));
     let _nm2 = Natsmon::start(&a).await;
-    wait_lines(&loki, &c, 3000, Duration::from_secs(40)).await;
-    wait_lines(&loki, &whole, 200, Duration::from_secs(40)).await;
+    wait_lines(loki, &c, 3000, Duration::from_secs(40)).await;
+    wait_lines(loki, &whole, 200, Duration::from_secs(40)).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_exactly_once(&stored(&loki.entries()), &whole);
     let all = loki.entries();
@@ -564,27 +427,21 @@ async fn crash_and_restart_ships_every_line_once() {
 async fn json_format_413_split_auth_and_graceful_shutdown() {
     docker::ensure_docker();
     let _d = docker::dockerd_shared();
-    let loki = LokiReceiver::start().await;
+    let sh = ShipperSetup::start("ship5").await;
+    let (loki, prefix) = (&sh.loki, &sh.prefix);
     // Loki refuses bodies over 20 kB with 413: natsmon splits batches until they fit.
     loki.set_max_body_bytes(Some(20_000));
-    let state = tempfile::tempdir().unwrap();
-    let prefix = docker::unique_name("ship5");
-    let token_file = state.path().join("token");
+    let token_file = sh.state.path().join("token");
     std::fs::write(&token_file, "s3cr3t-token\n").unwrap();
     let mut nm = Natsmon::start_with_env(
-        &shipper_args(
-            &loki,
-            state.path(),
-            &prefix,
-            &[
-                "--loki-format",
-                "json",
-                "--loki-tenant",
-                "team-a",
-                "--loki-bearer-token-file",
-                token_file.to_str().unwrap(),
-            ],
-        ),
+        &sh.natsmon_args(&[
+            "--loki-format",
+            "json",
+            "--loki-tenant",
+            "team-a",
+            "--loki-bearer-token-file",
+            token_file.to_str().unwrap(),
+        ]),
         &[],
     )
     .await;
@@ -598,10 +455,10 @@ async fn json_format_413_split_auth_and_graceful_shutdown() {
         )),
     );
     c.wait_exit(Duration::from_secs(30));
-    wait_lines(&loki, &c, 1000, Duration::from_secs(30)).await;
+    wait_lines(loki, &c, 1000, Duration::from_secs(30)).await;
     let all = loki.entries();
     assert_exactly_once(&all, &c);
-    assert!(all.iter().all(|e| e.format == common::loki::Format::Json));
+    assert!(all.iter().all(|e| e.format == Format::Json));
     assert!(all.iter().all(|e| e.tenant.as_deref() == Some("team-a")));
     assert!(
         all.iter()
@@ -623,7 +480,7 @@ async fn json_format_413_split_auth_and_graceful_shutdown() {
         .await
         .expect("natsmon exits after SIGTERM");
     assert!(status.success(), "{status}");
-    let positions = std::fs::read_to_string(state.path().join("positions.json")).unwrap();
+    let positions = std::fs::read_to_string(sh.state.path().join("positions.json")).unwrap();
     assert!(
         positions.contains(&c.id),
         "checkpoint saved for the container: {positions}"

@@ -5,10 +5,10 @@
 
 use std::path::{Path, PathBuf};
 
+use natsmon::config::ConsumerPolicy;
 use natsmon::exposition::openmetrics_to_prometheus;
-use natsmon::nats::collector;
+use natsmon::nats::aggregate;
 use natsmon::nats::connz::{Connz, ConnzSummary};
-use natsmon::nats::jsz::ConsumerPolicy;
 use natsmon::nats::snapshot::NodePoll;
 use serde::de::DeserializeOwned;
 
@@ -94,7 +94,7 @@ fn render(version: &str) -> String {
         ..Default::default()
     };
     let polls = [("n1", &follower), ("n2", &leader), ("n3", &down)];
-    collector::collect(&polls, &ConsumerPolicy::default()).encode_openmetrics()
+    aggregate::collect(&polls, &ConsumerPolicy::default()).encode_openmetrics()
 }
 
 #[test]

@@ -1,8 +1,7 @@
 //! Helpers for integration tests that need a REAL Docker engine.
 //!
-//! Standalone module (std + tokio + serde_json only). Include it either as
-//! `pub mod docker;` from `tests/common/mod.rs` or directly with
-//! `#[path = "common/docker.rs"] mod docker;`.
+//! Standalone module (std + tokio + serde_json only, no other harness module), so that
+//! `benches/shipper.rs` can include it too (through `tests/common/docker.rs`).
 //!
 //! * [`ensure_docker`] runs `scripts/docker-env.sh` once per process: it
 //!   installs `docker.io`/`busybox-static` if missing, starts dockerd
@@ -20,7 +19,6 @@
 //!
 //! Set `NATSMON_TEST_KEEP=1` to keep containers after the test (no `rm -f` on
 //! drop) for debugging.
-#![allow(dead_code)]
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -36,8 +34,6 @@ pub const IMAGE: &str = "natsmon-test/nats:2.9.10";
 pub const NATS_SERVER_IN_IMAGE: &str = "/usr/local/bin/nats-server";
 /// Where `scripts/docker-env.sh` writes the pid of the dockerd it started.
 pub const DOCKERD_PIDFILE: &str = "/tmp/natsmon-dockerd.pid";
-/// dockerd's log file (appended to by every start).
-pub const DOCKERD_LOG: &str = "/tmp/natsmon-dockerd.log";
 
 /// Serialises docker-env.sh invocations inside one process (the script also
 /// takes a flock, which covers parallel processes such as cargo-nextest).
@@ -45,7 +41,8 @@ static SCRIPT_LOCK: Mutex<()> = Mutex::new(());
 
 /// Absolute path of `scripts/docker-env.sh`.
 pub fn env_script() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/docker-env.sh")
+    // This crate lives one level below the repository root.
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/docker-env.sh")
 }
 
 fn run_env_script(arg: &str) -> Result<String, String> {
@@ -255,26 +252,9 @@ impl Container {
         Container { id, name }
     }
 
-    /// `docker stop -t <secs>`.
-    pub fn stop_timeout(&self, secs: u32) {
-        docker(&["stop", "-t", &secs.to_string(), &self.id]);
-    }
-    /// `docker stop` (default 10 s grace; busybox `sh` as PID 1 ignores
-    /// SIGTERM, so prefer [`Container::stop_timeout`] or `exec` in the cmd).
-    pub fn stop(&self) {
-        docker(&["stop", &self.id]);
-    }
-    /// `docker kill` (SIGKILL).
-    pub fn kill(&self) {
-        docker(&["kill", &self.id]);
-    }
     /// `docker kill --signal <sig>`.
     pub fn signal(&self, sig: &str) {
         docker(&["kill", "--signal", sig, &self.id]);
-    }
-    /// `docker restart -t 1`.
-    pub fn restart(&self) {
-        docker(&["restart", "-t", "1", &self.id]);
     }
     /// `docker start`.
     pub fn start(&self) {
@@ -288,20 +268,6 @@ impl Container {
     /// `docker inspect -f <format>`.
     pub fn inspect(&self, format: &str) -> String {
         docker(&["inspect", "-f", format, &self.id])
-    }
-    /// Full `docker inspect` JSON object.
-    pub fn inspect_json(&self) -> serde_json::Value {
-        let s = docker(&["inspect", &self.id]);
-        let v: serde_json::Value = serde_json::from_str(&s).expect("docker inspect JSON");
-        v.get(0)
-            .cloned()
-            .expect("docker inspect returned an empty array")
-    }
-    /// `State.Running`.
-    pub fn is_running(&self) -> bool {
-        docker_try(&["inspect", "-f", "{{.State.Running}}", &self.id])
-            .map(|s| s == "true")
-            .unwrap_or(false)
     }
     /// Waits for the container to exit; returns its exit code.
     pub fn wait_exit(&self, timeout: Duration) -> i64 {
@@ -329,27 +295,6 @@ impl Container {
     /// `docker logs`: the container's stdout only, untrimmed.
     pub fn logs_stdout(&self) -> String {
         self.logs_with(&[]).0
-    }
-    /// Waits until stdout+stderr of `docker logs` holds at least `n` lines.
-    pub fn wait_log_lines(&self, n: usize, timeout: Duration) {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let (o, e) = self.logs_with(&[]);
-            let got = o.lines().count() + e.lines().count();
-            if got >= n {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "container {}: only {got}/{n} log lines after {timeout:?}",
-                self.name
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-    /// Path of the json-file log on the host (`.LogPath`).
-    pub fn log_path(&self) -> String {
-        self.inspect("{{.LogPath}}")
     }
 }
 
@@ -550,76 +495,6 @@ pub fn restart_dockerd() {
     assert_ne!(before, after, "dockerd pid unchanged after restart");
     docker(&["info", "--format", "{{.ServerVersion}}"]);
     drop(f);
-}
-
-/// A free TCP port on 127.0.0.1 (bind to :0 and release; small race window).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("bind 127.0.0.1:0")
-}
-
-/// Minimal blocking HTTP/1.0 GET against 127.0.0.1:`port`; returns
-/// (status code, body).
-pub fn http_get(port: u16, path: &str, timeout: Duration) -> std::io::Result<(u16, String)> {
-    use std::io::{Read, Write};
-    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    let mut s = std::net::TcpStream::connect_timeout(&addr, timeout)?;
-    s.set_read_timeout(Some(timeout))?;
-    s.set_write_timeout(Some(timeout))?;
-    write!(
-        s,
-        "GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf)?;
-    let text = String::from_utf8_lossy(&buf).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let code = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .ok_or_else(|| std::io::Error::other(format!("bad HTTP response: {head:?}")))?;
-    Ok((code, body.to_string()))
-}
-
-/// Polls [`http_get`] until it returns 200 or `timeout` elapses; returns the body.
-#[track_caller]
-pub fn wait_http_ok(port: u16, path: &str, timeout: Duration) -> String {
-    let deadline = Instant::now() + timeout;
-    let mut last: String;
-    loop {
-        match http_get(port, path, Duration::from_secs(2)) {
-            Ok((200, body)) => return body,
-            Ok((code, body)) => last = format!("HTTP {code}: {body}"),
-            Err(e) => last = e.to_string(),
-        }
-        assert!(
-            Instant::now() < deadline,
-            "GET 127.0.0.1:{port}{path} not OK after {timeout:?}: {last}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// Async variant of [`wait_http_ok`] for `#[tokio::test]`s.
-pub async fn wait_http_ok_async(port: u16, path: &str, timeout: Duration) -> String {
-    let path = path.to_string();
-    tokio::task::spawn_blocking(move || wait_http_ok(port, &path, timeout))
-        .await
-        .expect("wait_http_ok panicked")
-}
-
-/// Async wrapper of [`docker`] (runs the CLI on the blocking pool).
-pub async fn docker_async(args: &[&str]) -> String {
-    let owned: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-    tokio::task::spawn_blocking(move || {
-        let v: Vec<&str> = owned.iter().map(String::as_str).collect();
-        docker(&v)
-    })
-    .await
-    .expect("docker command panicked")
 }
 
 /// True if `s` is an RFC 3339 timestamp with nanosecond-style fraction as

@@ -2,20 +2,13 @@
 //! `docker-compose.monitoring.yaml`, promtool accepts the Prometheus config, and the
 //! pieces point at each other (scrape target, rules, provisioning, retention, socket).
 
-use std::path::Path;
 use std::process::Command;
 
-fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn read(p: &str) -> String {
-    std::fs::read_to_string(repo().join(p)).unwrap_or_else(|e| panic!("{p}: {e}"))
-}
+use crate::harness::{read_repo, repo_root};
 
 fn compose(env: &[(&str, &str)], args: &[&str]) -> std::process::Output {
     let mut c = Command::new("docker-compose");
-    c.current_dir(repo())
+    c.current_dir(repo_root())
         .args(["-f", "docker-compose.monitoring.yaml"])
         .args(args);
     c.env_remove("GRAFANA_ADMIN_PASSWORD");
@@ -77,10 +70,10 @@ fn compose_file_validates_with_docker_compose() {
 
 #[test]
 fn pieces_point_at_each_other() {
-    let compose = read("docker-compose.monitoring.yaml");
-    let prom = read("deploy/prometheus/prometheus.yml");
-    let loki = read("deploy/loki/loki.yml");
-    let dockerfile = read("Dockerfile");
+    let compose = read_repo("docker-compose.monitoring.yaml");
+    let prom = read_repo("deploy/prometheus/prometheus.yml");
+    let loki = read_repo("deploy/loki/loki.yml");
+    let dockerfile = read_repo("Dockerfile");
     assert!(prom.contains("natsmon:7778"), "Prometheus scrapes natsmon");
     assert!(
         prom.contains("/etc/prometheus/rules/*.yml")
@@ -98,7 +91,7 @@ fn pieces_point_at_each_other() {
     assert!(dockerfile.matches("FROM ").count() >= 2);
     assert!(dockerfile.contains("USER 10001") && !dockerfile.contains("USER root"));
     // The Grafana datasource's timeInterval matches the scrape interval ($__rate_interval).
-    let ds = read("dashboards/provisioning/datasources/natsmon.yml");
+    let ds = read_repo("dashboards/provisioning/datasources/natsmon.yml");
     assert!(prom.contains("scrape_interval: 15s") && ds.contains("timeInterval: 15s"));
 }
 
@@ -106,9 +99,9 @@ fn pieces_point_at_each_other() {
 fn prometheus_config_passes_promtool() {
     let dir = tempfile::tempdir().unwrap();
     // promtool resolves rule globs; point them at the real rules file.
-    let cfg = read("deploy/prometheus/prometheus.yml").replace(
+    let cfg = read_repo("deploy/prometheus/prometheus.yml").replace(
         "/etc/prometheus/rules/*.yml",
-        repo()
+        repo_root()
             .join("alerting_rules/natsmon.rules.yml")
             .to_str()
             .unwrap(),

@@ -1,6 +1,6 @@
 //! End-to-end test of the bundled dashboards and alert rules against a REAL stack:
 //!
-//! real 3-node nats-server JetStream cluster (tests/common) -> natsmon -> real
+//! real 3-node nats-server JetStream cluster (tests/it/harness) -> natsmon -> real
 //! Prometheus 2.42 (`/usr/bin/prometheus`, or `$PROMETHEUS_BIN`) scraping it every
 //! second and evaluating `alerting_rules/natsmon.rules.yml`. The log shipper is enabled
 //! too (test Loki receiver + one busybox container on the real dockerd), so the shipper
@@ -30,9 +30,7 @@
 //! the rules file is loaded and reports `health: "ok"` after several evaluations.
 //!
 //! The tests PANIC (never skip) if prometheus or nats-server is missing; the first one
-//! also needs the real dockerd (`tests/common/docker.rs`, `scripts/docker-env.sh`).
-
-mod common;
+//! also needs the real dockerd (`tests/it/harness/docker.rs`, `scripts/docker-env.sh`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -43,8 +41,13 @@ use async_nats::jetstream::{self, consumer::pull, stream};
 use futures::StreamExt;
 use serde_json::Value;
 
-use common::loki::LokiReceiver;
-use common::{Cluster, Natsmon, args, connect, docker, free_port, new_tempdir, wait_for};
+use crate::harness::docker::{self, Container};
+use crate::harness::grafana::{Intervals, interpolate, parse_label_values, regex_escape};
+use crate::harness::http::http_get;
+use crate::harness::shipper::ShipperSetup;
+use crate::harness::{
+    Cluster, Natsmon, connect, free_port, natsmon_args, new_tempdir, repo_root, tail, wait_for,
+};
 
 /// Prometheus global scrape and evaluation interval, seconds.
 const SCRAPE_INTERVAL_SECS: u64 = 1;
@@ -89,17 +92,14 @@ const ALLOWED_EMPTY: &[(&str, &str)] = &[
 // Small helpers
 // ---------------------------------------------------------------------------
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
 fn rules_path() -> PathBuf {
-    root().join("alerting_rules/natsmon.rules.yml")
+    repo_root().join("alerting_rules/natsmon.rules.yml")
 }
 
-fn tail(s: &str, lines: usize) -> String {
-    let v: Vec<&str> = s.lines().collect();
-    v[v.len().saturating_sub(lines)..].join("\n")
+/// Grafana's interval variables for a panel with `min_interval`, with this test's
+/// scrape interval and time range.
+fn intervals(min_interval: Option<u64>) -> Intervals {
+    Intervals::new(SCRAPE_INTERVAL_SECS, RANGE_SECS, min_interval)
 }
 
 /// Parse a Prometheus duration (`1m`, `90s`, `1h30m`, `500ms`, `2d`).
@@ -258,7 +258,7 @@ impl Prometheus {
                     tail(&self.log(), 60)
                 );
             }
-            if let Ok((200, _)) = common::http_get(&url).await {
+            if let Ok((200, _)) = http_get(&url).await {
                 return;
             }
             if Instant::now() >= deadline {
@@ -416,160 +416,6 @@ enum QueryOutcome {
 }
 
 // ---------------------------------------------------------------------------
-// Grafana variable interpolation
-// ---------------------------------------------------------------------------
-
-/// Grafana's built-in interval variables for one panel.
-#[derive(Debug, Clone)]
-struct Intervals {
-    /// `$__interval`, seconds.
-    interval: u64,
-    /// `$__rate_interval`, seconds.
-    rate_interval: u64,
-    /// `$__range`, seconds.
-    range: u64,
-}
-
-impl Intervals {
-    /// As Grafana computes them: `$__interval` = max(panel min interval, scrape
-    /// interval) (the dashboards' time ranges are long enough that the step is
-    /// `max_data_points`-bound only for minutes, so the min interval wins at 1 s
-    /// resolution); `$__rate_interval` = max(`$__interval` + scrape interval,
-    /// 4 * scrape interval).
-    fn for_min_interval(min_interval: Option<u64>) -> Intervals {
-        let scrape = SCRAPE_INTERVAL_SECS;
-        let interval = min_interval.unwrap_or(scrape).max(scrape);
-        Intervals {
-            interval,
-            rate_interval: (interval + scrape).max(4 * scrape),
-            range: RANGE_SECS,
-        }
-    }
-}
-
-fn builtin(name: &str, iv: &Intervals) -> Option<String> {
-    Some(match name {
-        "__rate_interval" => format!("{}s", iv.rate_interval),
-        "__rate_interval_ms" => format!("{}", iv.rate_interval * 1000),
-        "__interval" => format!("{}s", iv.interval),
-        "__interval_ms" => format!("{}", iv.interval * 1000),
-        "__range" => format!("{}s", iv.range),
-        "__range_s" => format!("{}", iv.range),
-        "__range_ms" => format!("{}", iv.range * 1000),
-        _ => return None,
-    })
-}
-
-/// Substitute `$var`, `${var}`, `${var:format}` and `[[var]]` the way Grafana does
-/// for a Prometheus target. Unknown variables are an error.
-fn interpolate(
-    expr: &str,
-    vars: &BTreeMap<String, String>,
-    iv: &Intervals,
-) -> Result<String, String> {
-    let lookup = |name: &str| -> Result<String, String> {
-        if let Some(v) = builtin(name, iv) {
-            return Ok(v);
-        }
-        vars.get(name)
-            .cloned()
-            .ok_or_else(|| format!("unknown variable ${name} in {expr:?}"))
-    };
-    let is_ident = |c: char| c.is_ascii_alphanumeric() || c == '_';
-    let chars: Vec<char> = expr.chars().collect();
-    let mut out = String::new();
-    let mut i = 0;
-    while i < chars.len() {
-        let c = chars[i];
-        if c == '$' && chars.get(i + 1) == Some(&'{') {
-            let close = chars[i + 2..]
-                .iter()
-                .position(|&c| c == '}')
-                .ok_or_else(|| format!("unterminated ${{ in {expr:?}"))?;
-            let inner: String = chars[i + 2..i + 2 + close].iter().collect();
-            // `${var:format}` / `${var.field}`: the formats that matter for an "All"
-            // selection with a custom all value all produce that value.
-            let name = inner.split([':', '.']).next().unwrap_or("");
-            out.push_str(&lookup(name)?);
-            i += 3 + close;
-        } else if c == '$' && chars.get(i + 1).is_some_and(|&c| is_ident(c)) {
-            let mut j = i + 1;
-            while j < chars.len() && is_ident(chars[j]) {
-                j += 1;
-            }
-            let name: String = chars[i + 1..j].iter().collect();
-            out.push_str(&lookup(&name)?);
-            i = j;
-        } else if c == '[' && chars.get(i + 1) == Some(&'[') {
-            let rest: String = chars[i + 2..].iter().collect();
-            match rest.find("]]") {
-                Some(end)
-                    if rest[..end]
-                        .split(':')
-                        .next()
-                        .is_some_and(|n| !n.is_empty() && n.chars().all(is_ident)) =>
-                {
-                    let name = rest[..end].split(':').next().unwrap();
-                    out.push_str(&lookup(name)?);
-                    i += 2 + rest[..end].chars().count() + 2;
-                }
-                _ => {
-                    out.push(c);
-                    i += 1;
-                }
-            }
-        } else {
-            out.push(c);
-            i += 1;
-        }
-    }
-    Ok(out)
-}
-
-/// Escape a value for a PromQL regex (Grafana's `prometheusRegularEscape` plus
-/// regex metacharacters, as done for multi-value selections).
-fn regex_escape(s: &str) -> String {
-    let mut out = String::new();
-    for c in s.chars() {
-        if "\\^$.|?*+()[]{}".contains(c) {
-            out.push('\\');
-            out.push('\\');
-        } else if c == '\'' || c == '"' {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
-}
-
-/// Split `label_values(<selector>, <label>)` / `label_values(<label>)`.
-fn parse_label_values(q: &str) -> Result<(Option<String>, String), String> {
-    let inner = q
-        .trim()
-        .strip_prefix("label_values(")
-        .and_then(|r| r.strip_suffix(')'))
-        .ok_or_else(|| format!("unsupported variable query {q:?} (only label_values)"))?;
-    // Split at the last comma outside braces/parentheses/quotes.
-    let (mut depth, mut in_q, mut split) = (0i32, false, None);
-    for (i, c) in inner.char_indices() {
-        match c {
-            '"' => in_q = !in_q,
-            '{' | '(' if !in_q => depth += 1,
-            '}' | ')' if !in_q => depth -= 1,
-            ',' if !in_q && depth == 0 => split = Some(i),
-            _ => {}
-        }
-    }
-    match split {
-        Some(i) => Ok((
-            Some(inner[..i].trim().to_string()),
-            inner[i + 1..].trim().to_string(),
-        )),
-        None => Ok((None, inner.trim().to_string())),
-    }
-}
-
-// ---------------------------------------------------------------------------
 // Dashboard extraction
 // ---------------------------------------------------------------------------
 
@@ -589,7 +435,7 @@ struct Dashboard {
 }
 
 fn dashboards() -> Vec<Dashboard> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(root().join("dashboards"))
+    let mut files: Vec<PathBuf> = std::fs::read_dir(repo_root().join("dashboards"))
         .expect("read dashboards/")
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|e| e == "json"))
@@ -687,7 +533,7 @@ async fn evaluate_variables(
     let mut subst = BTreeMap::new();
     let mut explicit = BTreeMap::new();
     let mut failures = Vec::new();
-    let iv = Intervals::for_min_interval(None);
+    let iv = intervals(None);
     for v in d.json["templating"]["list"]
         .as_array()
         .into_iter()
@@ -860,7 +706,7 @@ async fn check_dashboards(prom: &Prometheus) -> Vec<Checked> {
         let (vars, explicit_vars, var_failures) = evaluate_variables(prom, &d).await;
         failures.extend(var_failures);
         for t in targets {
-            let iv = Intervals::for_min_interval(t.min_interval);
+            let iv = intervals(t.min_interval);
             let substituted = match interpolate(&t.raw, &vars, &iv) {
                 Ok(s) => s,
                 Err(e) => {
@@ -889,7 +735,9 @@ async fn check_dashboards(prom: &Prometheus) -> Vec<Checked> {
                     match query_with_retry(prom, &explicit, 3).await {
                         QueryOutcome::Data { .. } => {}
                         other => failures.push(format!(
-                            "{} / panel {:?} ({}): returns data with \"All\" but not with                              every variable value selected:\n    expression:  {}\n                                 with All:    {}\n    explicit:    {}\n    result:      {other:?}",
+                            "{} / panel {:?} ({}): returns data with \"All\" but not with every variable \
+                             value selected:\n    expression:  {}\n    with All:    {}\n    \
+                             explicit:    {}\n    result:      {other:?}",
                             t.dashboard, t.panel, t.ref_id, t.raw, substituted, explicit
                         )),
                     }
@@ -1006,9 +854,9 @@ async fn assert_rules_healthy(prom: &Prometheus) {
 static STACK_LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 struct Shipper {
-    _loki: LokiReceiver,
-    _container: docker::Container,
-    _state: tempfile::TempDir,
+    // Drop order: the container, then the Loki receiver and state dir.
+    _container: Container,
+    _setup: ShipperSetup,
 }
 
 struct Stack {
@@ -1152,35 +1000,21 @@ async fn start_stack(with_shipper: bool) -> Stack {
     let cluster = Cluster::start().await;
     let (traffic, clients) = create_traffic(&cluster).await;
 
-    let mut a = Vec::new();
-    for i in 0..cluster.len() {
-        a.push("--nats-url".to_string());
-        a.push(format!(
-            "{}={}",
-            cluster.server_name(i),
-            cluster.monitor_url(i)
-        ));
-    }
-    a.extend(args(&[
-        "--poll-interval",
-        "1s",
-        "--poll-timeout",
-        "800ms",
-        "--connection-metrics-limit",
-        "5",
-    ]));
+    let mut a = natsmon_args(
+        &cluster,
+        ("1s", "800ms"),
+        &["--connection-metrics-limit", "5"],
+    );
 
     let shipper = if with_shipper {
         // One container logging nats-server style lines (5/s) on the real dockerd,
         // shipped to the test Loki receiver.
-        let loki = LokiReceiver::start().await;
-        let state = new_tempdir("natsmon-promstack-state-");
-        let prefix = format!("promstack-{}", std::process::id());
+        let setup = ShipperSetup::start("promstack").await;
         let container = tokio::task::spawn_blocking({
-            let prefix = prefix.clone();
+            let name = setup.prefix.clone();
             move || {
-                docker::Container::run(
-                    &prefix,
+                Container::run(
+                    &name,
                     &[],
                     &docker::as_strs(&docker::nats_style_log_cmd(1_000_000, 200)),
                 )
@@ -1188,24 +1022,10 @@ async fn start_stack(with_shipper: bool) -> Stack {
         })
         .await
         .unwrap();
-        a.extend(args(&[
-            "--loki-url",
-            &loki.url(),
-            "--docker-host",
-            &docker::docker_host(),
-            "--state-dir",
-            state.path().to_str().unwrap(),
-            "--include-containers",
-            &format!("{prefix}*"),
-            "--batch-max-wait",
-            "200ms",
-            "--retry-max-backoff",
-            "2s",
-        ]));
+        a.extend(setup.args(&[]));
         Some(Shipper {
-            _loki: loki,
             _container: container,
-            _state: state,
+            _setup: setup,
         })
     } else {
         None
@@ -1483,36 +1303,7 @@ async fn alert_rules_evaluate_without_errors() {
 // ---------------------------------------------------------------------------
 
 #[test]
-fn grafana_interpolation() {
-    let mut vars = BTreeMap::new();
-    vars.insert("node".to_string(), ".+".to_string());
-    vars.insert("cluster".to_string(), ".*".to_string());
-    let iv = Intervals::for_min_interval(None);
-    assert_eq!(iv.rate_interval, 4);
-    let s = interpolate(
-        r#"rate(x{node=~"$node",cluster=~"${cluster}",c=~"${cluster:regex}",d=~"[[node]]"}[$__rate_interval]) + y[$__interval] + z[$__range] + $__range_s + w{a=~"b$"}"#,
-        &vars,
-        &iv,
-    )
-    .unwrap();
-    assert_eq!(
-        s,
-        r#"rate(x{node=~".+",cluster=~".*",c=~".*",d=~".+"}[4s]) + y[1s] + z[60s] + 60 + w{a=~"b$"}"#
-    );
-    assert!(interpolate("x{a=~\"$nope\"}", &vars, &iv).is_err());
-    assert_eq!(Intervals::for_min_interval(Some(10)).rate_interval, 11);
-    assert_eq!(
-        parse_label_values(r#"label_values(nats_stream_info{cluster=~".*", a="x,y"}, account)"#)
-            .unwrap(),
-        (
-            Some(r#"nats_stream_info{cluster=~".*", a="x,y"}"#.to_string()),
-            "account".to_string()
-        )
-    );
-    assert_eq!(
-        parse_label_values("label_values(node)").unwrap(),
-        (None, "node".to_string())
-    );
+fn prometheus_durations() {
     assert_eq!(parse_prom_duration("1m").unwrap(), Duration::from_secs(60));
     assert_eq!(
         parse_prom_duration("1h30m").unwrap(),
@@ -1522,7 +1313,6 @@ fn grafana_interpolation() {
         parse_prom_duration("500ms").unwrap(),
         Duration::from_millis(500)
     );
-    assert_eq!(regex_escape("a.b"), "a\\\\.b");
 }
 
 #[test]

@@ -2,13 +2,11 @@
 //! auth, and a real nats-server whose monitoring port is https with a custom CA and a
 //! required client certificate.
 
-mod common;
-
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::*;
+use crate::harness::*;
 
 fn openssl(dir: &Path, a: &[&str]) {
     let out = Command::new("openssl")

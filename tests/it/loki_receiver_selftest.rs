@@ -1,15 +1,12 @@
-//! Self-tests for the Loki push receiver in `tests/common/loki.rs`.
+//! Self-tests for the Loki push receiver in `tests/it/harness/loki.rs`.
 //!
 //! Protobuf requests are encoded BY HAND (raw protobuf wire bytes built
 //! below, independent of the receiver's prost structs) and snappy
 //! block-compressed; JSON requests are written as literal JSON.
 
-#[path = "common/loki.rs"]
-mod loki;
-
 use std::time::{Duration, Instant};
 
-use loki::{Format, LokiReceiver, Mode};
+use crate::harness::loki::{self, Format, LokiReceiver, Mode};
 
 // ---------------------------------------------------------------------------
 // Manual protobuf encoder (wire format only; no shared message types)
@@ -646,6 +643,21 @@ async fn wait_for_count_and_stop() {
             .as_u16(),
         204
     );
+}
+
+#[tokio::test]
+async fn count_only_counts_without_keeping_entries() {
+    // The shipper benchmark's mode: millions of lines counted, none kept.
+    let rx = LokiReceiver::start().await;
+    rx.set_count_only(true);
+    let r = post_proto(&rx, simple_push(r#"{job="bench"}"#, &["a", "b", "c"])).await;
+    assert_eq!(r.status().as_u16(), 204);
+    assert_eq!(rx.count(), 3);
+    assert!(rx.entries().is_empty());
+    rx.set_count_only(false);
+    post_proto(&rx, simple_push(r#"{job="bench"}"#, &["d"])).await;
+    assert_eq!(rx.count(), 4);
+    assert_eq!(rx.lines(), vec!["d"]);
 }
 
 #[test]

@@ -1,14 +1,16 @@
 //! dockerd restarts under a running natsmon: the event stream drops, natsmon reconnects
-//! with backoff, and shipping resumes without loss or duplicates. Kept in its own test
-//! binary because restarting dockerd must not cut other tests' containers.
-
-mod common;
+//! with backoff, and shipping resumes without loss or duplicates. Restarting dockerd
+//! must not cut other tests' containers: `docker::restart_dockerd` waits until no other
+//! test holds a `docker::dockerd_shared()` guard, and this test holds one itself except
+//! while it restarts dockerd.
 
 use std::time::{Duration, Instant};
 
-use common::docker::{self, Container};
-use common::loki::LokiReceiver;
-use common::*;
+use crate::harness::docker::{self, Container};
+use crate::harness::loki::LokiReceiver;
+use crate::harness::natsmon::Natsmon;
+use crate::harness::scrape;
+use crate::harness::shipper::ShipperSetup;
 
 async fn wait_count(loki: &LokiReceiver, name: &str, n: usize) -> Vec<String> {
     let deadline = Instant::now() + Duration::from_secs(40);
@@ -29,35 +31,22 @@ async fn wait_count(loki: &LokiReceiver, name: &str, n: usize) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn shipping_resumes_after_dockerd_restarts() {
     docker::ensure_docker();
-    let loki = LokiReceiver::start().await;
-    let state = tempfile::tempdir().unwrap();
-    let prefix = docker::unique_name("shipd");
-    let nm = Natsmon::start(&args(&[
-        "--nats-url",
-        &format!("none=http://127.0.0.1:{}", free_port()),
-        "--poll-interval",
-        "30s",
-        "--loki-url",
-        &loki.url(),
-        "--docker-host",
-        &docker::docker_host(),
-        "--state-dir",
-        state.path().to_str().unwrap(),
-        "--include-containers",
-        &format!("{prefix}*"),
-        "--batch-max-wait",
-        "200ms",
-    ]))
-    .await;
+    // No dockerd restart by another test while our containers run.
+    let shared = docker::dockerd_shared();
+    let sh = ShipperSetup::start("shipd").await;
+    let (loki, prefix) = (&sh.loki, &sh.prefix);
+    let nm = Natsmon::start(&sh.natsmon_args(&[])).await;
     let before = Container::run(
         &format!("{prefix}-before"),
         &[],
         &docker::as_strs(&docker::log_generator_cmd(100, "before", 0)),
     );
     before.wait_exit(Duration::from_secs(30));
-    assert_eq!(wait_count(&loki, &before.name, 100).await.len(), 100);
+    assert_eq!(wait_count(loki, &before.name, 100).await.len(), 100);
 
+    drop(shared);
     docker::restart_dockerd();
+    let _shared = docker::dockerd_shared();
 
     // Started after the restart: natsmon must have reconnected to see it.
     let after = Container::run(
@@ -66,7 +55,7 @@ async fn shipping_resumes_after_dockerd_restarts() {
         &docker::as_strs(&docker::log_generator_cmd(100, "after", 0)),
     );
     after.wait_exit(Duration::from_secs(30));
-    let lines = wait_count(&loki, &after.name, 100).await;
+    let lines = wait_count(loki, &after.name, 100).await;
     let mut sorted = lines.clone();
     sorted.sort();
     let mut want: Vec<String> = (1..=100).map(|i| format!("after {i}")).collect();
@@ -75,7 +64,7 @@ async fn shipping_resumes_after_dockerd_restarts() {
     // The container from before the restart runs again: its new lines only, once each.
     before.start();
     before.wait_exit(Duration::from_secs(30));
-    let mut lines = wait_count(&loki, &before.name, 200).await;
+    let mut lines = wait_count(loki, &before.name, 200).await;
     lines.sort();
     lines.dedup();
     assert_eq!(

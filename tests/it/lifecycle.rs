@@ -1,11 +1,9 @@
 //! Process lifecycle: SIGTERM stops natsmon promptly even while a poll hangs on a node
 //! that never answers, and bad configuration is refused with a clear message.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::harness::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_stops_promptly_while_a_poll_hangs() {
@@ -80,4 +78,42 @@ async fn bad_configuration_is_refused_clearly() {
     ] {
         assert!(out.contains(flag), "--help lacks {flag}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn busy_listen_port_fails_fast() {
+    // Someone else holds the port natsmon is told to listen on.
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = busy.local_addr().unwrap().to_string();
+    let node = format!("n1=http://127.0.0.1:{}", free_port());
+    let t = Instant::now();
+    let (status, out, err) = run_natsmon(
+        &args(&[
+            "--listen",
+            &addr,
+            "--nats-url",
+            &node,
+            "--poll-interval",
+            "200ms",
+            "--poll-timeout",
+            "100ms",
+        ]),
+        Duration::from_secs(10),
+    )
+    .await;
+    let took = t.elapsed();
+    let output = format!("--- stderr ---\n{err}\n--- stdout ---\n{out}");
+    let status = status.unwrap_or_else(|| panic!("natsmon still running after 10 s:\n{output}"));
+    assert!(!status.success(), "exit status {status}:\n{output}");
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+    assert!(
+        output.contains(&addr),
+        "the error does not name {addr}:\n{output}"
+    );
+    // It binds before it starts polling.
+    assert!(
+        !output.contains("Polling node"),
+        "pollers started before the listener was bound:\n{output}"
+    );
+    drop(busy);
 }

@@ -1,6 +1,6 @@
-//! Owns what a log line is labelled with: the container's fixed labels (`job`,
-//! `container_name`, `service`), the `stream`, and `log_level` parsed from the line. The
-//! level set is closed, so the label stays low-cardinality.
+//! Owns a log line's level: the closed set `log_level` takes, and parsing it from NATS
+//! server tags, logfmt and JSON lines. The set is closed so the label stays
+//! low-cardinality.
 
 /// The levels `log_level` can take; `UNKNOWN` is the documented fallback.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -123,14 +123,6 @@ fn json_level(line: &str) -> Option<Level> {
     None
 }
 
-/// Loki label names: `[a-zA-Z_][a-zA-Z0-9_]*`, and `__` prefixes are reserved.
-pub fn valid_label_name(s: &str) -> bool {
-    let mut chars = s.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-        && !s.starts_with("__")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -187,14 +179,5 @@ mod tests {
         assert_eq!(parse_level("just text [not a tag]"), Level::Unknown);
         assert_eq!(parse_level("xlevel=warn"), Level::Unknown);
         assert_eq!(parse_level(""), Level::Unknown);
-    }
-
-    #[test]
-    fn label_names() {
-        assert!(valid_label_name("job"));
-        assert!(valid_label_name("_x1"));
-        assert!(!valid_label_name("1x"));
-        assert!(!valid_label_name("a-b"));
-        assert!(!valid_label_name("__name__"));
     }
 }

@@ -3,23 +3,21 @@
 //! live or by the golden snapshots (gateways, leaf nodes and 2.10+ fields need a
 //! topology or server version the live cluster does not have).
 
-mod common;
-
 use std::collections::BTreeSet;
-use std::path::Path;
 use std::time::Duration;
 
+use crate::harness::exposition::families;
+use crate::harness::readme::documented_families;
+use crate::harness::*;
+use ::natsmon::exposition::openmetrics_to_prometheus;
 use async_nats::jetstream::{self, stream};
-use common::*;
 
 fn golden_families() -> BTreeSet<String> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
+    let dir = repo_root().join("tests/golden");
     let mut all = BTreeSet::new();
     for f in ["2.9.10.om.txt", "2.12.om.txt"] {
         let om = std::fs::read_to_string(dir.join(f)).unwrap();
-        all.extend(families(&natsmon::exposition::openmetrics_to_prometheus(
-            &om,
-        )));
+        all.extend(families(&openmetrics_to_prometheus(&om)));
     }
     all
 }
@@ -65,28 +63,13 @@ async fn readme_metric_reference_matches_live_metrics() {
         .await
         .unwrap();
 
-    let mut a = Vec::new();
-    for i in 0..3 {
-        a.push("--nats-url".to_string());
-        a.push(format!(
-            "{}={}",
-            cluster.server_name(i),
-            cluster.monitor_url(i)
-        ));
-    }
     // A dead node, so that the error counter family exists.
-    a.extend(args(&[
-        "--nats-url",
-        &format!("dead=http://127.0.0.1:{}", free_port()),
-    ]));
-    a.extend(args(&[
-        "--poll-interval",
-        "500ms",
-        "--poll-timeout",
-        "400ms",
-        "--connection-metrics-limit",
-        "2",
-    ]));
+    let dead = format!("dead=http://127.0.0.1:{}", free_port());
+    let a = natsmon_args(
+        &cluster,
+        ("500ms", "400ms"),
+        &["--nats-url", &dead, "--connection-metrics-limit", "2"],
+    );
     let nm = Natsmon::start(&a).await;
     let exp = wait_for(&nm.base_url(), Duration::from_secs(20), |e| {
         e.get("nats_stream_source_lag", &[("stream", "AGG")])
@@ -98,7 +81,7 @@ async fn readme_metric_reference_matches_live_metrics() {
     })
     .await;
 
-    let documented = readme_families();
+    let documented = documented_families();
     let live = families(&exp.text);
     let golden = golden_families();
     assert!(

@@ -32,7 +32,6 @@
 //! Only requests to the push path are recorded in
 //! [`LokiReceiver::requests`]; `GET /ready` (answered `200 ready`) and other
 //! paths are not.
-#![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -166,11 +165,8 @@ pub struct RequestLog {
     /// Body size in bytes as received (i.e. compressed size).
     pub bytes: usize,
     pub at: Instant,
-    pub method: String,
     pub content_type: Option<String>,
-    pub content_encoding: Option<String>,
     pub tenant: Option<String>,
-    pub authorization: Option<String>,
     /// `Some` when the body could not be decoded (answered 400 or 415).
     pub decode_error: Option<String>,
     /// The mode that was applied to this request.
@@ -508,20 +504,6 @@ impl LokiReceiver {
                 return false;
             }
             std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    /// Wait until at least `n` push requests were received (any outcome).
-    pub async fn wait_for_requests(&self, n: usize, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if self.shared.lock().requests.len() >= n {
-                return true;
-            }
-            if Instant::now() >= deadline {
-                return false;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
 
@@ -887,7 +869,6 @@ async fn handle_push(req: Request, shared: &Arc<Shared>) -> Action {
     let tenant = req.header("x-scope-orgid").map(str::to_string);
     let authorization = req.header("authorization").map(str::to_string);
     let content_type = req.header("content-type").map(str::to_string);
-    let content_encoding = req.header("content-encoding").map(str::to_string);
 
     let mut log = RequestLog {
         status: 0,
@@ -895,11 +876,8 @@ async fn handle_push(req: Request, shared: &Arc<Shared>) -> Action {
         accepted: 0,
         bytes: req.body.len(),
         at,
-        method: req.method.clone(),
         content_type: content_type.clone(),
-        content_encoding: content_encoding.clone(),
         tenant: tenant.clone(),
-        authorization: authorization.clone(),
         decode_error: None,
         mode: Mode::Accept,
         chunked: req.chunked,

@@ -1,0 +1,230 @@
+//! Owns what natsmon knows about one container and whether it is shipped: its metadata
+//! (from Docker's inspect answer) and the `job` and `service` it is labelled with, the
+//! include/exclude selection, natsmon's own container id, and the Docker connection.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use bollard::Docker;
+use bollard::models::ContainerInspectResponse;
+
+use crate::config::LogSettings;
+use crate::config::logs::glob_match;
+use crate::time::rfc3339_to_unix_nanos;
+
+/// `job` of NATS server containers.
+pub const NATS_JOB: &str = "nats";
+/// A container's own Docker label that sets its `job`.
+pub const JOB_LABEL: &str = "natsmon.job";
+
+#[derive(Debug, thiserror::Error)]
+pub enum DockerError {
+    #[error("cannot connect to Docker at {host}: {error}")]
+    Connect { host: String, error: String },
+    #[error("Docker API call failed: {0}")]
+    Api(String),
+}
+
+impl DockerError {
+    pub fn reason(&self) -> &'static str {
+        match self {
+            DockerError::Connect { .. } => "connect",
+            DockerError::Api(_) => "api",
+        }
+    }
+}
+
+/// What the labels and selection need to know about a container.
+#[derive(Debug, Clone)]
+pub struct ContainerMeta {
+    pub id: Arc<str>,
+    /// Without Docker's leading `/`.
+    pub name: Arc<str>,
+    pub image: String,
+    pub command: String,
+    pub labels: HashMap<String, String>,
+    /// For stopped containers: when they last started and stopped, Unix nanoseconds.
+    pub started_at_ns: Option<i64>,
+    pub finished_at_ns: Option<i64>,
+}
+
+impl ContainerMeta {
+    /// NATS servers: the `nats` image (any registry or tag) or a `nats-server` command.
+    pub fn is_nats_server(&self) -> bool {
+        let repo = self.image.split('@').next().unwrap_or("");
+        let repo = repo.rsplit('/').next().unwrap_or(repo);
+        let repo = repo.split(':').next().unwrap_or(repo);
+        repo == "nats" || self.command.contains("nats-server")
+    }
+
+    pub fn job(&self, default_job: &str) -> String {
+        match self.labels.get(JOB_LABEL).filter(|j| !j.is_empty()) {
+            Some(j) => j.clone(),
+            None if self.is_nats_server() => NATS_JOB.into(),
+            None => default_job.into(),
+        }
+    }
+
+    /// The compose service, else the container name.
+    pub fn service(&self) -> &str {
+        self.labels
+            .get("com.docker.compose.service")
+            .map(String::as_str)
+            .unwrap_or(&self.name)
+    }
+}
+
+impl ContainerMeta {
+    /// The metadata in Docker's inspect answer for container `id`.
+    pub fn from_inspect(id: &str, c: ContainerInspectResponse) -> ContainerMeta {
+        let cfg = c.config.unwrap_or_default();
+        let state = c.state;
+        let mut command = c.path.unwrap_or_default();
+        for a in c.args.unwrap_or_default() {
+            command.push(' ');
+            command.push_str(&a);
+        }
+        let at = |t: Option<&str>| t.and_then(rfc3339_to_unix_nanos);
+        ContainerMeta {
+            id: c.id.unwrap_or_else(|| id.to_string()).into(),
+            name: c.name.unwrap_or_default().trim_start_matches('/').into(),
+            image: cfg.image.unwrap_or_default(),
+            command,
+            labels: cfg.labels.unwrap_or_default(),
+            started_at_ns: at(state.as_ref().and_then(|s| s.started_at.as_deref())),
+            finished_at_ns: at(state.as_ref().and_then(|s| s.finished_at.as_deref())),
+        }
+    }
+}
+
+/// Whether a container's logs are shipped: never natsmon's own, then the include and
+/// exclude rules by name and by label.
+pub fn selected(s: &LogSettings, c: &ContainerMeta, own_id: Option<&str>) -> bool {
+    if own_id.is_some_and(|own| c.id.starts_with(own) || own.starts_with(&*c.id)) {
+        return false;
+    }
+    if !s.include_containers.is_empty()
+        && !s.include_containers.iter().any(|p| glob_match(p, &c.name))
+    {
+        return false;
+    }
+    if s.exclude_containers.iter().any(|p| glob_match(p, &c.name)) {
+        return false;
+    }
+    if !s.include_labels.is_empty() && !s.include_labels.iter().any(|l| l.matches(&c.labels)) {
+        return false;
+    }
+    !s.exclude_labels.iter().any(|l| l.matches(&c.labels))
+}
+
+/// natsmon's own container id, when it runs in one: Docker bind-mounts the container's
+/// hostname, hosts and resolv.conf files from `/var/lib/docker/containers/<id>/`.
+pub fn own_container_id() -> Option<String> {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    mountinfo.lines().find_map(|l| {
+        let i = l.find("/containers/")?;
+        let id: String = l[i + 12..]
+            .chars()
+            .take_while(|c| c.is_ascii_hexdigit())
+            .collect();
+        (id.len() == 64).then_some(id)
+    })
+}
+
+pub fn connect(host: &str) -> Result<Docker, DockerError> {
+    let r = if let Some(path) = host.strip_prefix("unix://") {
+        Docker::connect_with_unix(path, 120, bollard::API_DEFAULT_VERSION)
+    } else if host.starts_with("tcp://") || host.starts_with("http://") {
+        Docker::connect_with_http(
+            &host.replacen("tcp://", "http://", 1),
+            120,
+            bollard::API_DEFAULT_VERSION,
+        )
+    } else {
+        Docker::connect_with_unix(host, 120, bollard::API_DEFAULT_VERSION)
+    };
+    r.map_err(|e| DockerError::Connect {
+        host: crate::redact::redact_url(host),
+        error: e.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(name: &str, image: &str, command: &str, labels: &[(&str, &str)]) -> ContainerMeta {
+        ContainerMeta {
+            id: format!("{name}0000").into(),
+            name: name.into(),
+            image: image.into(),
+            command: command.into(),
+            labels: labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            started_at_ns: None,
+            finished_at_ns: None,
+        }
+    }
+
+    #[test]
+    fn jobs() {
+        assert_eq!(
+            meta("n1", "nats:2.10-alpine", "", &[]).job("docker"),
+            "nats"
+        );
+        assert_eq!(
+            meta("n1", "docker.io/library/nats@sha256:ab", "", &[]).job("docker"),
+            "nats"
+        );
+        assert_eq!(
+            meta("n1", "natsmon-test/nats:2.9.10", "", &[]).job("docker"),
+            "nats"
+        );
+        assert_eq!(
+            meta("x", "busybox", "/usr/local/bin/nats-server -js", &[]).job("docker"),
+            "nats"
+        );
+        assert_eq!(
+            meta("natsmon", "natsmon:latest", "natsmon", &[]).job("docker"),
+            "docker"
+        );
+        assert_eq!(
+            meta("app", "busybox", "sh", &[(JOB_LABEL, "payments")]).job("docker"),
+            "payments"
+        );
+        assert_eq!(
+            meta(
+                "app",
+                "busybox",
+                "sh",
+                &[("com.docker.compose.service", "api")]
+            )
+            .service(),
+            "api"
+        );
+        assert_eq!(meta("app", "busybox", "sh", &[]).service(), "app");
+    }
+
+    #[test]
+    fn meta_from_inspect() {
+        let c: ContainerInspectResponse = serde_json::from_value(serde_json::json!({
+            "Id": "abc123",
+            "Name": "/n1",
+            "Path": "nats-server",
+            "Args": ["-js", "-m", "8222"],
+            "Config": {"Image": "nats:2.10", "Labels": {"com.docker.compose.service": "nats"}},
+            "State": {"StartedAt": "2024-01-02T03:04:05.000000006Z", "FinishedAt": "0001-01-01T00:00:00Z"}
+        }))
+        .unwrap();
+        let m = ContainerMeta::from_inspect("abc", c);
+        assert_eq!(&*m.id, "abc123");
+        assert_eq!(&*m.name, "n1");
+        assert_eq!(m.command, "nats-server -js -m 8222");
+        assert_eq!(m.job("docker"), NATS_JOB);
+        assert_eq!(m.service(), "nats");
+        assert_eq!(m.started_at_ns, Some(1_704_164_645_000_000_006));
+        assert_eq!(m.finished_at_ns, None, "Docker's zero time means never");
+    }
+}

@@ -1,0 +1,534 @@
+//! Owns Docker discovery and the tailers' lifecycle. The supervisor lists the containers,
+//! follows `/events` (start, die, destroy, rename) and keeps one tailer task per
+//! container; when the event stream or the daemon drops it reconnects with backoff and
+//! lists again. A tailer task restarts its tailer when the container's log stream breaks
+//! while the container keeps running, resuming exactly after the last record read; a
+//! container started again later resumes where its last tailer stopped.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bollard::Docker;
+use bollard::models::ContainerInspectResponse;
+use bollard::query_parameters::{EventsOptions, InspectContainerOptions, ListContainersOptions};
+use futures::StreamExt;
+use tokio::sync::{Semaphore, mpsc};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{debug, info, warn};
+
+use super::assemble::Assembler;
+use super::checkpoint::{Checkpoints, Position};
+use super::container::{ContainerMeta, DockerError, connect, selected};
+use super::metrics::{LogMetrics, ReasonLabels};
+use super::tailer::{StopReason, Tailer, TailerExit};
+use super::{InFlight, LogEntry};
+use crate::backoff::{Backoff, sleep_or_cancel};
+use crate::config::LogSettings;
+use crate::time::{unix_now_ns, unix_now_secs};
+
+/// Cap of the backoff between a container's tailer restarts.
+const RESTART_MAX_BACKOFF: Duration = Duration::from_secs(10);
+
+pub struct Supervisor {
+    pub settings: LogSettings,
+    pub metrics: Arc<LogMetrics>,
+    pub checkpoints: Arc<Checkpoints>,
+    pub in_flight: Arc<InFlight>,
+    pub buffer: Arc<Semaphore>,
+    pub tx: mpsc::UnboundedSender<LogEntry>,
+    pub own_id: Option<String>,
+}
+
+/// A container with a live tailer task.
+struct Running {
+    token: CancellationToken,
+    meta: Arc<ContainerMeta>,
+    /// A `start` event arrived while the task ran; if the task then stops for good, the
+    /// container is looked at again, so that a quick restart is not missed.
+    started_again: bool,
+}
+
+/// What a tailer task reports when it ends for good.
+struct Done {
+    id: Arc<str>,
+    /// Why its last tailer stopped, and where it stopped reading.
+    exit: TailerExit,
+    /// The container is gone: forget its read position.
+    gone: bool,
+}
+
+/// What the supervisor keeps across event-stream reconnects.
+struct State {
+    running: HashMap<Arc<str>, Running>,
+    /// Where each container's last tailer stopped reading, so that a restart in this
+    /// process resumes after lines already in the pipeline, not after the checkpoint.
+    read_pos: HashMap<Arc<str>, Position>,
+    tracker: TaskTracker,
+    done_tx: mpsc::UnboundedSender<Done>,
+    done_rx: mpsc::UnboundedReceiver<Done>,
+    /// Between reconnects to Docker.
+    backoff: Backoff,
+    /// The last moment natsmon was watching Docker: the previous run's, then the moment
+    /// each event stream broke. On a first start there is no history to catch up on.
+    seen_until_ns: i64,
+    token: CancellationToken,
+}
+
+impl Supervisor {
+    pub async fn run(self, token: CancellationToken) {
+        let (done_tx, done_rx) = mpsc::unbounded_channel();
+        let mut st = State {
+            running: HashMap::new(),
+            read_pos: HashMap::new(),
+            tracker: TaskTracker::new(),
+            done_tx,
+            done_rx,
+            backoff: Backoff::new(Duration::from_secs(10)),
+            seen_until_ns: self
+                .checkpoints
+                .previous_run_ns()
+                .unwrap_or_else(unix_now_ns),
+            token,
+        };
+        while !st.token.is_cancelled() {
+            if let Some((docker, since)) = self.resync(&mut st).await {
+                self.follow_events(&mut st, &docker, since).await;
+            }
+            if sleep_or_cancel(st.backoff.next_delay(), &st.token).await {
+                break;
+            }
+        }
+        for r in st.running.values() {
+            r.token.cancel();
+        }
+        // The batcher ends once every sender is gone: this one and the tailers'.
+        drop(self);
+        st.tracker.close();
+        st.tracker.wait().await;
+    }
+
+    /// Connects, lists the containers and starts their tailers. Returns the connection
+    /// and the `since` its event stream must start at, so that no event falls between.
+    async fn resync(&self, st: &mut State) -> Option<(Docker, i64)> {
+        let docker = match connect(&self.settings.docker_host) {
+            Ok(d) => d,
+            Err(e) => {
+                self.docker_error(&e, "Connecting to Docker failed.");
+                return None;
+            }
+        };
+        let since = unix_now_secs();
+        let listed = tokio::select! {
+            _ = st.token.cancelled() => return None,
+            l = self.list(&docker, st.seen_until_ns) => l,
+        };
+        let (tail, existing) = match listed {
+            Ok(l) => l,
+            Err(e) => {
+                self.docker_error(&e, "Listing containers failed.");
+                return None;
+            }
+        };
+        st.backoff.reset();
+        self.checkpoints.retain(|id| existing.contains(id));
+        for meta in tail {
+            self.ensure_tailer(st, &docker, meta);
+        }
+        Some((docker, since))
+    }
+
+    /// Handles Docker events and finished tailer tasks until the event stream breaks or
+    /// shutdown.
+    async fn follow_events(&self, st: &mut State, docker: &Docker, since: i64) {
+        let filters = HashMap::from([
+            ("type".to_string(), vec!["container".to_string()]),
+            (
+                "event".to_string(),
+                ["start", "die", "destroy", "rename"]
+                    .map(String::from)
+                    .to_vec(),
+            ),
+        ]);
+        let mut events = docker.events(Some(EventsOptions {
+            since: Some(since.to_string()),
+            until: None,
+            filters: Some(filters),
+        }));
+        let token = st.token.clone();
+        loop {
+            tokio::select! {
+                _ = token.cancelled() => return,
+                Some(done) = st.done_rx.recv() => self.handle_done(st, docker, done).await,
+                ev = events.next() => match ev {
+                    Some(Ok(ev)) => self.handle_event(st, docker, ev).await,
+                    Some(Err(e)) => {
+                        st.seen_until_ns = unix_now_ns();
+                        self.docker_error(&DockerError::Api(e.to_string()), "Docker event stream failed; reconnecting.");
+                        return;
+                    }
+                    None => {
+                        st.seen_until_ns = unix_now_ns();
+                        self.docker_error(&DockerError::Api("event stream ended".into()), "Docker event stream ended; reconnecting.");
+                        return;
+                    }
+                },
+            }
+        }
+    }
+
+    /// Acts on one Docker event.
+    async fn handle_event(
+        &self,
+        st: &mut State,
+        docker: &Docker,
+        ev: bollard::models::EventMessage,
+    ) {
+        let action = ev.action.unwrap_or_default();
+        let Some(id) = ev.actor.and_then(|a| a.id) else {
+            return;
+        };
+        let id: Arc<str> = id.into();
+        debug!(container = %id, action = %action, "Docker event.");
+        match action.as_str() {
+            "start" => {
+                // Its task is still winding down from the previous run (or already
+                // following the new one); it is looked at again when it ends.
+                if let Some(r) = st.running.get_mut(&id) {
+                    r.started_again = true;
+                } else if let Some(meta) = self.inspect(docker, &id).await {
+                    self.ensure_tailer(st, docker, meta);
+                }
+            }
+            // A renamed container gets a new tailer with new labels, resuming exactly where
+            // the old one stopped.
+            a if a.starts_with("rename") => {
+                let Some(r) = st.running.remove(&id) else {
+                    return;
+                };
+                r.token.cancel();
+                info!(container = %r.meta.name, "Container renamed; restarting its tailer.");
+                if self.wait_stopped(st, docker, &id).await
+                    && let Some(meta) = self.inspect(docker, &id).await
+                {
+                    self.ensure_tailer(st, docker, meta);
+                }
+            }
+            "destroy" => {
+                st.read_pos.remove(&id);
+            }
+            _ => {}
+        }
+    }
+
+    /// Waits for container `id`'s tailer task to end, handling the others that end
+    /// meanwhile; false at shutdown.
+    async fn wait_stopped(&self, st: &mut State, docker: &Docker, id: &str) -> bool {
+        let token = st.token.clone();
+        loop {
+            let done = tokio::select! {
+                _ = token.cancelled() => return false,
+                d = st.done_rx.recv() => d,
+            };
+            // `st` holds a sender, so the channel never closes under us.
+            let Some(done) = done else { return false };
+            let same = &*done.id == id;
+            self.handle_done(st, docker, done).await;
+            if same {
+                return true;
+            }
+        }
+    }
+
+    /// Bookkeeping for a tailer task that ended for good.
+    async fn handle_done(&self, st: &mut State, docker: &Docker, done: Done) {
+        let running = st.running.remove(&done.id);
+        self.metrics.containers.set(st.running.len() as i64);
+        if done.gone {
+            st.read_pos.remove(&done.id);
+            return;
+        }
+        if let Some(p) = done.exit.last_read {
+            st.read_pos.insert(done.id.clone(), p);
+        }
+        // The container started again while its task was deciding that it had stopped.
+        if running.is_some_and(|r| r.started_again)
+            && done.exit.reason.unasked()
+            && let Some(meta) = self.inspect(docker, &done.id).await
+        {
+            self.ensure_tailer(st, docker, meta);
+        }
+    }
+
+    fn docker_error(&self, e: &DockerError, msg: &'static str) {
+        self.metrics
+            .docker_errors
+            .get_or_create(&ReasonLabels { reason: e.reason() })
+            .inc();
+        warn!(host = %crate::redact::redact_url(&self.settings.docker_host), error = %e, "{msg}");
+    }
+
+    /// Containers to tail, and the ids of all containers that exist. Besides the running
+    /// ones, that is every stopped container that still has unread lines: one with a
+    /// checkpoint (natsmon shipped part of it), or one that started or stopped after
+    /// `seen_until`, the last moment natsmon was watching (it ran while natsmon was away).
+    async fn list(
+        &self,
+        docker: &Docker,
+        seen_until_ns: i64,
+    ) -> Result<(Vec<ContainerMeta>, HashSet<String>), DockerError> {
+        let all = docker
+            .list_containers(Some(ListContainersOptions {
+                all: true,
+                ..Default::default()
+            }))
+            .await
+            .map_err(|e| DockerError::Api(e.to_string()))?;
+        let ids = all.iter().filter_map(|c| c.id.clone()).collect();
+        let mut out = Vec::new();
+        for c in all {
+            let running = c.state.is_some_and(|s| s.to_string() == "running");
+            let Some(id) = c.id else { continue };
+            let Some(meta) = self.inspect(docker, &id).await else {
+                continue;
+            };
+            let recent = |t: Option<i64>| t.is_some_and(|t| t >= seen_until_ns);
+            if running
+                || self.checkpoints.get(&id).is_some()
+                || recent(meta.started_at_ns)
+                || recent(meta.finished_at_ns)
+            {
+                out.push(meta);
+            }
+        }
+        Ok((out, ids))
+    }
+
+    async fn inspect(&self, docker: &Docker, id: &str) -> Option<ContainerMeta> {
+        match docker
+            .inspect_container(id, None::<InspectContainerOptions>)
+            .await
+        {
+            Ok(c) => Some(ContainerMeta::from_inspect(id, c)),
+            Err(e) => {
+                // Gone already (removed right after starting) or the daemon is away.
+                self.docker_error(
+                    &DockerError::Api(e.to_string()),
+                    "Inspecting a container failed.",
+                );
+                None
+            }
+        }
+    }
+
+    /// Starts a tailer task for a selected container that has none.
+    fn ensure_tailer(&self, st: &mut State, docker: &Docker, meta: ContainerMeta) {
+        if st.running.contains_key(&meta.id)
+            || !selected(&self.settings, &meta, self.own_id.as_deref())
+        {
+            return;
+        }
+        let resume = st
+            .read_pos
+            .get(&meta.id)
+            .copied()
+            .or_else(|| self.checkpoints.get(&meta.id));
+        let meta = Arc::new(meta);
+        let token = st.token.child_token();
+        info!(container = %meta.name, job = %meta.job(&self.settings.default_job), resume = ?resume, "Tailing container.");
+        st.running.insert(
+            meta.id.clone(),
+            Running {
+                token: token.clone(),
+                meta: meta.clone(),
+                started_again: false,
+            },
+        );
+        self.metrics.containers.set(st.running.len() as i64);
+        let tailer = Tailer {
+            docker: docker.clone(),
+            meta,
+            settings: self.settings.clone(),
+            metrics: self.metrics.clone(),
+            in_flight: self.in_flight.clone(),
+            buffer: self.buffer.clone(),
+            tx: self.tx.clone(),
+        };
+        let done = st.done_tx.clone();
+        st.tracker.spawn(async move {
+            let d = keep_tailing(tailer, resume, token).await;
+            let _ = done.send(d);
+        });
+    }
+}
+
+/// What Docker says about a container whose log stream broke.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Inspected {
+    Running,
+    NotRunning,
+    /// 404: removed.
+    Gone,
+    /// The daemon is away or failed to answer; it may well be running.
+    Unavailable,
+}
+
+impl Inspected {
+    fn of(r: &Result<ContainerInspectResponse, bollard::errors::Error>) -> Inspected {
+        match r {
+            Ok(c) if c.state.as_ref().and_then(|s| s.running) == Some(true) => Inspected::Running,
+            Ok(_) => Inspected::NotRunning,
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Inspected::Gone,
+            Err(_) => Inspected::Unavailable,
+        }
+    }
+}
+
+/// What a tailer task does after its tailer stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Next {
+    /// Tail again from the last read position.
+    Restart,
+    /// Stop; a later start resumes from the last read position.
+    Stop,
+    /// Stop and forget the container: it is gone for good.
+    Forget,
+}
+
+/// Restart a stream that broke while its container runs, or when Docker cannot tell
+/// (a daemon restart breaks every stream, and the containers may be back with it);
+/// never after a cancel, a closed channel or a refusal.
+fn next_step(reason: &StopReason, inspected: Inspected) -> Next {
+    if !reason.unasked() {
+        return Next::Stop;
+    }
+    match inspected {
+        Inspected::Running | Inspected::Unavailable => Next::Restart,
+        Inspected::NotRunning => Next::Stop,
+        Inspected::Gone => Next::Forget,
+    }
+}
+
+/// Runs one container's tailer, restarting it with backoff while its stream breaks and
+/// the container keeps running. Logs once per incident: a WARN when a healthy stream
+/// breaks, DEBUG for further failures before a line is read again, and the tailer's INFO
+/// when it reads one.
+async fn keep_tailing(tailer: Tailer, resume: Option<Position>, token: CancellationToken) -> Done {
+    // One assembler across restarts, so that a long line cut mid-way is completed, not
+    // shipped in two halves or lost.
+    let mut asm = Assembler::new(resume, tailer.settings.max_line_bytes);
+    let name = tailer.meta.name.clone();
+    let mut backoff = Backoff::new(RESTART_MAX_BACKOFF);
+    // An incident is open: a stream broke and no line has been read since.
+    let mut broken = false;
+    loop {
+        let exit = tailer.run(&mut asm, broken, &token).await;
+        asm.rearm();
+        if exit.read_any {
+            backoff.reset();
+            broken = false;
+        }
+        let done = |exit: TailerExit, gone| Done {
+            id: tailer.meta.id.clone(),
+            exit,
+            gone,
+        };
+        if !exit.reason.unasked() {
+            if let StopReason::Refused(e) = &exit.reason {
+                warn!(container = %name, error = %e, "Reading container logs failed.");
+            }
+            return done(exit, false);
+        }
+        // Docker ends a stopped container's stream a moment before its state says so;
+        // waiting first also spaces restarts out.
+        if sleep_or_cancel(backoff.next_delay(), &token).await {
+            return done(exit, false);
+        }
+        let r = tokio::select! {
+            _ = token.cancelled() => return done(exit, false),
+            r = tailer.docker.inspect_container(&tailer.meta.id, None::<InspectContainerOptions>) => r,
+        };
+        if let Err(e) = &r {
+            debug!(container = %name, error = %e, "Inspecting a container whose log stream broke failed.");
+        }
+        let reason = exit.reason.reason();
+        match next_step(&exit.reason, Inspected::of(&r)) {
+            Next::Restart => {
+                tailer
+                    .metrics
+                    .tailer_restarts
+                    .get_or_create(&ReasonLabels { reason })
+                    .inc();
+                if broken {
+                    debug!(container = %name, reason, error = %exit.reason, "Container log stream broke again; restarting its tailer.");
+                } else {
+                    warn!(container = %name, reason, error = %exit.reason, "Container log stream broke; restarting its tailer.");
+                }
+                broken = true;
+            }
+            next @ (Next::Stop | Next::Forget) => {
+                // The usual end: the container stopped, and with it its stream.
+                debug!(container = %name, reason, error = %exit.reason, "Container stopped; its tailer too.");
+                return done(exit, next == Next::Forget);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_broken_stream_restarts_only_while_the_container_may_run() {
+        use Inspected::*;
+        let ended = StopReason::StreamEnded;
+        let failed = StopReason::StreamError("connection reset".into());
+        for r in [&ended, &failed] {
+            assert_eq!(next_step(r, Running), Next::Restart);
+            assert_eq!(next_step(r, Unavailable), Next::Restart);
+            assert_eq!(next_step(r, NotRunning), Next::Stop);
+            assert_eq!(next_step(r, Gone), Next::Forget);
+        }
+        for r in [
+            StopReason::Cancelled,
+            StopReason::ChannelClosed,
+            StopReason::Refused("409".into()),
+        ] {
+            for i in [Running, Unavailable, NotRunning, Gone] {
+                assert_eq!(next_step(&r, i), Next::Stop, "{r:?} {i:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn inspect_answers() {
+        let with_state = |running| {
+            Ok(serde_json::from_value::<ContainerInspectResponse>(
+                serde_json::json!({"Id": "a", "State": {"Running": running}}),
+            )
+            .unwrap())
+        };
+        assert_eq!(Inspected::of(&with_state(true)), Inspected::Running);
+        assert_eq!(Inspected::of(&with_state(false)), Inspected::NotRunning);
+        assert_eq!(
+            Inspected::of(&Ok(ContainerInspectResponse::default())),
+            Inspected::NotRunning
+        );
+        let answer = |status_code| {
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code,
+                message: "x".into(),
+            })
+        };
+        assert_eq!(Inspected::of(&answer(404)), Inspected::Gone);
+        assert_eq!(Inspected::of(&answer(500)), Inspected::Unavailable);
+        let away = Err(bollard::errors::Error::IOError {
+            err: std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused"),
+        });
+        assert_eq!(Inspected::of(&away), Inspected::Unavailable);
+    }
+}

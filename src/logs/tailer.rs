@@ -1,0 +1,270 @@
+//! Owns one container's follow-logs stream: it asks Docker for the logs from a resume
+//! position, turns the records into labelled log entries that hold buffer space until
+//! acknowledged, and on return says why it stopped and how far it read, so that the
+//! supervisor can decide whether to start it again.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use bollard::Docker;
+use bollard::container::LogOutput;
+use bollard::query_parameters::LogsOptions;
+use futures::StreamExt;
+use tokio::sync::{Semaphore, mpsc};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info};
+
+use super::assemble::{Assembler, StreamKind};
+use super::checkpoint::Position;
+use super::container::ContainerMeta;
+use super::level::{Level, parse_level};
+use super::metrics::{LogMetrics, ReasonLabels};
+use super::wire::render_labels;
+use super::{InFlight, LogEntry};
+use crate::config::LogSettings;
+
+/// Approximate memory of one buffered entry besides its text (struct, labels handle,
+/// in-flight timestamp, channel slot).
+const ENTRY_OVERHEAD: usize = 128;
+
+/// Why a tailer returned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StopReason {
+    /// Shutdown, or the supervisor stopped it (rename).
+    Cancelled,
+    /// Docker closed the stream: the container stopped, or the connection was cut.
+    StreamEnded,
+    /// Reading the stream failed; Docker's or the transport's message.
+    StreamError(String),
+    /// Docker answered the logs request with a client error or 501 (the container is
+    /// being removed, or its log driver cannot be read): asking again would not help.
+    Refused(String),
+    /// The batcher is gone, so nothing read could be shipped anyway.
+    ChannelClosed,
+}
+
+impl StopReason {
+    /// Low-cardinality label of a stop the tailer did not ask for.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            StopReason::Cancelled => "cancelled",
+            StopReason::StreamEnded => "stream_ended",
+            StopReason::StreamError(_) => "stream_error",
+            StopReason::Refused(_) => "refused",
+            StopReason::ChannelClosed => "channel_closed",
+        }
+    }
+
+    /// True when the stream broke by itself, so that a new one may carry on: not on
+    /// request, not at shutdown, not when Docker refused it.
+    pub fn unasked(&self) -> bool {
+        matches!(self, StopReason::StreamEnded | StopReason::StreamError(_))
+    }
+
+    fn of_error(e: bollard::errors::Error) -> StopReason {
+        match e {
+            bollard::errors::Error::DockerResponseServerError {
+                status_code,
+                message,
+            } if (400..500).contains(&status_code) || status_code == 501 => {
+                StopReason::Refused(format!("Docker answered HTTP {status_code}: {message}"))
+            }
+            e => StopReason::StreamError(crate::redact::error_chain(&e)),
+        }
+    }
+}
+
+impl std::fmt::Display for StopReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StopReason::Cancelled => f.write_str("stopped on request"),
+            StopReason::StreamEnded => f.write_str("Docker ended the log stream"),
+            StopReason::StreamError(e) | StopReason::Refused(e) => f.write_str(e),
+            StopReason::ChannelClosed => f.write_str("the batcher stopped"),
+        }
+    }
+}
+
+/// How one run of a tailer ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TailerExit {
+    pub reason: StopReason,
+    /// The position of the last record read (skipped or not), else the resume position
+    /// it started from: the next run resumes after it.
+    pub last_read: Option<Position>,
+    /// Whether it handed on any new line (records before the resume position don't count).
+    pub read_any: bool,
+}
+
+pub struct Tailer {
+    pub docker: Docker,
+    pub meta: Arc<ContainerMeta>,
+    pub settings: LogSettings,
+    pub metrics: Arc<LogMetrics>,
+    pub in_flight: Arc<InFlight>,
+    pub buffer: Arc<Semaphore>,
+    pub tx: mpsc::UnboundedSender<LogEntry>,
+}
+
+impl Tailer {
+    /// Follows the container's logs after `asm`'s resume point until the stream ends or fails, the
+    /// batcher goes away, or `token` is cancelled. `recovering` says an earlier run broke:
+    /// the first line read then closes that incident in the log.
+    pub async fn run(
+        &self,
+        asm: &mut Assembler,
+        recovering: bool,
+        token: &CancellationToken,
+    ) -> TailerExit {
+        let resume = asm.resume_point();
+        let opts = LogsOptions {
+            follow: true,
+            stdout: true,
+            stderr: true,
+            timestamps: true,
+            since: resume
+                .map(|p| p.since_secs().clamp(0, i64::from(i32::MAX)) as i32)
+                .unwrap_or(0),
+            ..Default::default()
+        };
+        let mut stream = self.docker.logs(&self.meta.id, Some(opts));
+        let job = self.meta.job(&self.settings.default_job);
+        let mut label_cache: HashMap<(StreamKind, Level), Arc<str>> = HashMap::new();
+        let cl = LogMetrics::container(&self.meta.name);
+        let (lines_read, bytes_read, truncated) = (
+            self.metrics.lines_read.get_or_create(&cl).clone(),
+            self.metrics.bytes_read.get_or_create(&cl).clone(),
+            self.metrics.lines_truncated.get_or_create(&cl).clone(),
+        );
+        let mut read_any = false;
+        let reason = 'read: loop {
+            let item = tokio::select! {
+                _ = token.cancelled() => break StopReason::Cancelled,
+                item = stream.next() => item,
+            };
+            let (kind, message) = match item {
+                None => break StopReason::StreamEnded,
+                Some(Err(e)) => {
+                    self.metrics
+                        .docker_errors
+                        .get_or_create(&ReasonLabels { reason: "logs" })
+                        .inc();
+                    break StopReason::of_error(e);
+                }
+                Some(Ok(LogOutput::StdOut { message })) => (StreamKind::Stdout, message),
+                Some(Ok(LogOutput::StdErr { message })) => (StreamKind::Stderr, message),
+                // A TTY container: one raw stream, which is the terminal's stdout.
+                Some(Ok(LogOutput::Console { message })) => (StreamKind::Stdout, message),
+                Some(Ok(LogOutput::StdIn { .. })) => continue,
+            };
+            for record in Assembler::split_tty(&message) {
+                let line = match asm.push(kind, record) {
+                    Ok(Some(l)) => l,
+                    Ok(None) => continue,
+                    Err(e) => {
+                        self.metrics
+                            .lines_dropped
+                            .get_or_create(&ReasonLabels {
+                                reason: "no_timestamp",
+                            })
+                            .inc();
+                        debug!(container = %self.meta.name, error = %e, "Skipping a log record.");
+                        continue;
+                    }
+                };
+                if !read_any && recovering {
+                    info!(container = %self.meta.name, "Container log stream recovered.");
+                }
+                read_any = true;
+                lines_read.inc();
+                bytes_read.inc_by(line.bytes as u64);
+                if line.truncated {
+                    truncated.inc();
+                }
+                let level = parse_level(&line.text);
+                let labels = label_cache
+                    .entry((line.stream, level))
+                    .or_insert_with(|| {
+                        render_labels(&[
+                            ("job", &job),
+                            ("container_name", &self.meta.name),
+                            ("service", self.meta.service()),
+                            ("stream", line.stream.as_str()),
+                            ("log_level", level.as_str()),
+                        ])
+                        .into()
+                    })
+                    .clone();
+                // Each entry also costs its bookkeeping, so empty lines cannot pile up for free.
+                let want = (line.text.len() + ENTRY_OVERHEAD).min(self.settings.buffer_max_bytes);
+                // Blocks here while the buffer is full (Loki down or slow): Docker keeps the
+                // rest in the container's log file.
+                let permit = tokio::select! {
+                    _ = token.cancelled() => break 'read StopReason::Cancelled,
+                    p = self.buffer.clone().acquire_many_owned(want as u32) => match p {
+                        Ok(p) => p,
+                        // Only closed when the shipper is going away.
+                        Err(_) => break 'read StopReason::ChannelClosed,
+                    },
+                };
+                self.in_flight
+                    .read(&self.meta.id, &self.meta.name, line.ts_ns, want);
+                let entry = LogEntry::new(
+                    self.meta.id.clone(),
+                    self.meta.name.clone(),
+                    labels,
+                    line,
+                    permit,
+                );
+                if self.tx.send(entry).is_err() {
+                    break 'read StopReason::ChannelClosed;
+                }
+            }
+        };
+        debug!(container = %self.meta.name, reason = reason.reason(), "Tailer stopped.");
+        TailerExit {
+            reason,
+            last_read: asm.resume_point(),
+            read_any,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_streams_that_broke_by_themselves_are_unasked() {
+        assert!(StopReason::StreamEnded.unasked());
+        assert!(StopReason::StreamError("reset".into()).unasked());
+        assert!(!StopReason::Cancelled.unasked());
+        assert!(!StopReason::ChannelClosed.unasked());
+        assert!(!StopReason::Refused("409".into()).unasked());
+        assert_eq!(StopReason::StreamError("x".into()).reason(), "stream_error");
+    }
+
+    #[test]
+    fn docker_refusals_are_told_apart_from_broken_streams() {
+        let answer = |status_code| bollard::errors::Error::DockerResponseServerError {
+            status_code,
+            message: "no".into(),
+        };
+        assert!(matches!(
+            StopReason::of_error(answer(409)),
+            StopReason::Refused(_)
+        ));
+        assert!(matches!(
+            StopReason::of_error(answer(501)),
+            StopReason::Refused(_)
+        ));
+        assert!(matches!(
+            StopReason::of_error(answer(500)),
+            StopReason::StreamError(_)
+        ));
+        let cut = bollard::errors::Error::IOError {
+            err: std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset"),
+        };
+        assert!(StopReason::of_error(cut).unasked());
+    }
+}

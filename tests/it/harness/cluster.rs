@@ -1,0 +1,352 @@
+//! A REAL 3-node nats-server JetStream cluster (server names `n1`, `n2`, `n3`, cluster
+//! `c1`) on free loopback ports. Node indices are **0-based**: index 0 is `n1`.
+//!
+//! The nats-server binary is taken from `$NATS_SERVER_BIN`, then `/usr/sbin/nats-server`,
+//! then `nats-server` on `$PATH`. If none exists the harness PANICS: tests never skip.
+
+use std::fs::OpenOptions;
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::http::{get_json, http_get};
+use super::{free_port, new_tempdir, read_to_string_lossy, tail};
+
+/// Default timeout for a cluster to become healthy.
+pub const CLUSTER_START_TIMEOUT: Duration = Duration::from_secs(45);
+
+/// Locate the nats-server binary or panic loudly.
+pub fn nats_server_bin() -> PathBuf {
+    if let Ok(p) = std::env::var("NATS_SERVER_BIN") {
+        let p = PathBuf::from(p);
+        if p.is_file() {
+            return p;
+        }
+        panic!(
+            "NATS_SERVER_BIN={} does not exist. Install nats-server \
+             (`apt-get install -y nats-server`, or run scripts/test.sh).",
+            p.display()
+        );
+    }
+    let default = PathBuf::from("/usr/sbin/nats-server");
+    if default.is_file() {
+        return default;
+    }
+    if let Some(path) = std::env::var_os("PATH") {
+        for dir in std::env::split_paths(&path) {
+            let cand = dir.join("nats-server");
+            if cand.is_file() {
+                return cand;
+            }
+        }
+    }
+    panic!(
+        "\n\n*** nats-server binary NOT FOUND (looked at $NATS_SERVER_BIN, \
+         /usr/sbin/nats-server and $PATH).\n*** Integration tests need a real \
+         nats-server: run scripts/test.sh or `sudo apt-get install -y nats-server`.\n\n"
+    );
+}
+
+/// One nats-server node of a [`Cluster`].
+pub struct Node {
+    pub name: String,
+    pub client_port: u16,
+    pub cluster_port: u16,
+    pub http_port: u16,
+    pub config_path: PathBuf,
+    pub store_dir: PathBuf,
+    /// stdout+stderr of the server (appended across restarts).
+    pub log_path: PathBuf,
+    child: Option<Child>,
+}
+
+/// A real 3-node nats-server 2.9+ JetStream cluster.
+///
+/// Accounts: `SYS` (system account; user sys/sys), `A` (JetStream; users
+/// a/a), `B` (JetStream with limits; users b/b, max_connections 10,
+/// max_subscriptions 1000, JetStream max_mem 64M / max_file 512M /
+/// max_streams 10 / max_consumers 100).
+pub struct Cluster {
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+    pub nodes: Vec<Node>,
+}
+
+pub const CLUSTER_NAME: &str = "c1";
+pub const ACCOUNT_B_MAX_CONNECTIONS: i64 = 10;
+
+impl Cluster {
+    /// Start the cluster and wait until every node answers `/healthz` with 200
+    /// and reports a JetStream meta leader.
+    pub async fn start() -> Cluster {
+        let bin = nats_server_bin();
+        let dir = new_tempdir("natsmon-cluster-");
+        let mut nodes = Vec::new();
+        for i in 0..3 {
+            let name = format!("n{}", i + 1);
+            nodes.push(Node {
+                config_path: dir.path().join(format!("{name}.conf")),
+                store_dir: dir.path().join(format!("{name}-store")),
+                log_path: dir.path().join(format!("{name}.log")),
+                name,
+                client_port: free_port(),
+                cluster_port: free_port(),
+                http_port: free_port(),
+                child: None,
+            });
+        }
+        let routes: Vec<String> = nodes
+            .iter()
+            .map(|n| format!("nats-route://127.0.0.1:{}", n.cluster_port))
+            .collect();
+        for n in &nodes {
+            std::fs::create_dir_all(&n.store_dir).expect("create store dir");
+            let conf = render_config(n, &routes);
+            std::fs::write(&n.config_path, conf).expect("write nats config");
+        }
+        let mut c = Cluster { dir, bin, nodes };
+        for i in 0..3 {
+            c.spawn(i);
+        }
+        c.wait_healthy_all(CLUSTER_START_TIMEOUT).await;
+        c
+    }
+
+    fn spawn(&mut self, i: usize) {
+        let node = &mut self.nodes[i];
+        assert!(node.child.is_none(), "node {} already running", node.name);
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&node.log_path)
+            .expect("open node log");
+        let mut log2 = log.try_clone().expect("clone log fd");
+        let _ = writeln!(log2, "===== [harness] starting {} =====", node.name);
+        let child = Command::new(&self.bin)
+            .arg("-c")
+            .arg(&node.config_path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(log))
+            .stderr(Stdio::from(log2))
+            .spawn()
+            .unwrap_or_else(|e| panic!("failed to spawn {}: {e}", self.bin.display()));
+        node.child = Some(child);
+    }
+
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// `http://127.0.0.1:PORT` of node `i`'s monitoring listener (0-based).
+    pub fn monitor_url(&self, i: usize) -> String {
+        format!("http://127.0.0.1:{}", self.nodes[i].http_port)
+    }
+
+    /// `nats://127.0.0.1:PORT` of node `i` (0-based).
+    pub fn client_url(&self, i: usize) -> String {
+        format!("nats://127.0.0.1:{}", self.nodes[i].client_port)
+    }
+
+    pub fn client_urls(&self) -> Vec<String> {
+        (0..self.nodes.len()).map(|i| self.client_url(i)).collect()
+    }
+
+    /// `n1`, `n2`, `n3` for i = 0, 1, 2.
+    pub fn server_name(&self, i: usize) -> String {
+        self.nodes[i].name.clone()
+    }
+
+    pub fn is_running(&mut self, i: usize) -> bool {
+        match self.nodes[i].child.as_mut() {
+            None => false,
+            Some(c) => matches!(c.try_wait(), Ok(None)),
+        }
+    }
+
+    /// SIGKILL node `i` and reap it.
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut child) = self.nodes[i].child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Start node `i` again with the same config, ports and store dir, then
+    /// wait until it answers `/healthz` 200 and sees a meta leader. If it is
+    /// still running it is killed first.
+    pub async fn restart(&mut self, i: usize) {
+        self.kill(i);
+        self.spawn(i);
+        self.wait_healthy(&[i], CLUSTER_START_TIMEOUT).await;
+    }
+
+    /// Contents of node `i`'s log (stdout+stderr, all runs).
+    pub fn log(&self, i: usize) -> String {
+        read_to_string_lossy(&self.nodes[i].log_path)
+    }
+
+    /// Last lines of every node's log, for failure messages.
+    pub fn log_tails(&self, lines: usize) -> String {
+        let mut s = String::new();
+        for (i, n) in self.nodes.iter().enumerate() {
+            s.push_str(&format!(
+                "----- {} ({}) last {lines} lines -----\n{}\n",
+                n.name,
+                n.log_path.display(),
+                tail(&self.log(i), lines)
+            ));
+        }
+        s
+    }
+
+    /// JSON of `GET <monitor_url(i)><path>`, e.g. `cluster.json(0, "/jsz")`.
+    pub async fn json(&self, i: usize, path_and_query: &str) -> serde_json::Value {
+        get_json(&format!("{}{}", self.monitor_url(i), path_and_query)).await
+    }
+
+    /// Current JetStream meta leader server name as seen by node `i`.
+    pub async fn meta_leader(&self, i: usize) -> Option<String> {
+        let url = format!("{}/jsz", self.monitor_url(i));
+        let (status, body) = http_get(&url).await.ok()?;
+        if status != 200 {
+            return None;
+        }
+        let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+        v.pointer("/meta_cluster/leader")
+            .and_then(|l| l.as_str())
+            .filter(|l| !l.is_empty())
+            .map(|s| s.to_string())
+    }
+
+    async fn node_ready(&self, i: usize) -> Result<(), String> {
+        let url = format!("{}/healthz", self.monitor_url(i));
+        let (status, body) = http_get(&url).await?;
+        if status != 200 {
+            return Err(format!("{url} -> {status} {body}"));
+        }
+        match self.meta_leader(i).await {
+            Some(_) => Ok(()),
+            None => Err(format!(
+                "{}: no JetStream meta leader yet",
+                self.nodes[i].name
+            )),
+        }
+    }
+
+    /// Wait until all nodes are ready (see [`Cluster::start`]).
+    pub async fn wait_healthy_all(&mut self, timeout: Duration) {
+        let all: Vec<usize> = (0..self.nodes.len()).collect();
+        self.wait_healthy(&all, timeout).await;
+    }
+
+    /// Wait until the given nodes answer `/healthz` 200 and see a meta leader.
+    pub async fn wait_healthy(&mut self, idx: &[usize], timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let mut last_err = None;
+            for &i in idx {
+                if !self.is_running(i) {
+                    panic!(
+                        "nats-server {} exited during startup.\n{}",
+                        self.nodes[i].name,
+                        self.log_tails(60)
+                    );
+                }
+                if let Err(e) = self.node_ready(i).await {
+                    last_err = Some(e);
+                    break;
+                }
+            }
+            match last_err {
+                None => return,
+                Some(e) if Instant::now() >= deadline => panic!(
+                    "cluster not healthy after {timeout:?}: {e}\n{}",
+                    self.log_tails(40)
+                ),
+                Some(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for i in 0..self.nodes.len() {
+            self.kill(i);
+        }
+        if std::thread::panicking() {
+            eprintln!(
+                "[harness] test panicked; nats-server logs in {} (set NATSMON_TEST_KEEP=1 to keep)\n{}",
+                self.dir.path().display(),
+                self.log_tails(30)
+            );
+        }
+    }
+}
+
+fn render_config(n: &Node, routes: &[String]) -> String {
+    format!(
+        r#"# generated by natsmon tests/it/harness/cluster.rs
+server_name: {name}
+listen: 127.0.0.1:{client}
+http: 127.0.0.1:{http}
+
+jetstream {{
+  store_dir: "{store}"
+  max_memory_store: 256MB
+  max_file_store: 2GB
+}}
+
+cluster {{
+  name: {cluster}
+  listen: 127.0.0.1:{route}
+  routes: [
+    {routes}
+  ]
+}}
+
+system_account: SYS
+
+accounts {{
+  SYS {{
+    users: [ {{ user: sys, password: sys }} ]
+  }}
+  A {{
+    jetstream: enabled
+    users: [ {{ user: a, password: a }} ]
+  }}
+  B {{
+    jetstream {{
+      max_mem: 64MB
+      max_file: 512MB
+      max_streams: 10
+      max_consumers: 100
+    }}
+    users: [ {{ user: b, password: b }} ]
+    limits {{
+      max_connections: {bmax}
+      max_subscriptions: 1000
+    }}
+  }}
+}}
+"#,
+        name = n.name,
+        client = n.client_port,
+        http = n.http_port,
+        store = n.store_dir.display(),
+        cluster = CLUSTER_NAME,
+        route = n.cluster_port,
+        routes = routes.join("\n    "),
+        bmax = ACCOUNT_B_MAX_CONNECTIONS,
+    )
+}
+
+/// Connect to the cluster (all client URLs) as `user`/`pass`.
+pub async fn connect(cluster: &Cluster, user: &str, pass: &str) -> async_nats::Client {
+    async_nats::ConnectOptions::with_user_and_password(user.into(), pass.into())
+        .connection_timeout(Duration::from_secs(5))
+        .connect(cluster.client_urls())
+        .await
+        .unwrap_or_else(|e| panic!("connect as {user}: {e}"))
+}

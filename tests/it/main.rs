@@ -1,0 +1,23 @@
+//! natsmon's integration tests: ONE test binary (`cargo test --test it`), one module per
+//! area, and the shared harness in [`harness`]. Select an area with its module path, e.g.
+//! `cargo test --test it -- exporter::` or `cargo test --test it -- shipper`.
+
+mod harness;
+
+mod compose;
+mod dashboards;
+mod docker_env_smoke;
+mod exporter;
+mod faults;
+mod fixtures_parse;
+mod golden;
+mod harness_smoke;
+mod lifecycle;
+mod loki_receiver_selftest;
+mod prometheus_stack;
+mod reference;
+mod rules;
+mod security;
+mod shipper;
+mod shipper_dockerd;
+mod shipper_faults;
