@@ -11,6 +11,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use crate::config::{ConfigError, Settings};
+use crate::http::listener::Listener;
 use crate::http::{AppState, BasicAuth};
 use crate::nats::client::NatsClient;
 use crate::nats::metrics::Metrics;
@@ -21,11 +22,8 @@ use crate::nats::snapshot::Store;
 pub enum AppError {
     #[error(transparent)]
     Config(#[from] ConfigError),
-    #[error("cannot listen on {addr}: {error}")]
-    Listen {
-        addr: std::net::SocketAddr,
-        error: std::io::Error,
-    },
+    #[error(transparent)]
+    Listen(#[from] crate::http::listener::ListenError),
     #[error("HTTP server failed: {0}")]
     Serve(std::io::Error),
     #[error(transparent)]
@@ -45,7 +43,9 @@ fn start_log_shipping(
         supervisor::Supervisor,
     };
     let metrics = Arc::new(LogMetrics::register(registry));
-    let checkpoints = Arc::new(Checkpoints::open(&logs.state_dir)?);
+    // Before anything is read: a state dir that refuses writes stops natsmon here, and a
+    // corrupt positions file is kept aside and counted.
+    let checkpoints = Arc::new(Checkpoints::open(&logs.state_dir, &metrics)?);
     let client = crate::logs::service::LokiClient::new(logs)?;
     let in_flight = Arc::new(InFlight::default());
     let buffer = Arc::new(tokio::sync::Semaphore::new(logs.buffer_max_bytes));
@@ -80,71 +80,10 @@ fn start_log_shipping(
     Ok(())
 }
 
-/// natsmon's own port, bound before anything else starts so that a busy address fails
-/// fast, before any node is polled.
-enum Listener {
-    Plain(tokio::net::TcpListener),
-    Tls(std::net::TcpListener, axum_server::tls_rustls::RustlsConfig),
-}
-
-async fn bind(settings: &Settings) -> Result<Listener, AppError> {
-    let addr = settings.listen;
-    let listen_err = |error| AppError::Listen { addr, error };
-    match &settings.web.tls {
-        None => Ok(Listener::Plain(
-            tokio::net::TcpListener::bind(addr)
-                .await
-                .map_err(listen_err)?,
-        )),
-        Some((cert, key)) => {
-            let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
-                .await
-                .map_err(|e| ConfigError::Tls(format!("web TLS certificate or key: {e}")))?;
-            let l = std::net::TcpListener::bind(addr).map_err(listen_err)?;
-            l.set_nonblocking(true).map_err(listen_err)?;
-            Ok(Listener::Tls(l, tls))
-        }
-    }
-}
-
-/// Serves until `token` is cancelled, then lets in-flight requests finish within `grace`.
-async fn serve(
-    listener: Listener,
-    app: axum::Router,
-    grace: std::time::Duration,
-    tracker: &TaskTracker,
-    token: &CancellationToken,
-) -> std::io::Result<()> {
-    match listener {
-        Listener::Plain(l) => {
-            let addr = l.local_addr()?;
-            info!(addr = %addr, tls = false, "Serving metrics.");
-            axum::serve(l, app)
-                .with_graceful_shutdown(token.clone().cancelled_owned())
-                .await
-        }
-        Listener::Tls(l, tls) => {
-            let addr = l.local_addr()?;
-            let handle = axum_server::Handle::new();
-            let h = handle.clone();
-            let t = token.clone();
-            tracker.spawn(async move {
-                t.cancelled().await;
-                h.graceful_shutdown(Some(grace));
-            });
-            info!(addr = %addr, tls = true, "Serving metrics.");
-            axum_server::from_tcp_rustls(l, tls)?
-                .handle(handle)
-                .serve(app.into_make_service())
-                .await
-        }
-    }
-}
-
 /// Runs until `token` is cancelled, then stops every task within the grace period.
 pub async fn run(settings: Settings, token: CancellationToken) -> Result<(), AppError> {
     let settings = Arc::new(settings);
-    let listener = bind(&settings).await?;
+    let listener = Listener::bind(settings.listen, settings.web.tls.as_ref()).await?;
     let mut registry = Registry::default();
     let metrics = Arc::new(Metrics::register(&mut registry));
     let store = Arc::new(Store::new(settings.nodes.iter().map(|n| n.name.as_str())));
@@ -202,7 +141,9 @@ pub async fn run(settings: Settings, token: CancellationToken) -> Result<(), App
         auth: Arc::new(BasicAuth::new(settings.web.basic_auth_users.clone())),
     };
     let app = crate::http::router(state);
-    let serve_result = serve(listener, app, settings.shutdown_grace, &tracker, &token).await;
+    let serve_result = listener
+        .serve(app, settings.shutdown_grace, &tracker, &token)
+        .await;
     // The server only returns early on error; make sure everything else stops too.
     token.cancel();
     tracker.close();

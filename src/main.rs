@@ -8,7 +8,20 @@ use tokio_util::sync::CancellationToken;
 use natsmon::config::RawConfig;
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> std::process::ExitCode {
+    match run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // One line with the whole cause chain, not a backtrace; and no panic if stderr
+            // is gone.
+            use std::io::Write as _;
+            let _ = writeln!(std::io::stderr(), "natsmon: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> anyhow::Result<()> {
     let raw = RawConfig::parse()
         .with_file()
         .context("loading configuration")?;

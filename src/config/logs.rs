@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::raw::RawConfig;
-use super::{ConfigError, duration, positive, read_file};
+use super::{ConfigError, GIB, HOUR, KIB, MILLIS_100, bounded, duration, read_file, userinfo};
 use crate::redact::redact_url;
 
 pub const DEFAULT_BATCH_MAX_BYTES: usize = 1024 * 1024;
@@ -173,6 +173,7 @@ impl LogSettings {
                 "batch-max-wait",
                 raw.batch_max_wait.as_deref(),
                 DEFAULT_BATCH_MAX_WAIT,
+                Duration::from_millis(1)..=Duration::from_secs(60),
             )?,
             buffer_max_bytes: bounds.buffer_max_bytes,
             max_line_bytes: bounds.max_line_bytes,
@@ -180,6 +181,7 @@ impl LogSettings {
                 "retry-max-backoff",
                 raw.retry_max_backoff.as_deref(),
                 DEFAULT_RETRY_MAX_BACKOFF,
+                MILLIS_100..=HOUR,
             )?,
             docker_host,
             state_dir: raw
@@ -195,6 +197,7 @@ impl LogSettings {
                 "checkpoint-interval",
                 raw.checkpoint_interval.as_deref(),
                 DEFAULT_CHECKPOINT_INTERVAL,
+                MILLIS_100..=HOUR,
             )?,
         }))
     }
@@ -212,12 +215,7 @@ fn endpoint(url: &str) -> Result<Endpoint, ConfigError> {
             why: "scheme must be http or https".into(),
         });
     }
-    let url_user = (!parsed.username().is_empty()).then(|| {
-        (
-            parsed.username().to_string(),
-            parsed.password().unwrap_or("").to_string(),
-        )
-    });
+    let url_user = userinfo(&parsed);
     let _ = parsed.set_username("");
     let _ = parsed.set_password(None);
     let base = parsed.as_str().trim_end_matches('/').to_string();
@@ -274,9 +272,16 @@ fn auth(
                 });
             }
             (None, Some(_), None, _) => {
+                let from = if raw.loki_password_file.is_some() {
+                    "--loki-password-file"
+                } else {
+                    "NATSMON_LOKI_PASSWORD"
+                };
                 return Err(ConfigError::Invalid {
-                    option: "loki-password-file",
-                    why: "needs --loki-username".into(),
+                    option: "loki-username",
+                    why: format!(
+                        "a Loki password is given by {from} but no user; set --loki-username"
+                    ),
                 });
             }
             (None, None, Some(token), None) => LokiAuth::Bearer(token),
@@ -315,12 +320,20 @@ fn format(v: Option<&str>) -> Result<LokiFormat, ConfigError> {
     }
 }
 
+/// Batching and buffer sizes. The buffer is counted in semaphore permits and a line
+/// takes at most `u32::MAX` of them, so sizes stay well below that.
 fn bounds(raw: &RawConfig) -> Result<Bounds, ConfigError> {
-    let max_line_bytes = positive(raw.max_line_bytes, DEFAULT_MAX_LINE_BYTES, "max-line-bytes")?;
-    let buffer_max_bytes = positive(
+    let max_line_bytes = bounded(
+        "max-line-bytes",
+        raw.max_line_bytes,
+        DEFAULT_MAX_LINE_BYTES,
+        256..=64 * 1024 * KIB,
+    )?;
+    let buffer_max_bytes = bounded(
+        "buffer-max-bytes",
         raw.buffer_max_bytes,
         DEFAULT_BUFFER_MAX_BYTES,
-        "buffer-max-bytes",
+        KIB..=GIB,
     )?;
     if buffer_max_bytes < max_line_bytes {
         return Err(ConfigError::Invalid {
@@ -329,15 +342,17 @@ fn bounds(raw: &RawConfig) -> Result<Bounds, ConfigError> {
         });
     }
     Ok(Bounds {
-        batch_max_bytes: positive(
+        batch_max_bytes: bounded(
+            "batch-max-bytes",
             raw.batch_max_bytes,
             DEFAULT_BATCH_MAX_BYTES,
-            "batch-max-bytes",
+            KIB..=GIB,
         )?,
-        batch_max_entries: positive(
+        batch_max_entries: bounded(
+            "batch-max-entries",
             raw.batch_max_entries,
             DEFAULT_BATCH_MAX_ENTRIES,
-            "batch-max-entries",
+            1..=1_000_000,
         )?,
         buffer_max_bytes,
         max_line_bytes,

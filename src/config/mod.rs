@@ -10,6 +10,7 @@ pub mod raw;
 pub mod web;
 
 use std::net::SocketAddr;
+use std::ops::RangeInclusive;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -17,6 +18,11 @@ pub use self::logs::LogSettings;
 pub use self::nats::{ConsumerPolicy, NatsTls, Node};
 pub use self::raw::RawConfig;
 pub use self::web::WebSettings;
+
+pub(crate) const KIB: usize = 1024;
+pub(crate) const GIB: usize = 1024 * 1024 * 1024;
+pub(crate) const MILLIS_100: Duration = Duration::from_millis(100);
+pub(crate) const HOUR: Duration = Duration::from_secs(3600);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -87,13 +93,19 @@ impl RawConfig {
             listen,
             poll_interval,
             poll_timeout,
-            max_response_bytes: self
-                .max_response_bytes
-                .unwrap_or(raw::DEFAULT_MAX_RESPONSE_BYTES),
+            max_response_bytes: bounded(
+                "max-response-bytes",
+                self.max_response_bytes,
+                raw::DEFAULT_MAX_RESPONSE_BYTES,
+                64 * KIB..=GIB,
+            )?,
             connz_page_size,
-            connz_max_connections: self
-                .connz_max_connections
-                .unwrap_or(raw::DEFAULT_CONNZ_MAX_CONNECTIONS),
+            connz_max_connections: bounded(
+                "connz-max-connections",
+                self.connz_max_connections,
+                raw::DEFAULT_CONNZ_MAX_CONNECTIONS,
+                1..=u64::MAX,
+            )?,
             connection_metrics_limit: self.connection_metrics_limit.unwrap_or(0),
             consumers,
             nats_tls,
@@ -104,6 +116,7 @@ impl RawConfig {
                 "shutdown-grace",
                 self.shutdown_grace.as_deref(),
                 raw::DEFAULT_SHUTDOWN_GRACE,
+                MILLIS_100..=HOUR,
             )?,
             logs,
         })
@@ -131,34 +144,82 @@ fn log_format(v: Option<&str>) -> Result<LogFormat, ConfigError> {
     }
 }
 
-/// A `humantime` duration such as `500ms` or `1m`, or `default` when unset.
+/// A `humantime` duration such as `500ms` or `1m`, or `default` when unset, within
+/// `range`: zero or absurd values (a 1 ns poll interval, a 1000-year timer) are mistakes.
 pub(crate) fn duration(
     option: &'static str,
     v: Option<&str>,
     default: Duration,
+    range: RangeInclusive<Duration>,
 ) -> Result<Duration, ConfigError> {
-    match v {
-        None => Ok(default),
-        Some(s) => humantime::parse_duration(s.trim()).map_err(|e| ConfigError::Invalid {
+    let Some(s) = v else { return Ok(default) };
+    let d = humantime::parse_duration(s.trim()).map_err(|e| ConfigError::Invalid {
+        option,
+        why: format!("{s}: {e}"),
+    })?;
+    if !range.contains(&d) {
+        return Err(ConfigError::Invalid {
             option,
-            why: format!("{s}: {e}"),
-        }),
+            why: format!(
+                "{s}: must be between {} and {}",
+                humantime::format_duration(*range.start()),
+                humantime::format_duration(*range.end())
+            ),
+        });
     }
+    Ok(d)
 }
 
-/// A count or size that must be above zero, or `default` when unset.
-pub(crate) fn positive(
-    v: Option<usize>,
-    default: usize,
+/// A count or size, or `default` when unset, within `range` (never zero).
+pub(crate) fn bounded<T>(
     option: &'static str,
-) -> Result<usize, ConfigError> {
-    match v.unwrap_or(default) {
-        0 => Err(ConfigError::Invalid {
+    v: Option<T>,
+    default: T,
+    range: RangeInclusive<T>,
+) -> Result<T, ConfigError>
+where
+    T: PartialOrd + std::fmt::Display + Copy,
+{
+    let n = v.unwrap_or(default);
+    if !range.contains(&n) {
+        return Err(ConfigError::Invalid {
             option,
-            why: "must be above zero".into(),
-        }),
-        n => Ok(n),
+            why: format!("{n}: must be between {} and {}", range.start(), range.end()),
+        });
     }
+    Ok(n)
+}
+
+/// Percent-decodes URL userinfo: `p%40ss` is the password `p@ss`.
+pub(crate) fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%'
+            && i + 2 < b.len()
+            && let Some(v) = s
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        {
+            out.push(v);
+            i += 3;
+            continue;
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The user and password a parsed URL carries, decoded; `None` without a user.
+pub(crate) fn userinfo(url: &reqwest::Url) -> Option<(String, String)> {
+    (!url.username().is_empty()).then(|| {
+        (
+            percent_decode(url.username()),
+            url.password().map(percent_decode).unwrap_or_default(),
+        )
+    })
 }
 
 /// Reads a file named by an option, naming the option when it cannot be read.

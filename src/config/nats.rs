@@ -7,7 +7,7 @@ use super::raw::{
     DEFAULT_CONNZ_PAGE_SIZE, DEFAULT_CONSUMER_METRICS_LIMIT, DEFAULT_NATS_URLS,
     DEFAULT_POLL_INTERVAL, DEFAULT_POLL_TIMEOUT, RawConfig,
 };
-use super::{ConfigError, duration, read_file};
+use super::{ConfigError, HOUR, MILLIS_100, duration, read_file, userinfo};
 use crate::redact::redact_url;
 
 /// Which consumers get per-consumer series.
@@ -39,14 +39,19 @@ impl ConsumerPolicy {
     }
 }
 
-/// The configured nodes, each name given once; the defaults when none is given.
+/// The configured nodes, each name given once; the defaults when the option is not
+/// given at all. Given but empty (`NATSMON_NATS_URL=`, `' , '`) is a mistake: natsmon
+/// would poll nothing and never become ready.
 pub(super) fn nodes(urls: Option<&[String]>) -> Result<Vec<Node>, ConfigError> {
     let urls: Vec<String> = match urls {
-        Some(v) if !v.is_empty() => v.to_vec(),
-        _ => DEFAULT_NATS_URLS.iter().map(|s| s.to_string()).collect(),
+        Some(v) => v.to_vec(),
+        None => DEFAULT_NATS_URLS.iter().map(|s| s.to_string()).collect(),
     };
     let mut nodes = Vec::new();
-    for u in urls.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
+    // Quotes survive in env files (`NATSMON_NATS_URL=''`); they are not part of a URL.
+    let unquote = |s: &str| s.trim().trim_matches(['\'', '"']).trim().to_string();
+    for u in urls.iter().map(|s| unquote(s)).filter(|s| !s.is_empty()) {
+        let u = u.as_str();
         let node = Node::parse(u)?;
         if nodes.iter().any(|n: &Node| n.name == node.name) {
             return Err(ConfigError::Invalid {
@@ -56,35 +61,40 @@ pub(super) fn nodes(urls: Option<&[String]>) -> Result<Vec<Node>, ConfigError> {
         }
         nodes.push(node);
     }
+    if nodes.is_empty() {
+        return Err(ConfigError::Invalid {
+            option: "nats-url",
+            why: "no node given; name each node's HTTP monitoring URL, e.g. http://127.0.0.1:8222"
+                .into(),
+        });
+    }
     Ok(nodes)
 }
 
-/// Poll interval and timeout, both above zero.
+/// Poll interval and timeout. Below 100 ms a poll interval only loads the cluster (each
+/// poll is several requests per node); a timeout below 10 ms cannot be met.
 pub(super) fn poll_timing(raw: &RawConfig) -> Result<(Duration, Duration), ConfigError> {
     let interval = duration(
         "poll-interval",
         raw.poll_interval.as_deref(),
         DEFAULT_POLL_INTERVAL,
+        MILLIS_100..=HOUR,
     )?;
     let timeout = duration(
         "poll-timeout",
         raw.poll_timeout.as_deref(),
         DEFAULT_POLL_TIMEOUT,
+        Duration::from_millis(10)..=Duration::from_secs(600),
     )?;
-    if interval.is_zero() || timeout.is_zero() {
-        return Err(ConfigError::Invalid {
-            option: "poll-interval",
-            why: "intervals and timeouts must be above zero".into(),
-        });
-    }
     Ok((interval, timeout))
 }
 
 pub(super) fn connz_page_size(raw: &RawConfig) -> Result<usize, ConfigError> {
-    super::positive(
+    super::bounded(
+        "connz-page-size",
         raw.connz_page_size,
         DEFAULT_CONNZ_PAGE_SIZE,
-        "connz-page-size",
+        1..=100_000,
     )
 }
 
@@ -158,11 +168,7 @@ impl Node {
             Some(p) => format!("{host}:{p}"),
             None => host.to_string(),
         };
-        let basic_auth = (!parsed.username().is_empty()).then(|| {
-            let user = percent_decode(parsed.username());
-            let pass = parsed.password().map(percent_decode).unwrap_or_default();
-            (user, pass)
-        });
+        let basic_auth = userinfo(&parsed);
         let _ = parsed.set_username("");
         let _ = parsed.set_password(None);
         parsed.set_query(None);
@@ -190,25 +196,6 @@ impl Node {
     pub fn url_for(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }
-}
-
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%'
-            && i + 2 < b.len()
-            && let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16)
-        {
-            out.push(v);
-            i += 3;
-            continue;
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]

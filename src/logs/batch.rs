@@ -3,6 +3,12 @@
 //! (as long as the outage lasts: nothing is dropped after N tries); a 400 is counted as
 //! rejected with Loki's reason and not retried; a 413 splits the batch. Checkpoints move
 //! only past acknowledged entries.
+//!
+//! A Loki outage is one incident: one WARN at the first failed push, one INFO at the first
+//! push accepted after it, every failed attempt counted. At shutdown the grace period is
+//! spent delivering: retries come quickly, until 80% of the grace has passed (the rest
+//! is for saving checkpoints); whatever Loki has not taken by then is read again on the
+//! next start.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -10,13 +16,13 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::checkpoint::Checkpoints;
 use super::metrics::{LogMetrics, ReasonLabels};
 use super::service::{LokiClient, Outcome, PushError};
 use super::wire::{self, StreamRef};
-use super::{InFlight, LogEntry};
+use super::{InFlight, Incident, LogEntry};
 use crate::backoff::Backoff;
 use crate::config::LogSettings;
 use crate::time::unix_now_ns;
@@ -31,10 +37,29 @@ pub struct Batcher {
     pub grace: Duration,
 }
 
+/// Cap of the backoff between push retries once shutdown has begun: the grace period is
+/// short, and spent best on attempts.
+const SHUTDOWN_RETRY_MAX_BACKOFF: Duration = Duration::from_millis(500);
+
+/// Share of the shutdown grace the batcher may spend delivering; the rest is for saving
+/// checkpoints and stopping.
+const SHUTDOWN_DELIVERY_SHARE: f64 = 0.8;
+
 enum Delivery {
     Done,
     /// Shutdown's grace period ran out before Loki took the batch.
     Abandoned,
+}
+
+/// What delivery carries from one batch to the next.
+#[derive(Default)]
+struct Flow {
+    /// Set when shutdown begins: retrying stops here.
+    deadline: Option<Instant>,
+    /// Loki refusing or unreachable.
+    loki: Incident,
+    /// Checkpoints failing to save.
+    saving: Incident,
 }
 
 impl Batcher {
@@ -48,7 +73,7 @@ impl Batcher {
         let mut batch: Vec<LogEntry> = Vec::new();
         let mut bytes = 0usize;
         let mut oldest: Option<Instant> = None;
-        let mut deadline: Option<Instant> = None;
+        let mut flow = Flow::default();
         let mut tick = tokio::time::interval(self.settings.checkpoint_interval);
         loop {
             let flush_at = oldest.map(|t| t + self.settings.batch_max_wait);
@@ -64,13 +89,13 @@ impl Batcher {
                     None => true,
                 },
                 _ = async { tokio::time::sleep_until(flush_at.unwrap().into()).await }, if flush_at.is_some() => false,
-                _ = token.cancelled(), if deadline.is_none() => {
-                    deadline = Some(Instant::now() + self.grace.mul_f64(0.8));
+                _ = token.cancelled(), if flow.deadline.is_none() => {
+                    flow.deadline = Some(self.shutdown_deadline());
                     false
                 }
                 _ = tick.tick() => {
                     self.update_gauges();
-                    self.heartbeat();
+                    self.heartbeat(&mut flow);
                     false
                 }
             };
@@ -82,37 +107,56 @@ impl Batcher {
                 let b = std::mem::take(&mut batch);
                 bytes = 0;
                 oldest = None;
-                if let Delivery::Abandoned = self.deliver(b, &mut deadline, &token).await {
+                if let Delivery::Abandoned = self.deliver(b, &mut flow, &token).await {
                     warn!(
-                        "Shutdown grace period ended before Loki accepted the last batch; it will be re-read on restart."
+                        grace = ?self.grace,
+                        unacknowledged_lines = self.in_flight.total(),
+                        "Shutdown grace period ended before Loki accepted the last batch; it will be read again on the next start."
                     );
                     break;
                 }
-                self.save_checkpoints();
+                self.save_checkpoints(&mut flow);
             }
             if closed {
                 break;
             }
         }
         self.update_gauges();
-        self.save_checkpoints();
+        self.save_checkpoints(&mut flow);
+    }
+
+    /// When delivery must give up once shutdown has begun now.
+    fn shutdown_deadline(&self) -> Instant {
+        Instant::now() + self.grace.mul_f64(SHUTDOWN_DELIVERY_SHARE)
     }
 
     /// Marks natsmon as watching, so that a later start knows which stopped containers
     /// ran while it was away.
-    fn heartbeat(&self) {
+    fn heartbeat(&self, flow: &mut Flow) {
         let now = unix_now_ns();
         self.checkpoints.touch(now);
-        self.save_checkpoints();
+        self.save_checkpoints(flow);
     }
 
-    fn save_checkpoints(&self) {
-        if let Err(e) = self.checkpoints.save() {
-            self.metrics
-                .checkpoint_errors
-                .get_or_create(&ReasonLabels { reason: e.reason() })
-                .inc();
-            warn!(error = %e, "Saving checkpoints failed.");
+    /// Saves what changed. A failing disk fails every save: counted each time, told once.
+    fn save_checkpoints(&self, flow: &mut Flow) {
+        match self.checkpoints.save() {
+            Ok(_) => {
+                if let Some((down_for, failures)) = flow.saving.recover() {
+                    info!(down_for = ?down_for, failed_saves = failures, "Saving checkpoints works again.");
+                }
+            }
+            Err(e) => {
+                self.metrics
+                    .checkpoint_errors
+                    .get_or_create(&ReasonLabels { reason: e.reason() })
+                    .inc();
+                if flow.saving.fail() {
+                    warn!(error = %e, "Saving checkpoints failed; retrying at every checkpoint interval.");
+                } else {
+                    debug!(error = %e, "Saving checkpoints failed again.");
+                }
+            }
         }
     }
 
@@ -136,26 +180,33 @@ impl Batcher {
     async fn deliver(
         &self,
         batch: Vec<LogEntry>,
-        deadline: &mut Option<Instant>,
+        flow: &mut Flow,
         token: &CancellationToken,
     ) -> Delivery {
         let mut stack = vec![batch];
         let mut backoff = Backoff::new(self.settings.retry_max_backoff);
+        let mut shutdown_backoff = false;
         while let Some(b) = stack.pop() {
             let body = encode(self.settings.format, &b);
             let started = Instant::now();
-            let r = self.client.push(body).await;
+            let Some(r) = self.push_within(body, &mut flow.deadline, token).await else {
+                return Delivery::Abandoned;
+            };
             self.metrics
                 .push_duration
                 .observe(started.elapsed().as_secs_f64());
+            if r.is_ok() {
+                self.metrics.loki_up.set(1);
+                if let Some((down_for, failures)) = flow.loki.recover() {
+                    info!(url = %self.settings.display_url, down_for = ?down_for, failed_attempts = failures, "Loki accepts pushes again.");
+                }
+            }
             match r {
                 Ok(Outcome::Accepted) => {
-                    self.metrics.loki_up.set(1);
                     backoff.reset();
                     self.ack(&b);
                 }
                 Ok(Outcome::Rejected { status, message }) => {
-                    self.metrics.loki_up.set(1);
                     let reason = if status == 400 {
                         "bad_request"
                     } else {
@@ -197,28 +248,61 @@ impl Batcher {
                         .push_retries
                         .get_or_create(&ReasonLabels { reason: e.reason() })
                         .inc();
+                    if flow.deadline.is_some() && !shutdown_backoff {
+                        // The long waits of an outage would let the grace period pass idle.
+                        backoff = Backoff::new(SHUTDOWN_RETRY_MAX_BACKOFF);
+                        shutdown_backoff = true;
+                    }
                     let delay = match &e {
                         PushError::RateLimited {
                             retry_after: Some(d),
                         } => *d,
                         _ => backoff.next_delay(),
                     };
-                    warn!(url = %self.settings.display_url, reason = e.reason(), error = %e, retry_in = ?delay, lines = b.len(), "Push to Loki failed; retrying.");
+                    if flow.loki.fail() {
+                        warn!(url = %self.settings.display_url, reason = e.reason(), error = %e, retry_in = ?delay, lines = b.len(), "Push to Loki failed; retrying until Loki accepts it.");
+                    } else {
+                        debug!(url = %self.settings.display_url, reason = e.reason(), error = %e, retry_in = ?delay, lines = b.len(), "Push to Loki failed again.");
+                    }
                     stack.push(b);
-                    if deadline.is_some_and(|d| Instant::now() + delay >= d) {
+                    if flow.deadline.is_some_and(|d| Instant::now() + delay >= d) {
                         return Delivery::Abandoned;
                     }
                     tokio::select! {
                         _ = tokio::time::sleep(delay) => {}
-                        // Shutdown bounds the retries that are left by the grace period.
-                        _ = token.cancelled(), if deadline.is_none() => {
-                            *deadline = Some(Instant::now() + self.grace.mul_f64(0.8));
+                        // Shutdown cuts the wait short: the next attempt starts now.
+                        _ = token.cancelled(), if flow.deadline.is_none() => {
+                            flow.deadline = Some(self.shutdown_deadline());
                         }
                     }
                 }
             }
         }
         Delivery::Done
+    }
+
+    /// One push, bounded by the shutdown deadline once shutdown has begun (also when it
+    /// begins while the push is under way); `None` when the deadline came first.
+    async fn push_within(
+        &self,
+        body: Vec<u8>,
+        deadline: &mut Option<Instant>,
+        token: &CancellationToken,
+    ) -> Option<Result<Outcome, PushError>> {
+        let push = self.client.push(body);
+        tokio::pin!(push);
+        loop {
+            match *deadline {
+                None => tokio::select! {
+                    r = &mut push => return Some(r),
+                    _ = token.cancelled() => *deadline = Some(self.shutdown_deadline()),
+                },
+                Some(d) => tokio::select! {
+                    r = &mut push => return Some(r),
+                    _ = tokio::time::sleep_until(d.into()) => return None,
+                },
+            }
+        }
     }
 
     fn ack(&self, batch: &[LogEntry]) {

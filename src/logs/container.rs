@@ -10,6 +10,7 @@ use bollard::models::ContainerInspectResponse;
 
 use crate::config::LogSettings;
 use crate::config::logs::glob_match;
+use crate::redact::error_chain;
 use crate::time::rfc3339_to_unix_nanos;
 
 /// `job` of NATS server containers.
@@ -30,6 +31,35 @@ impl DockerError {
         match self {
             DockerError::Connect { .. } => "connect",
             DockerError::Api(_) => "api",
+        }
+    }
+
+    /// Sorts a failed call to `host`: no daemon to talk to (connection refused, no such
+    /// socket, no permission) is `Connect`, the same incident as a failed connect, however
+    /// the transport reports it; an answer or a broken stream is `Api`. Both carry the
+    /// whole cause chain, because bollard's and hyper's own messages do not say why
+    /// (`client error (Connect)`).
+    pub fn of(host: &str, e: &bollard::errors::Error) -> DockerError {
+        use bollard::errors::Error as E;
+        use std::io::ErrorKind as K;
+        let connect = |error| DockerError::Connect {
+            host: crate::redact::redact_url(host),
+            error,
+        };
+        match e {
+            // bollard's message repeats its source's; the source's chain says it once.
+            E::HyperLegacyError { err } if err.is_connect() => connect(error_chain(err)),
+            E::HyperLegacyError { err } => DockerError::Api(error_chain(err)),
+            E::IOError { err }
+                if matches!(
+                    err.kind(),
+                    K::ConnectionRefused | K::NotFound | K::PermissionDenied
+                ) =>
+            {
+                connect(error_chain(err))
+            }
+            E::SocketNotFoundError(_) => connect(error_chain(e)),
+            e => DockerError::Api(error_chain(e)),
         }
     }
 }
@@ -131,22 +161,31 @@ pub fn own_container_id() -> Option<String> {
     })
 }
 
+/// A client for `host`; no request is made yet, so a TCP daemon that is away shows only
+/// at the first call. A unix socket is looked at first, so that a missing one is
+/// reported with the OS's reason rather than bollard's bare "Socket not found".
 pub fn connect(host: &str) -> Result<Docker, DockerError> {
-    let r = if let Some(path) = host.strip_prefix("unix://") {
-        Docker::connect_with_unix(path, 120, bollard::API_DEFAULT_VERSION)
-    } else if host.starts_with("tcp://") || host.starts_with("http://") {
+    let is_http = host.starts_with("tcp://") || host.starts_with("http://");
+    if !is_http {
+        let path = host.strip_prefix("unix://").unwrap_or(host);
+        if let Err(e) = std::fs::metadata(path) {
+            return Err(DockerError::Connect {
+                host: crate::redact::redact_url(host),
+                error: error_chain(&e),
+            });
+        }
+    }
+    let r = if is_http {
         Docker::connect_with_http(
             &host.replacen("tcp://", "http://", 1),
             120,
             bollard::API_DEFAULT_VERSION,
         )
     } else {
-        Docker::connect_with_unix(host, 120, bollard::API_DEFAULT_VERSION)
+        let path = host.strip_prefix("unix://").unwrap_or(host);
+        Docker::connect_with_unix(path, 120, bollard::API_DEFAULT_VERSION)
     };
-    r.map_err(|e| DockerError::Connect {
-        host: crate::redact::redact_url(host),
-        error: e.to_string(),
-    })
+    r.map_err(|e| DockerError::of(host, &e))
 }
 
 #[cfg(test)]
@@ -205,6 +244,29 @@ mod tests {
             "api"
         );
         assert_eq!(meta("app", "busybox", "sh", &[]).service(), "app");
+    }
+
+    #[test]
+    fn docker_unreachable_is_a_connect_error_with_its_cause() {
+        let missing = connect("unix:///nonexistent/natsmon-test.sock").unwrap_err();
+        assert_eq!(missing.reason(), "connect");
+        assert!(
+            missing.to_string().contains("No such file or directory"),
+            "{missing}"
+        );
+        let refused = bollard::errors::Error::IOError {
+            err: std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused"),
+        };
+        let e = DockerError::of("tcp://user:pw@127.0.0.1:1", &refused);
+        assert_eq!(e.reason(), "connect");
+        assert!(!e.to_string().contains("pw"), "{e}");
+        let answer = bollard::errors::Error::DockerResponseServerError {
+            status_code: 500,
+            message: "boom".into(),
+        };
+        let e = DockerError::of("unix:///var/run/docker.sock", &answer);
+        assert_eq!(e.reason(), "api");
+        assert!(e.to_string().contains("boom"), "{e}");
     }
 
     #[test]

@@ -80,7 +80,7 @@ impl LogMetrics {
         for reason in ["stream_ended", "stream_error"] {
             let _ = m.tailer_restarts.get_or_create(&ReasonLabels { reason });
         }
-        for reason in ["read", "write"] {
+        for reason in ["read", "write", "corrupt"] {
             let _ = m.checkpoint_errors.get_or_create(&ReasonLabels { reason });
         }
         let r = registry.sub_registry_with_prefix("natsmon_logs");
@@ -161,7 +161,7 @@ impl LogMetrics {
         );
         r.register(
             "checkpoint_errors",
-            "Failed checkpoint reads and writes, by reason",
+            "Failed checkpoint reads and writes, and corrupt checkpoint files kept aside, by reason",
             m.checkpoint_errors.clone(),
         );
         m

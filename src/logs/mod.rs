@@ -5,6 +5,9 @@
 //! Memory stays flat while Loki is down: a line holds buffer permits until Loki has
 //! acknowledged it, so when the buffer is full the tailers stop reading from Docker and
 //! the container's log file is the buffer.
+//!
+//! An outage of a peer (Docker, Loki, the state directory) is told once in the log, as an
+//! [`Incident`]; the metrics count every failed attempt.
 
 pub mod assemble;
 pub mod batch;
@@ -20,6 +23,7 @@ pub mod wire;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use tokio::sync::OwnedSemaphorePermit;
 
@@ -51,6 +55,39 @@ impl LogEntry {
             line,
             _permit: permit,
         }
+    }
+}
+
+/// One outage of a peer as the log tells it: a WARN at the first failure, DEBUG for the
+/// failures that follow, one INFO when it works again. A retry loop logging every attempt
+/// would bury the one line that matters under thousands that say the same.
+#[derive(Debug, Default)]
+pub struct Incident {
+    /// When the first failure happened, and how many failures there have been since.
+    open: Option<(Instant, u64)>,
+}
+
+impl Incident {
+    /// Records a failure; true for the first one of an incident, the one to WARN about.
+    pub fn fail(&mut self) -> bool {
+        match &mut self.open {
+            Some((_, failures)) => {
+                *failures += 1;
+                false
+            }
+            None => {
+                self.open = Some((Instant::now(), 1));
+                true
+            }
+        }
+    }
+
+    /// Records a success; for the one that ends an incident, how long the incident lasted
+    /// and how many attempts failed, to tell in its INFO line.
+    pub fn recover(&mut self) -> Option<(Duration, u64)> {
+        self.open
+            .take()
+            .map(|(since, failures)| (since.elapsed(), failures))
     }
 }
 
@@ -126,6 +163,18 @@ impl InFlight {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_incident_opens_once_and_closes_once() {
+        let mut i = Incident::default();
+        assert_eq!(i.recover(), None, "nothing to recover from");
+        assert!(i.fail(), "the first failure opens it");
+        assert!(!i.fail());
+        assert!(!i.fail());
+        assert_eq!(i.recover().map(|(_, n)| n), Some(3));
+        assert_eq!(i.recover(), None, "closed once");
+        assert!(i.fail(), "a new incident");
+    }
 
     #[test]
     fn in_flight_counts_bytes_until_acknowledged() {

@@ -3,7 +3,9 @@
 //! container; when the event stream or the daemon drops it reconnects with backoff and
 //! lists again. A tailer task restarts its tailer when the container's log stream breaks
 //! while the container keeps running, resuming exactly after the last record read; a
-//! container started again later resumes where its last tailer stopped.
+//! container started again later resumes where its last tailer stopped. Docker being
+//! away is one incident however many reconnects fail: one WARN with the cause, one INFO
+//! when listing works again, and every failed attempt counted.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -23,7 +25,7 @@ use super::checkpoint::{Checkpoints, Position};
 use super::container::{ContainerMeta, DockerError, connect, selected};
 use super::metrics::{LogMetrics, ReasonLabels};
 use super::tailer::{StopReason, Tailer, TailerExit};
-use super::{InFlight, LogEntry};
+use super::{InFlight, Incident, LogEntry};
 use crate::backoff::{Backoff, sleep_or_cancel};
 use crate::config::LogSettings;
 use crate::time::{unix_now_ns, unix_now_secs};
@@ -70,6 +72,8 @@ struct State {
     done_rx: mpsc::UnboundedReceiver<Done>,
     /// Between reconnects to Docker.
     backoff: Backoff,
+    /// Docker unreachable or its event stream broken, until a listing works again.
+    docker: Incident,
     /// The last moment natsmon was watching Docker: the previous run's, then the moment
     /// each event stream broke. On a first start there is no history to catch up on.
     seen_until_ns: i64,
@@ -86,6 +90,7 @@ impl Supervisor {
             done_tx,
             done_rx,
             backoff: Backoff::new(Duration::from_secs(10)),
+            docker: Incident::default(),
             seen_until_ns: self
                 .checkpoints
                 .previous_run_ns()
@@ -115,23 +120,32 @@ impl Supervisor {
         let docker = match connect(&self.settings.docker_host) {
             Ok(d) => d,
             Err(e) => {
-                self.docker_error(&e, "Connecting to Docker failed.");
+                self.docker_error(&mut st.docker, &e, "Connecting to Docker failed.");
                 return None;
             }
         };
         let since = unix_now_secs();
+        let token = st.token.clone();
         let listed = tokio::select! {
-            _ = st.token.cancelled() => return None,
-            l = self.list(&docker, st.seen_until_ns) => l,
+            _ = token.cancelled() => return None,
+            l = self.list(&docker, st.seen_until_ns, &mut st.docker) => l,
         };
         let (tail, existing) = match listed {
             Ok(l) => l,
             Err(e) => {
-                self.docker_error(&e, "Listing containers failed.");
+                self.docker_error(&mut st.docker, &e, "Listing containers failed.");
                 return None;
             }
         };
         st.backoff.reset();
+        if let Some((down_for, failures)) = st.docker.recover() {
+            info!(
+                host = %crate::redact::redact_url(&self.settings.docker_host),
+                down_for = ?down_for,
+                failed_attempts = failures,
+                "Docker is reachable again."
+            );
+        }
         self.checkpoints.retain(|id| existing.contains(id));
         for meta in tail {
             self.ensure_tailer(st, &docker, meta);
@@ -165,12 +179,13 @@ impl Supervisor {
                     Some(Ok(ev)) => self.handle_event(st, docker, ev).await,
                     Some(Err(e)) => {
                         st.seen_until_ns = unix_now_ns();
-                        self.docker_error(&DockerError::Api(e.to_string()), "Docker event stream failed; reconnecting.");
+                        let e = DockerError::of(&self.settings.docker_host, &e);
+                        self.docker_error(&mut st.docker, &e, "Docker event stream failed; reconnecting.");
                         return;
                     }
                     None => {
                         st.seen_until_ns = unix_now_ns();
-                        self.docker_error(&DockerError::Api("event stream ended".into()), "Docker event stream ended; reconnecting.");
+                        self.docker_error(&mut st.docker, &DockerError::Api("event stream ended".into()), "Docker event stream ended; reconnecting.");
                         return;
                     }
                 },
@@ -197,7 +212,7 @@ impl Supervisor {
                 // following the new one); it is looked at again when it ends.
                 if let Some(r) = st.running.get_mut(&id) {
                     r.started_again = true;
-                } else if let Some(meta) = self.inspect(docker, &id).await {
+                } else if let Some(meta) = self.inspect(docker, &id, &mut st.docker).await {
                     self.ensure_tailer(st, docker, meta);
                 }
             }
@@ -210,7 +225,7 @@ impl Supervisor {
                 r.token.cancel();
                 info!(container = %r.meta.name, "Container renamed; restarting its tailer.");
                 if self.wait_stopped(st, docker, &id).await
-                    && let Some(meta) = self.inspect(docker, &id).await
+                    && let Some(meta) = self.inspect(docker, &id, &mut st.docker).await
                 {
                     self.ensure_tailer(st, docker, meta);
                 }
@@ -255,18 +270,25 @@ impl Supervisor {
         // The container started again while its task was deciding that it had stopped.
         if running.is_some_and(|r| r.started_again)
             && done.exit.reason.unasked()
-            && let Some(meta) = self.inspect(docker, &done.id).await
+            && let Some(meta) = self.inspect(docker, &done.id, &mut st.docker).await
         {
             self.ensure_tailer(st, docker, meta);
         }
     }
 
-    fn docker_error(&self, e: &DockerError, msg: &'static str) {
+    /// Counts a failure to reach Docker or follow its events, and logs it once per
+    /// incident: WARN for the first, DEBUG for the reconnects that fail after it.
+    fn docker_error(&self, incident: &mut Incident, e: &DockerError, msg: &'static str) {
         self.metrics
             .docker_errors
             .get_or_create(&ReasonLabels { reason: e.reason() })
             .inc();
-        warn!(host = %crate::redact::redact_url(&self.settings.docker_host), error = %e, "{msg}");
+        let host = crate::redact::redact_url(&self.settings.docker_host);
+        if incident.fail() {
+            warn!(host = %host, reason = e.reason(), error = %e, "{msg}");
+        } else {
+            debug!(host = %host, reason = e.reason(), error = %e, "{msg}");
+        }
     }
 
     /// Containers to tail, and the ids of all containers that exist. Besides the running
@@ -277,6 +299,7 @@ impl Supervisor {
         &self,
         docker: &Docker,
         seen_until_ns: i64,
+        incident: &mut Incident,
     ) -> Result<(Vec<ContainerMeta>, HashSet<String>), DockerError> {
         let all = docker
             .list_containers(Some(ListContainersOptions {
@@ -284,13 +307,13 @@ impl Supervisor {
                 ..Default::default()
             }))
             .await
-            .map_err(|e| DockerError::Api(e.to_string()))?;
+            .map_err(|e| DockerError::of(&self.settings.docker_host, &e))?;
         let ids = all.iter().filter_map(|c| c.id.clone()).collect();
         let mut out = Vec::new();
         for c in all {
             let running = c.state.is_some_and(|s| s.to_string() == "running");
             let Some(id) = c.id else { continue };
-            let Some(meta) = self.inspect(docker, &id).await else {
+            let Some(meta) = self.inspect(docker, &id, incident).await else {
                 continue;
             };
             let recent = |t: Option<i64>| t.is_some_and(|t| t >= seen_until_ns);
@@ -305,18 +328,31 @@ impl Supervisor {
         Ok((out, ids))
     }
 
-    async fn inspect(&self, docker: &Docker, id: &str) -> Option<ContainerMeta> {
+    async fn inspect(
+        &self,
+        docker: &Docker,
+        id: &str,
+        incident: &mut Incident,
+    ) -> Option<ContainerMeta> {
         match docker
             .inspect_container(id, None::<InspectContainerOptions>)
             .await
         {
             Ok(c) => Some(ContainerMeta::from_inspect(id, c)),
             Err(e) => {
-                // Gone already (removed right after starting) or the daemon is away.
-                self.docker_error(
-                    &DockerError::Api(e.to_string()),
-                    "Inspecting a container failed.",
-                );
+                let msg = "Inspecting a container failed.";
+                match DockerError::of(&self.settings.docker_host, &e) {
+                    // The daemon went away: part of that incident.
+                    e @ DockerError::Connect { .. } => self.docker_error(incident, &e, msg),
+                    // About this container (removed right after starting): its own story.
+                    e => {
+                        self.metrics
+                            .docker_errors
+                            .get_or_create(&ReasonLabels { reason: e.reason() })
+                            .inc();
+                        warn!(container = %id, reason = e.reason(), error = %e, "{msg}");
+                    }
+                }
                 None
             }
         }
@@ -415,7 +451,9 @@ fn next_step(reason: &StopReason, inspected: Inspected) -> Next {
 /// Runs one container's tailer, restarting it with backoff while its stream breaks and
 /// the container keeps running. Logs once per incident: a WARN when a healthy stream
 /// breaks, DEBUG for further failures before a line is read again, and the tailer's INFO
-/// when it reads one.
+/// when it reads one. When Docker itself is unreachable every stream breaks at once; that
+/// outage is the supervisor's to tell (its event stream breaks too), so the tailers keep
+/// to DEBUG and do not announce their recovery either.
 async fn keep_tailing(tailer: Tailer, resume: Option<Position>, token: CancellationToken) -> Done {
     // One assembler across restarts, so that a long line cut mid-way is completed, not
     // shipped in two halves or lost.
@@ -424,12 +462,15 @@ async fn keep_tailing(tailer: Tailer, resume: Option<Position>, token: Cancellat
     let mut backoff = Backoff::new(RESTART_MAX_BACKOFF);
     // An incident is open: a stream broke and no line has been read since.
     let mut broken = false;
+    // It was told at WARN, so its end is told at INFO.
+    let mut told = false;
     loop {
-        let exit = tailer.run(&mut asm, broken, &token).await;
+        let exit = tailer.run(&mut asm, broken && told, &token).await;
         asm.rearm();
         if exit.read_any {
             backoff.reset();
             broken = false;
+            told = false;
         }
         let done = |exit: TailerExit, gone| Done {
             id: tailer.meta.id.clone(),
@@ -455,7 +496,8 @@ async fn keep_tailing(tailer: Tailer, resume: Option<Position>, token: Cancellat
             debug!(container = %name, error = %e, "Inspecting a container whose log stream broke failed.");
         }
         let reason = exit.reason.reason();
-        match next_step(&exit.reason, Inspected::of(&r)) {
+        let inspected = Inspected::of(&r);
+        match next_step(&exit.reason, inspected) {
             Next::Restart => {
                 tailer
                     .metrics
@@ -464,8 +506,11 @@ async fn keep_tailing(tailer: Tailer, resume: Option<Position>, token: Cancellat
                     .inc();
                 if broken {
                     debug!(container = %name, reason, error = %exit.reason, "Container log stream broke again; restarting its tailer.");
+                } else if inspected == Inspected::Unavailable {
+                    debug!(container = %name, reason, error = %exit.reason, "Container log stream broke while Docker does not answer; restarting its tailer.");
                 } else {
                     warn!(container = %name, reason, error = %exit.reason, "Container log stream broke; restarting its tailer.");
+                    told = true;
                 }
                 broken = true;
             }

@@ -59,6 +59,8 @@ pub struct ConnzCounters {
 #[derive(Debug, Clone, Copy, Default, Deserialize)]
 #[serde(default)]
 pub struct ConnCounters {
+    /// Only to tell pages apart.
+    pub cid: u64,
     pub pending_bytes: u64,
     pub subscriptions: u64,
 }

@@ -27,6 +27,8 @@ pub struct Jsz {
     pub meta_cluster: Option<super::varz::MetaCluster>,
     #[serde(deserialize_with = "crate::nats::null_default")]
     pub account_details: Vec<AccountDetail>,
+    /// Accounts on the server, across pages; added in 2.10.28.
+    pub total: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -38,8 +40,11 @@ pub struct AccountDetail {
     pub id: String,
     pub memory: u64,
     pub storage: u64,
-    pub reserved_memory: u64,
-    pub reserved_storage: u64,
+    /// Go's `-1` as a `uint64` when the account has no JetStream limit.
+    #[serde(deserialize_with = "crate::nats::limit")]
+    pub reserved_memory: Option<u64>,
+    #[serde(deserialize_with = "crate::nats::limit")]
+    pub reserved_storage: Option<u64>,
     #[serde(deserialize_with = "crate::nats::null_default")]
     pub api: ApiStats,
     #[serde(deserialize_with = "crate::nats::null_default")]
@@ -209,17 +214,9 @@ pub fn collect_node(j: &Jsz, node: &str, out: &mut MetricSet) {
         let al = || vec![("node", node.to_string()), ("account", a.name.clone())];
         out.push(&ACC_MEMORY, al(), a.memory);
         out.push(&ACC_STORAGE, al(), a.storage);
-        // u64::MAX is Go's -1: no reservation limit. Exporting it would break ratios.
-        out.push_opt(
-            &ACC_RESERVED_MEMORY,
-            al,
-            (a.reserved_memory != u64::MAX).then_some(a.reserved_memory),
-        );
-        out.push_opt(
-            &ACC_RESERVED_STORAGE,
-            al,
-            (a.reserved_storage != u64::MAX).then_some(a.reserved_storage),
-        );
+        // No reservation limit is absent (see `limit`); u64::MAX would break ratios.
+        out.push_opt(&ACC_RESERVED_MEMORY, al, a.reserved_memory);
+        out.push_opt(&ACC_RESERVED_STORAGE, al, a.reserved_storage);
         out.push(&ACC_API_REQUESTS, al(), a.api.total);
         out.push(&ACC_API_ERRORS, al(), a.api.errors);
     }

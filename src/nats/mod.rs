@@ -2,7 +2,7 @@
 //! function from a parsed response to metrics), the HTTP client that does all I/O, the
 //! per-node pollers, the per-node snapshot store, its aggregation into one `MetricSet`
 //! (`aggregate`, with the cluster-wide stream view in `leader_view`), and the render
-//! loop (`render`).
+//! loop (`render`). `paging` keeps paged endpoints finite.
 
 pub mod accstatz;
 pub mod aggregate;
@@ -15,6 +15,7 @@ pub mod leader_view;
 pub mod leafz;
 pub mod link;
 pub mod metrics;
+pub mod paging;
 pub mod poller;
 pub mod render;
 pub mod routez;
@@ -93,6 +94,18 @@ pub enum PollError {
     Decode(String),
     #[error("request failed: {0}")]
     Request(String),
+    /// The node answered pages that do not advance (it ignores `offset`, or repeats a
+    /// page), or more pages than its own `total` allows.
+    #[error("paging did not advance: {0}")]
+    Paging(String),
+    /// Every body in flight shares one memory budget; this one found none (in time).
+    #[error("no memory left for the response body: all bodies in flight share {budget} bytes")]
+    Memory { budget: usize },
+    #[error("cannot decode the response body: {0}")]
+    Encoding(String),
+    /// `target` is scheme://host:port only: a Location may carry credentials or a token.
+    #[error("redirect to {target} not followed: {why}")]
+    Redirect { target: String, why: &'static str },
 }
 
 impl PollError {
@@ -102,11 +115,16 @@ impl PollError {
             PollError::Connect(_) => "connect",
             PollError::Closed(_) => "connection_closed",
             PollError::Status(s) if *s >= 500 => "http_5xx",
+            PollError::Status(404) => "not_found",
             PollError::Status(_) => "http_4xx",
             PollError::TooLarge { .. } => "too_large",
             PollError::Body(_) => "body",
             PollError::Decode(_) => "decode",
             PollError::Request(_) => "request",
+            PollError::Paging(_) => "paging",
+            PollError::Memory { .. } => "memory",
+            PollError::Encoding(_) => "encoding",
+            PollError::Redirect { .. } => "redirect",
         }
     }
 }
@@ -118,4 +136,58 @@ where
     T: Default + Deserialize<'de>,
 {
     Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
+/// A limit field: Go reports an unset or unlimited limit as `-1`, and a `-1` that went
+/// through an unsigned field reads as `u64::MAX`; both are `None`, which the exposition
+/// leaves out (README: unlimited limits have no series). Anything that is not a
+/// non-negative integer is `None` too, so that no limit can fail a whole endpoint.
+///
+/// Audit of the numeric fields natsmon reads (Go types in nats-server's monitor.go):
+/// counters and levels (`int`, `int64`, `uint32`, `uint64`) are never negative and stay
+/// plain `u64`; configured limits that may be `-1` use this helper (`/varz`
+/// `max_connections`, `max_payload`, `max_pending`, JetStream `max_memory`,
+/// `max_storage`) or are signed and filtered where exported (stream and consumer
+/// config); reservations that are `-1` cast to `uint64` (JetStream `reserved_*`) use
+/// this helper; durations that are `-1` for "never" (`active`) are signed.
+pub(crate) fn limit<'de, D>(d: D) -> Result<Option<u64>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    Ok(Option::<serde_json::Number>::deserialize(d)?
+        .and_then(|n| n.as_u64())
+        .filter(|&v| v != u64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Deserialize)]
+    struct L {
+        #[serde(default, deserialize_with = "limit")]
+        v: Option<u64>,
+    }
+
+    fn parse(json: &str) -> Option<u64> {
+        serde_json::from_str::<L>(json).unwrap().v
+    }
+
+    #[test]
+    fn unlimited_encodings_read_as_none() {
+        assert_eq!(parse(r#"{"v":-1}"#), None);
+        assert_eq!(parse(r#"{"v":18446744073709551615}"#), None);
+        assert_eq!(parse(r#"{"v":null}"#), None);
+        assert_eq!(parse(r#"{}"#), None);
+        assert_eq!(parse(r#"{"v":1.5}"#), None);
+        assert_eq!(parse(r#"{"v":0}"#), Some(0));
+        assert_eq!(parse(r#"{"v":65536}"#), Some(65536));
+    }
+
+    #[test]
+    fn not_found_has_its_own_reason() {
+        assert_eq!(PollError::Status(404).reason(), "not_found");
+        assert_eq!(PollError::Status(403).reason(), "http_4xx");
+        assert_eq!(PollError::Status(503).reason(), "http_5xx");
+    }
 }

@@ -1,25 +1,37 @@
 //! Owns the per-node poll loop: every interval it fetches all endpoints of one node
 //! concurrently, each with its own timeout, records each outcome once (log line and
 //! metric), and replaces the node's snapshot. Nodes have independent loops, so a slow or
-//! dead node never delays another.
+//! dead node never delays another. A loop that panics or ends before shutdown leaves its
+//! node down, never its last values, and is started again. An endpoint the node answers
+//! 404 for is said once and asked for again only every `ABSENT_RETRY`.
 
-use std::sync::Arc;
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Instant, SystemTime};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant, SystemTime};
 
 use serde::de::DeserializeOwned;
 use tokio::sync::Notify;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use super::client::NatsClient;
 use super::connz::{self, ConnzSummary};
 use super::jsz::{self, Jsz};
+use super::paging::PageGuard;
 use super::snapshot::{NodePoll, Store};
 use super::{Endpoint, PollError, accstatz, gatewayz, healthz, leafz, routez, subsz, varz};
 use crate::config::{Node, Settings};
 use crate::nats::metrics::{ErrorLabels, Metrics};
+
+/// How long an endpoint a node answered 404 for is left alone: an older server does not
+/// grow it soon, and after an upgrade it comes back within this. The log lines say "10m".
+pub const ABSENT_RETRY: Duration = Duration::from_secs(600);
+
+/// The `/varz` error a node is left with when its poller stops before shutdown.
+pub const POLLER_STOPPED: &str = "poller stopped";
 
 /// What every poller shares.
 pub struct PollContext {
@@ -33,7 +45,122 @@ pub struct PollContext {
     pub ready: Arc<AtomicBool>,
 }
 
+/// What one node's poll loop remembers across cycles. The endpoints of a cycle run
+/// concurrently and share it, hence the locks (never held across an await).
+#[derive(Debug, Default)]
+pub struct NodeMemory {
+    /// Endpoints the node answered 404 for, and when to ask again.
+    absent: Mutex<BTreeMap<Endpoint, Instant>>,
+    /// Endpoints whose absence has been logged at INFO already.
+    said: Mutex<BTreeSet<Endpoint>>,
+}
+
+impl NodeMemory {
+    fn skip(&self, e: Endpoint, now: Instant) -> bool {
+        let absent = self.absent.lock().unwrap_or_else(PoisonError::into_inner);
+        absent.get(&e).is_some_and(|until| now < *until)
+    }
+
+    /// Records a 404; true the first time, when it is worth an INFO line.
+    fn set_absent(&self, e: Endpoint, now: Instant) -> bool {
+        self.absent
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(e, now + ABSENT_RETRY);
+        self.said
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(e)
+    }
+
+    /// Forgets every absence: when `/varz` fails too, the 404s more likely come from a
+    /// wrong URL or a proxy than from an older server, so everything is asked again.
+    fn forget_absent(&self) {
+        self.absent
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+    }
+
+    /// Records an answer; true when the endpoint had been absent.
+    fn set_present(&self, e: Endpoint) -> bool {
+        self.absent
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&e)
+            .is_some()
+    }
+}
+
+/// Polls `node` until `token` is cancelled. The loop runs as its own task so that a panic
+/// in it is caught here: the node is then marked down and the loop started again.
 pub async fn run(ctx: Arc<PollContext>, node: Node, token: CancellationToken) {
+    let name = node.name.clone();
+    let pause = ctx.settings.poll_interval;
+    supervise(&name, &token, pause, || {
+        poll_loop(ctx.clone(), node.clone(), token.clone())
+    })
+    .await;
+    debug!(node = %name, "Poller stopped.");
+}
+
+/// Runs the future `start` makes as a task, and makes and runs another (after `pause`)
+/// whenever one panics or ends before `token` is cancelled.
+async fn supervise<F, Fut>(node: &str, token: &CancellationToken, pause: Duration, mut start: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    loop {
+        let ended = tokio::spawn(start()).await;
+        if token.is_cancelled() {
+            return;
+        }
+        match ended {
+            Err(e) if e.is_panic() => {
+                let p = e.into_panic();
+                let why = p
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| p.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "unknown panic".into());
+                error!(node = %node, error = %why, "Poller panicked; starting it again.");
+            }
+            _ => error!(node = %node, "Poller ended; starting it again."),
+        }
+        tokio::select! {
+            _ = token.cancelled() => return,
+            _ = tokio::time::sleep(pause) => {}
+        }
+    }
+}
+
+/// Leaves the node down when its poll loop ends for any reason but shutdown (a panic
+/// included): a poll that is no longer refreshed must not look current on /metrics.
+struct DownOnDrop<'a> {
+    store: &'a Store,
+    updated: &'a Notify,
+    node: &'a str,
+    token: &'a CancellationToken,
+}
+
+impl Drop for DownOnDrop<'_> {
+    fn drop(&mut self) {
+        if !self.token.is_cancelled() {
+            self.store.mark_down(self.node, POLLER_STOPPED);
+            self.updated.notify_one();
+        }
+    }
+}
+
+async fn poll_loop(ctx: Arc<PollContext>, node: Node, token: CancellationToken) {
+    let _down = DownOnDrop {
+        store: &ctx.store,
+        updated: &ctx.updated,
+        node: &node.name,
+        token: &token,
+    };
+    let memory = NodeMemory::default();
     let mut tick = tokio::time::interval(ctx.settings.poll_interval);
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut was_up: Option<bool> = None;
@@ -44,7 +171,7 @@ pub async fn run(ctx: Arc<PollContext>, node: Node, token: CancellationToken) {
         }
         let poll = tokio::select! {
             _ = token.cancelled() => break,
-            p = poll_node(&ctx, &node) => p,
+            p = poll_node(&ctx, &node, &memory) => p,
         };
         let up = poll.up();
         if was_up != Some(up) {
@@ -61,22 +188,29 @@ pub async fn run(ctx: Arc<PollContext>, node: Node, token: CancellationToken) {
         ctx.store.update(&node.name, poll);
         ctx.updated.notify_one();
     }
-    debug!(node = %node.name, "Poller stopped.");
+}
+
+/// One endpoint's result in a cycle.
+enum Outcome<T> {
+    Ok(T),
+    Failed(PollError),
+    /// The node does not serve the endpoint (404, now or earlier): no series, no warning.
+    Absent,
 }
 
 /// One poll cycle of one node: all endpoints, then the optional ones `/varz` asks for.
-pub async fn poll_node(ctx: &PollContext, node: &Node) -> NodePoll {
+pub async fn poll_node(ctx: &PollContext, node: &Node, memory: &NodeMemory) -> NodePoll {
     let started = Instant::now();
     let mut poll = NodePoll::default();
     let (varz, jsz, connz, routez, healthz, accstatz, subsz) = tokio::join!(
-        fetch::<varz::Varz>(ctx, node, Endpoint::Varz, varz::PATH, &[]),
-        fetch_jsz(ctx, node),
-        fetch_connz(ctx, node),
-        fetch::<routez::Routez>(ctx, node, Endpoint::Routez, routez::PATH, &[]),
+        single::<varz::Varz>(ctx, node, memory, Endpoint::Varz, varz::PATH, &[]),
+        endpoint(ctx, node, memory, Endpoint::Jsz, fetch_jsz(ctx, node)),
+        endpoint(ctx, node, memory, Endpoint::Connz, fetch_connz(ctx, node)),
+        single::<routez::Routez>(ctx, node, memory, Endpoint::Routez, routez::PATH, &[]),
         // An unhealthy server answers 503 with its reasons in the body.
-        fetch::<healthz::Healthz>(ctx, node, Endpoint::Healthz, healthz::PATH, &[503]),
-        fetch::<accstatz::Accstatz>(ctx, node, Endpoint::Accstatz, accstatz::PATH, &[]),
-        fetch::<subsz::Subsz>(ctx, node, Endpoint::Subsz, subsz::PATH, &[]),
+        single::<healthz::Healthz>(ctx, node, memory, Endpoint::Healthz, healthz::PATH, &[503]),
+        single::<accstatz::Accstatz>(ctx, node, memory, Endpoint::Accstatz, accstatz::PATH, &[]),
+        single::<subsz::Subsz>(ctx, node, memory, Endpoint::Subsz, subsz::PATH, &[]),
     );
     poll.varz = keep(&mut poll, Endpoint::Varz, varz);
     poll.jsz = keep(&mut poll, Endpoint::Jsz, jsz);
@@ -85,15 +219,19 @@ pub async fn poll_node(ctx: &PollContext, node: &Node) -> NodePoll {
     poll.healthz = keep(&mut poll, Endpoint::Healthz, healthz);
     poll.accstatz = keep(&mut poll, Endpoint::Accstatz, accstatz);
     poll.subsz = keep(&mut poll, Endpoint::Subsz, subsz);
+    if poll.varz.is_none() {
+        memory.forget_absent();
+    }
     if let Some(v) = &poll.varz {
         let (gw, leaf) = (v.gateway_configured(), v.leafnodes_configured());
         let (g, l) = tokio::join!(
             async {
                 if gw {
                     Some(
-                        fetch::<gatewayz::Gatewayz>(
+                        single::<gatewayz::Gatewayz>(
                             ctx,
                             node,
+                            memory,
                             Endpoint::Gatewayz,
                             gatewayz::PATH,
                             &[],
@@ -106,7 +244,17 @@ pub async fn poll_node(ctx: &PollContext, node: &Node) -> NodePoll {
             },
             async {
                 if leaf {
-                    Some(fetch::<leafz::Leafz>(ctx, node, Endpoint::Leafz, leafz::PATH, &[]).await)
+                    Some(
+                        single::<leafz::Leafz>(
+                            ctx,
+                            node,
+                            memory,
+                            Endpoint::Leafz,
+                            leafz::PATH,
+                            &[],
+                        )
+                        .await,
+                    )
                 } else {
                     None
                 }
@@ -132,19 +280,94 @@ pub async fn poll_node(ctx: &PollContext, node: &Node) -> NodePoll {
     poll
 }
 
-fn keep<T>(poll: &mut NodePoll, e: Endpoint, r: Result<T, PollError>) -> Option<T> {
+fn keep<T>(poll: &mut NodePoll, e: Endpoint, r: Outcome<T>) -> Option<T> {
     match r {
-        Ok(v) => Some(v),
-        Err(err) => {
+        Outcome::Ok(v) => Some(v),
+        Outcome::Failed(err) => {
             poll.errors.insert(e, err.to_string());
+            None
+        }
+        Outcome::Absent => {
+            // Said on the status page, which shows why the series are missing.
+            poll.errors.insert(
+                e,
+                "not served by this node (HTTP 404); asked again every 10m".into(),
+            );
             None
         }
     }
 }
 
-/// Fetches one endpoint request and records its outcome: counters, duration, size, and
-/// on failure one WARN line and one error count with the reason.
-async fn fetch<T: DeserializeOwned>(
+/// Runs one endpoint's fetch (all its pages) unless the node is known not to serve it,
+/// and records the outcome once: its success time, or one error count and one log line.
+/// A 404 is said once at INFO and counted once per `ABSENT_RETRY`; `/varz` is never
+/// skipped, since without it the node is down.
+async fn endpoint<T>(
+    ctx: &PollContext,
+    node: &Node,
+    memory: &NodeMemory,
+    e: Endpoint,
+    fetch: impl Future<Output = Result<T, PollError>>,
+) -> Outcome<T> {
+    if memory.skip(e, Instant::now()) {
+        return Outcome::Absent;
+    }
+    let r = fetch.await;
+    let m = &ctx.metrics;
+    match r {
+        Ok(v) => {
+            m.poll_last_success
+                .get_or_create(&Metrics::endpoint(&node.name, e))
+                .set(crate::time::unix_now_f64());
+            if memory.set_present(e) {
+                info!(node = %node.name, endpoint = %e, "Node serves this endpoint now.");
+            }
+            Outcome::Ok(v)
+        }
+        Err(err) => {
+            m.poll_errors
+                .get_or_create(&ErrorLabels {
+                    node: node.name.clone(),
+                    endpoint: e.into(),
+                    reason: err.reason(),
+                })
+                .inc();
+            if e != Endpoint::Varz && matches!(err, PollError::Status(404)) {
+                if memory.set_absent(e, Instant::now()) {
+                    info!(node = %node.name, endpoint = %e, reason = %err.reason(), "Node does not serve this endpoint; asking again in 10m.");
+                } else {
+                    debug!(node = %node.name, endpoint = %e, reason = %err.reason(), "Node still does not serve this endpoint; asking again in 10m.");
+                }
+                return Outcome::Absent;
+            }
+            warn!(node = %node.name, endpoint = %e, reason = %err.reason(), error = %err, "Poll failed.");
+            Outcome::Failed(err)
+        }
+    }
+}
+
+/// An endpoint of one request.
+async fn single<T: DeserializeOwned>(
+    ctx: &PollContext,
+    node: &Node,
+    memory: &NodeMemory,
+    e: Endpoint,
+    path: &str,
+    ok_statuses: &[u16],
+) -> Outcome<T> {
+    endpoint(
+        ctx,
+        node,
+        memory,
+        e,
+        request(ctx, node, e, path, ok_statuses),
+    )
+    .await
+}
+
+/// Makes one request and counts it: requests, duration and body size. Failures are
+/// recorded by `endpoint`, once per endpoint, whatever page they happened on.
+async fn request<T: DeserializeOwned>(
     ctx: &PollContext,
     node: &Node,
     e: Endpoint,
@@ -159,43 +382,41 @@ async fn fetch<T: DeserializeOwned>(
     m.poll_duration
         .get_or_create(&labels)
         .observe(started.elapsed().as_secs_f64());
-    match r {
-        Ok(f) => {
-            m.poll_response_bytes
-                .get_or_create(&labels)
-                .inc_by(f.bytes as u64);
-            m.poll_last_success
-                .get_or_create(&labels)
-                .set(crate::time::unix_now_f64());
-            Ok(f.value)
-        }
-        Err(err) => {
-            m.poll_errors
-                .get_or_create(&ErrorLabels {
-                    node: node.name.clone(),
-                    endpoint: e.into(),
-                    reason: err.reason(),
-                })
-                .inc();
-            warn!(node = %node.name, endpoint = %e, reason = %err.reason(), error = %err, "Poll failed.");
-            Err(err)
-        }
-    }
+    let f = r?;
+    m.poll_response_bytes
+        .get_or_create(&labels)
+        .inc_by(f.bytes as u64);
+    Ok(f.value)
 }
 
 /// `/jsz` pages its account list; walk the pages so large multi-tenant servers are whole.
 async fn fetch_jsz(ctx: &PollContext, node: &Node) -> Result<Jsz, PollError> {
+    let mut guard = PageGuard::new(jsz::ACCOUNT_PAGE);
     let mut offset = 0;
     let mut all: Option<Jsz> = None;
     loop {
         let path = format!("{}&offset={offset}&limit={}", jsz::PATH, jsz::ACCOUNT_PAGE);
-        let page: Jsz = fetch(ctx, node, Endpoint::Jsz, &path, &[]).await?;
+        let page: Jsz = request(ctx, node, Endpoint::Jsz, &path, &[]).await?;
+        guard.check(
+            offset as u64,
+            None,
+            page.total,
+            page.account_details.first().map(|a| a.name.clone()),
+        )?;
         let n = page.account_details.len();
-        match &mut all {
-            None => all = Some(page),
-            Some(a) => a.account_details.extend(page.account_details),
-        }
-        if n < jsz::ACCOUNT_PAGE {
+        let total = match &mut all {
+            None => {
+                let t = page.total;
+                all = Some(page);
+                t
+            }
+            Some(a) => {
+                a.account_details.extend(page.account_details);
+                a.total
+            }
+        };
+        // 2.10.28 and later say how many accounts there are, which saves an empty page.
+        if n < jsz::ACCOUNT_PAGE || total.is_some_and(|t| (offset + n) as u64 >= t) {
             break;
         }
         offset += n;
@@ -206,15 +427,21 @@ async fn fetch_jsz(ctx: &PollContext, node: &Node) -> Result<Jsz, PollError> {
 async fn fetch_connz(ctx: &PollContext, node: &Node) -> Result<ConnzSummary, PollError> {
     let s = &ctx.settings;
     let mut summary = ConnzSummary::default();
+    let mut guard = PageGuard::new(s.connz_page_size);
     let mut offset = 0;
     let detail = s.connection_metrics_limit > 0;
     loop {
         let path = connz::page_path(offset, s.connz_page_size, detail);
         let next = if detail {
-            let page: connz::Connz = fetch(ctx, node, Endpoint::Connz, &path, &[]).await?;
+            let page: connz::Connz = request(ctx, node, Endpoint::Connz, &path, &[]).await?;
+            let first = page.connections.first().map(|c| c.cid);
+            guard.check(offset, Some(page.offset), Some(page.total), first)?;
             summary.absorb(page, s.connection_metrics_limit)
         } else {
-            let page: connz::ConnzCounters = fetch(ctx, node, Endpoint::Connz, &path, &[]).await?;
+            let page: connz::ConnzCounters =
+                request(ctx, node, Endpoint::Connz, &path, &[]).await?;
+            let first = page.connections.first().map(|c| c.cid);
+            guard.check(offset, Some(page.offset), Some(page.total), first)?;
             summary.absorb_counters(page)
         };
         match next {
@@ -227,4 +454,113 @@ async fn fetch_connz(ctx: &PollContext, node: &Node) -> Result<ConnzSummary, Pol
         }
     }
     Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    fn up_poll() -> NodePoll {
+        NodePoll {
+            varz: Some(Default::default()),
+            finished_at: Some(SystemTime::now()),
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_poller_that_stops_leaves_its_node_down_not_stale() {
+        let store = Store::new(["n1"]);
+        let updated = Notify::new();
+        let token = CancellationToken::new();
+        store.update("n1", up_poll());
+        drop(DownOnDrop {
+            store: &store,
+            updated: &updated,
+            node: "n1",
+            token: &token,
+        });
+        let st = &store.nodes()["n1"];
+        assert!(!st.poll.up());
+        assert!(st.poll.finished_at.is_some(), "rendered as nats_up 0");
+        assert_eq!(st.poll.errors[&Endpoint::Varz], POLLER_STOPPED);
+        tokio::time::timeout(Duration::from_secs(1), updated.notified())
+            .await
+            .expect("the renderer is told");
+    }
+
+    #[tokio::test]
+    async fn a_shutdown_keeps_the_last_poll() {
+        let store = Store::new(["n1"]);
+        let updated = Notify::new();
+        let token = CancellationToken::new();
+        store.update("n1", up_poll());
+        token.cancel();
+        drop(DownOnDrop {
+            store: &store,
+            updated: &updated,
+            node: "n1",
+            token: &token,
+        });
+        assert!(store.nodes()["n1"].poll.up());
+    }
+
+    #[tokio::test]
+    async fn a_panicking_poller_is_started_again_and_its_node_is_down_meanwhile() {
+        let store = Arc::new(Store::new(["n1"]));
+        let updated = Arc::new(Notify::new());
+        let token = CancellationToken::new();
+        let starts = Arc::new(AtomicUsize::new(0));
+        let seen_down = Arc::new(AtomicBool::new(false));
+        let (s, u, t, n, d) = (
+            store.clone(),
+            updated.clone(),
+            token.clone(),
+            starts.clone(),
+            seen_down.clone(),
+        );
+        supervise("n1", &token, Duration::from_millis(1), move || {
+            let (store, updated, token) = (s.clone(), u.clone(), t.clone());
+            let (starts, seen_down) = (n.clone(), d.clone());
+            async move {
+                let _down = DownOnDrop {
+                    store: &store,
+                    updated: &updated,
+                    node: "n1",
+                    token: &token,
+                };
+                if starts.fetch_add(1, Ordering::SeqCst) == 0 {
+                    store.update("n1", up_poll());
+                    panic!("boom");
+                }
+                // Started again: the panicked run left the node down.
+                seen_down.store(!store.nodes()["n1"].poll.up(), Ordering::SeqCst);
+                token.cancel();
+            }
+        })
+        .await;
+        assert_eq!(starts.load(Ordering::SeqCst), 2);
+        assert!(seen_down.load(Ordering::SeqCst));
+    }
+
+    #[test]
+    fn a_404_is_remembered_until_the_retry() {
+        let m = NodeMemory::default();
+        let now = Instant::now();
+        assert!(!m.skip(Endpoint::Subsz, now));
+        assert!(m.set_absent(Endpoint::Subsz, now), "said the first time");
+        assert!(m.skip(Endpoint::Subsz, now + Duration::from_secs(1)));
+        assert!(!m.skip(Endpoint::Accstatz, now));
+        assert!(!m.skip(Endpoint::Subsz, now + ABSENT_RETRY));
+        assert!(
+            !m.set_absent(Endpoint::Subsz, now + ABSENT_RETRY),
+            "not again"
+        );
+        assert!(m.set_present(Endpoint::Subsz));
+        assert!(!m.skip(Endpoint::Subsz, now + Duration::from_secs(1)));
+        m.set_absent(Endpoint::Routez, now);
+        m.forget_absent();
+        assert!(!m.skip(Endpoint::Routez, now + Duration::from_secs(1)));
+    }
 }

@@ -126,6 +126,25 @@ impl Store {
         st.poll = Arc::new(poll);
     }
 
+    /// Replaces a node's latest poll with a down one whose `/varz` error says `why`: for a
+    /// poller that stopped, whose last poll must not stay on /metrics as current. Never
+    /// panics, since it runs while a panicking poller unwinds.
+    pub fn mark_down(&self, node: &str, why: &str) {
+        let mut nodes = self
+            .nodes
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let Some(st) = nodes.get_mut(node) else {
+            return;
+        };
+        let mut poll = NodePoll {
+            finished_at: Some(SystemTime::now()),
+            ..Default::default()
+        };
+        poll.errors.insert(Endpoint::Varz, why.to_string());
+        st.poll = Arc::new(poll);
+    }
+
     /// A cheap copy of every node's latest poll by node label (the polls themselves are
     /// shared).
     pub fn nodes(&self) -> BTreeMap<String, NodeStatus> {

@@ -28,8 +28,12 @@ pub struct Varz {
     pub cpu: Option<f64>,
     pub connections: Option<u64>,
     pub total_connections: Option<u64>,
+    /// Limits are `-1` when unlimited (`max_connections: -1` in the server config).
+    #[serde(deserialize_with = "crate::nats::limit")]
     pub max_connections: Option<u64>,
+    #[serde(deserialize_with = "crate::nats::limit")]
     pub max_payload: Option<u64>,
+    #[serde(deserialize_with = "crate::nats::limit")]
     pub max_pending: Option<u64>,
     pub routes: Option<u64>,
     pub remotes: Option<u64>,
@@ -96,8 +100,11 @@ pub struct JetStreamVarz {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
 pub struct JetStreamConfig {
-    pub max_memory: i64,
-    pub max_storage: i64,
+    /// `-1` when not set.
+    #[serde(deserialize_with = "crate::nats::limit")]
+    pub max_memory: Option<u64>,
+    #[serde(deserialize_with = "crate::nats::limit")]
+    pub max_storage: Option<u64>,
     #[serde(deserialize_with = "crate::nats::null_default")]
     pub domain: String,
 }
@@ -107,8 +114,11 @@ pub struct JetStreamConfig {
 pub struct JetStreamStats {
     pub memory: u64,
     pub storage: u64,
-    pub reserved_memory: u64,
-    pub reserved_storage: u64,
+    /// Go's `-1` as a `uint64` when an account has no reservation limit.
+    #[serde(deserialize_with = "crate::nats::limit")]
+    pub reserved_memory: Option<u64>,
+    #[serde(deserialize_with = "crate::nats::limit")]
+    pub reserved_storage: Option<u64>,
     pub accounts: u64,
     pub ha_assets: u64,
     #[serde(deserialize_with = "crate::nats::null_default")]
@@ -386,23 +396,15 @@ pub fn collect(v: &Varz, node: &str, out: &mut MetricSet) {
     let js = &v.jetstream;
     out.push(&JS_ENABLED, l(), v.jetstream_enabled());
     if let Some(c) = &js.config {
-        // A negative limit means "not set"; exporting it would break ratio alerts.
-        out.push_opt(
-            &JS_MAX_MEMORY,
-            l,
-            (c.max_memory >= 0).then_some(c.max_memory),
-        );
-        out.push_opt(
-            &JS_MAX_STORAGE,
-            l,
-            (c.max_storage >= 0).then_some(c.max_storage),
-        );
+        // An unset limit is absent (see `limit`); exporting -1 would break ratio alerts.
+        out.push_opt(&JS_MAX_MEMORY, l, c.max_memory);
+        out.push_opt(&JS_MAX_STORAGE, l, c.max_storage);
     }
     if let Some(s) = &js.stats {
         out.push(&JS_MEMORY, l(), s.memory);
         out.push(&JS_STORAGE, l(), s.storage);
-        out.push(&JS_RESERVED_MEMORY, l(), s.reserved_memory);
-        out.push(&JS_RESERVED_STORAGE, l(), s.reserved_storage);
+        out.push_opt(&JS_RESERVED_MEMORY, l, s.reserved_memory);
+        out.push_opt(&JS_RESERVED_STORAGE, l, s.reserved_storage);
         out.push(&JS_ACCOUNTS, l(), s.accounts);
         out.push(&JS_HA_ASSETS, l(), s.ha_assets);
         out.push(&JS_API_REQUESTS, l(), s.api.total);

@@ -8,10 +8,9 @@
 //! Optional TLS and bcrypt basic auth (as in Prometheus's web config) cover every route
 //! but `/healthz`, so liveness probes need no credentials.
 
-use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write as _;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use axum::Router;
@@ -29,6 +28,12 @@ use crate::exposition::openmetrics_to_prometheus;
 use crate::nats::metrics::Metrics;
 use crate::nats::snapshot::Store;
 
+pub use self::auth::BasicAuth;
+
+mod auth;
+pub mod listener;
+mod negotiate;
+
 pub const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 pub const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
 
@@ -40,92 +45,6 @@ pub struct AppState {
     pub ready: Arc<AtomicBool>,
     pub settings: Arc<Settings>,
     pub auth: Arc<BasicAuth>,
-}
-
-/// Users and bcrypt hashes, with a cache of credentials already verified: bcrypt costs
-/// tens of milliseconds by design, which would otherwise be paid on every scrape.
-#[derive(Default)]
-pub struct BasicAuth {
-    users: BTreeMap<String, String>,
-    verified: Mutex<HashSet<(String, String)>>,
-}
-
-impl BasicAuth {
-    pub fn new(users: BTreeMap<String, String>) -> BasicAuth {
-        BasicAuth {
-            users,
-            verified: Mutex::default(),
-        }
-    }
-
-    fn enabled(&self) -> bool {
-        !self.users.is_empty()
-    }
-
-    fn check(&self, headers: &HeaderMap) -> bool {
-        let Some((user, pass)) = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Basic "))
-            .and_then(|b64| decode_base64(b64.trim()))
-            .and_then(|raw| String::from_utf8(raw).ok())
-            .and_then(|s| {
-                s.split_once(':')
-                    .map(|(u, p)| (u.to_string(), p.to_string()))
-            })
-        else {
-            return false;
-        };
-        let Some(hash) = self.users.get(&user) else {
-            return false;
-        };
-        let key = (user, pass);
-        if self
-            .verified
-            .lock()
-            .expect("auth cache poisoned")
-            .contains(&key)
-        {
-            return true;
-        }
-        let ok = bcrypt::verify(&key.1, hash).unwrap_or(false);
-        if ok {
-            self.verified
-                .lock()
-                .expect("auth cache poisoned")
-                .insert(key);
-        }
-        ok
-    }
-}
-
-fn decode_base64(s: &str) -> Option<Vec<u8>> {
-    fn val(c: u8) -> Option<u32> {
-        Some(match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => return None,
-        } as u32)
-    }
-    let s = s.trim_end_matches('=').as_bytes();
-    let mut out = Vec::with_capacity(s.len() * 3 / 4);
-    for chunk in s.chunks(4) {
-        let mut acc = 0u32;
-        for (i, c) in chunk.iter().enumerate() {
-            acc |= val(*c)? << (18 - 6 * i);
-        }
-        let n = match chunk.len() {
-            4 => 3,
-            3 => 2,
-            2 => 1,
-            _ => return None,
-        };
-        out.extend_from_slice(&acc.to_be_bytes()[1..1 + n]);
-    }
-    Some(out)
 }
 
 pub fn router(state: AppState) -> Router {
@@ -141,7 +60,7 @@ pub fn router(state: AppState) -> Router {
 }
 
 async fn require_auth(State(s): State<AppState>, req: Request, next: Next) -> Response {
-    if !s.auth.enabled() || s.auth.check(req.headers()) {
+    if !s.auth.enabled() || s.auth.check(req.headers()).await {
         return next.run(req).await;
     }
     let mut resp = (StatusCode::UNAUTHORIZED, "Unauthorized\n").into_response();
@@ -154,15 +73,8 @@ async fn require_auth(State(s): State<AppState>, req: Request, next: Next) -> Re
 
 async fn metrics(State(s): State<AppState>, headers: HeaderMap) -> Response {
     s.metrics.scrapes.inc();
-    let accepts = |header: header::HeaderName, what: &str| {
-        headers
-            .get_all(header)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .any(|v| v.contains(what))
-    };
-    let openmetrics = accepts(header::ACCEPT, "application/openmetrics-text");
-    let gzip = accepts(header::ACCEPT_ENCODING, "gzip");
+    let openmetrics = negotiate::wants_openmetrics(&headers);
+    let gzip = negotiate::accepts_gzip(&headers);
     let rendered = s.store.rendered();
     let mut own = String::new();
     // Writing to a String cannot fail.
@@ -287,13 +199,6 @@ mod tests {
     use super::*;
     use axum::http::Request;
     use tower::ServiceExt as _;
-
-    #[test]
-    fn base64_decodes() {
-        assert_eq!(decode_base64("dXNlcjpwYXNz").unwrap(), b"user:pass");
-        assert_eq!(decode_base64("YQ==").unwrap(), b"a");
-        assert!(decode_base64("!!!").is_none());
-    }
 
     /// The real router over a real (empty) store and registry; no socket.
     fn app(users: &[(&str, &str)]) -> Router {
