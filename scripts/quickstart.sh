@@ -166,8 +166,17 @@ cat <<EOF
 
 ==> NATS monitoring: http://127.0.0.1:8222/varz  (8223, 8224)
 ==> traffic logs:    $QS/traffic-*.log
-==> natsmon:         http://127.0.0.1:7778/        (index)
-                     http://127.0.0.1:7778/metrics (Prometheus metrics)
+==> natsmon:         http://127.0.0.1:7778/              the console: nodes, JetStream, streams, consumers
+                     http://127.0.0.1:7778/streams       streams and their replicas
+                     http://127.0.0.1:7778/metrics       Prometheus metrics
+                     http://127.0.0.1:7778/api/v1/status the same as JSON (curl ... | jq)
+==> Prometheus:      scrape it with
+                       scrape_configs:
+                         - job_name: natsmon
+                           static_configs: [{ targets: ["127.0.0.1:7778"] }]
+                       rule_files: ["$ROOT/alerting_rules/natsmon.rules.yml"]
+                     Dashboards: $ROOT/dashboards/*.json (Grafana > Dashboards > Import)
+                     The whole stack in Docker: see "The monitoring stack" in README.md
     Ctrl-C stops everything.
 
 EOF
@@ -175,7 +184,10 @@ EOF
 # natsmon's output goes to this terminal. It runs as a child we `wait` on
 # (rather than a plain foreground command) so that Ctrl-C or a SIGTERM to this
 # script runs the cleanup trap immediately; cleanup sends natsmon SIGTERM.
-"$NATSMON_BIN" "$@" &
+# Named nodes: the `node` label and the console say nats-1..3, not host:port.
+"$NATSMON_BIN" \
+  --nats-url nats-1=http://127.0.0.1:8222,nats-2=http://127.0.0.1:8223,nats-3=http://127.0.0.1:8224 \
+  "$@" &
 NATSMON_PID=$!
 PIDS=("$NATSMON_PID" "${PIDS[@]}")
 set +e

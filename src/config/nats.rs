@@ -149,6 +149,12 @@ impl Node {
             Some((n, u)) if !n.contains("://") && !n.contains('/') => (Some(n.trim()), u.trim()),
             _ => (None, spec),
         };
+        if let Some(hint) = hint(url) {
+            return Err(ConfigError::NatsUrl {
+                url: redact_url(url),
+                why: hint,
+            });
+        }
         let mut parsed = reqwest::Url::parse(url).map_err(|e| ConfigError::NatsUrl {
             url: redact_url(url),
             why: e.to_string(),
@@ -156,7 +162,7 @@ impl Node {
         if !matches!(parsed.scheme(), "http" | "https") {
             return Err(ConfigError::NatsUrl {
                 url: redact_url(url),
-                why: "scheme must be http or https".into(),
+                why: "scheme must be http or https; natsmon needs the node's HTTP monitoring URL, e.g. http://127.0.0.1:8222".into(),
             });
         }
         let host = parsed.host_str().ok_or_else(|| ConfigError::NatsUrl {
@@ -192,10 +198,32 @@ impl Node {
         })
     }
 
+    /// Port 4222 is NATS's client port, which does not speak HTTP: probably a mistake,
+    /// worth a startup warning (a monitoring port there is possible, so not an error).
+    pub fn looks_like_client_port(&self) -> bool {
+        self.display.ends_with(":4222") || self.display.contains(":4222/")
+    }
+
     /// The URL of an endpoint path such as `/varz`, below any configured base path.
     pub fn url_for(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }
+}
+
+/// The usual mistakes, with what to write instead: a bare `host:port`, and the NATS
+/// client URL where the HTTP monitoring URL belongs.
+fn hint(url: &str) -> Option<String> {
+    const NEEDS: &str = "natsmon needs the node's HTTP monitoring URL, e.g. http://127.0.0.1:8222";
+    let lower = url.to_ascii_lowercase();
+    if lower.starts_with("nats://") || lower.starts_with("tls://") || lower.starts_with("ws://") {
+        return Some(format!(
+            "that is a NATS client URL; {NEEDS} (the port of `http: 8222` in the server's config, not the client port 4222)"
+        ));
+    }
+    if !url.contains("://") {
+        return Some(format!("no scheme; {NEEDS}"));
+    }
+    None
 }
 
 #[cfg(test)]
@@ -214,6 +242,24 @@ mod tests {
         assert!(!format!("{n:?}").contains("mon/varz"));
         assert_eq!(n.url_for("/varz"), "https://nats-1.example:8222/mon/varz");
         assert!(Node::parse("ftp://x").is_err());
+        for bare in ["127.0.0.1:8222", "localhost:8222", "n1=localhost:8222"] {
+            let e = Node::parse(bare).unwrap_err().to_string();
+            assert!(e.contains("e.g. http://127.0.0.1:8222"), "{bare}: {e}");
+        }
+        let e = Node::parse("nats://127.0.0.1:4222")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("client URL") && e.contains("8222"), "{e}");
+        assert!(
+            Node::parse("http://127.0.0.1:4222")
+                .unwrap()
+                .looks_like_client_port()
+        );
+        assert!(
+            !Node::parse("http://127.0.0.1:8222")
+                .unwrap()
+                .looks_like_client_port()
+        );
         assert!(Node::parse("=http://x:1").is_err());
     }
 }

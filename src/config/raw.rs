@@ -24,13 +24,29 @@ pub const DEFAULT_CONNZ_MAX_CONNECTIONS: u64 = 1_000_000;
 pub const DEFAULT_CONSUMER_METRICS_LIMIT: usize = 10_000;
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
+const EXAMPLES: &str = "\
+Examples:
+  # A 3-node cluster; each server has `http: 8222` (its HTTP monitoring port) in its config.
+  natsmon --nats-url nats-1=http://nats-1:8222,nats-2=http://nats-2:8222,nats-3=http://nats-3:8222
+
+  # The same, plus shipping every container's logs to Loki.
+  natsmon --nats-url nats-1=http://nats-1:8222 --loki-url http://loki:3100
+
+  # Port 7778 with TLS and basic auth (htpasswd -nbB prom 'secret' makes the hash).
+  NATSMON_WEB_BASIC_AUTH_USERS='prom:$2y$05$...' natsmon --web-tls-cert-file cert.pem --web-tls-key-file key.pem
+
+  # Everything from a file (see natsmon.example.toml).
+  natsmon --config /etc/natsmon.toml
+
+Then: the console on http://localhost:7778/, metrics on /metrics, JSON on /api/v1/status.";
+
 /// natsmon: NATS JetStream cluster metrics for Prometheus.
 ///
 /// Every option can also be set by the NATSMON_* environment variable shown, or by the
 /// same name in snake_case in the TOML file given by --config. Flags and environment
 /// variables override the file.
 #[derive(Debug, Default, Clone, Parser, Deserialize)]
-#[command(name = "natsmon", version, about, long_about)]
+#[command(name = "natsmon", version, about, long_about, after_help = EXAMPLES)]
 #[serde(default, deny_unknown_fields)]
 pub struct RawConfig {
     /// Optional TOML file with any of the options below (snake_case keys).
@@ -43,6 +59,7 @@ pub struct RawConfig {
     /// URL are sent as basic auth and never shown.
     /// [default: http://127.0.0.1:8222,http://127.0.0.1:8223,http://127.0.0.1:8224]
     #[arg(
+        help_heading = "NATS",
         long = "nats-url",
         env = "NATSMON_NATS_URL",
         value_delimiter = ',',
@@ -51,72 +68,138 @@ pub struct RawConfig {
     pub nats_urls: Option<Vec<String>>,
 
     /// Address to serve /metrics, /healthz, /ready and the status page on. [default: 0.0.0.0:7778]
-    #[arg(long, env = "NATSMON_LISTEN", value_name = "ADDR")]
+    #[arg(
+        help_heading = "HTTP (port 7778)",
+        long,
+        env = "NATSMON_LISTEN",
+        value_name = "ADDR"
+    )]
     pub listen: Option<String>,
 
     /// How often every node is polled, e.g. 5s or 1500ms. [default: 5s]
-    #[arg(long, env = "NATSMON_POLL_INTERVAL", value_name = "DURATION")]
+    #[arg(
+        help_heading = "NATS",
+        long,
+        env = "NATSMON_POLL_INTERVAL",
+        value_name = "DURATION"
+    )]
     pub poll_interval: Option<String>,
 
     /// Timeout of each HTTP request to a node, body included. [default: 4s]
-    #[arg(long, env = "NATSMON_POLL_TIMEOUT", value_name = "DURATION")]
+    #[arg(
+        help_heading = "NATS",
+        long,
+        env = "NATSMON_POLL_TIMEOUT",
+        value_name = "DURATION"
+    )]
     pub poll_timeout: Option<String>,
 
     /// Largest response body accepted from a node; larger ones fail with reason too_large.
     /// [default: 67108864]
-    #[arg(long, env = "NATSMON_MAX_RESPONSE_BYTES", value_name = "BYTES")]
+    #[arg(
+        help_heading = "NATS",
+        long,
+        env = "NATSMON_MAX_RESPONSE_BYTES",
+        value_name = "BYTES"
+    )]
     pub max_response_bytes: Option<usize>,
 
     /// Connections per /connz page. [default: 1024]
-    #[arg(long, env = "NATSMON_CONNZ_PAGE_SIZE", value_name = "N")]
+    #[arg(
+        help_heading = "NATS",
+        long,
+        env = "NATSMON_CONNZ_PAGE_SIZE",
+        value_name = "N"
+    )]
     pub connz_page_size: Option<usize>,
 
     /// Stop paging /connz after this many connections per node (nats_connz_truncated says
     /// so); nats_connz_connections stays exact either way. [default: 1000000]
-    #[arg(long, env = "NATSMON_CONNZ_MAX_CONNECTIONS", value_name = "N")]
+    #[arg(
+        help_heading = "NATS",
+        long,
+        env = "NATSMON_CONNZ_MAX_CONNECTIONS",
+        value_name = "N"
+    )]
     pub connz_max_connections: Option<u64>,
 
     /// Per-connection series (nats_connection_*) for up to N connections per node, oldest
     /// first. 0 turns them off. [default: 0]
-    #[arg(long, env = "NATSMON_CONNECTION_METRICS_LIMIT", value_name = "N")]
+    #[arg(
+        help_heading = "NATS",
+        long,
+        env = "NATSMON_CONNECTION_METRICS_LIMIT",
+        value_name = "N"
+    )]
     pub connection_metrics_limit: Option<usize>,
 
     /// Per-consumer series for at most N consumers cluster-wide, in name order; the rest are
     /// counted in natsmon_objects_not_exported{reason="limit"}. [default: 10000]
-    #[arg(long, env = "NATSMON_CONSUMER_METRICS_LIMIT", value_name = "N")]
+    #[arg(
+        help_heading = "NATS",
+        long,
+        env = "NATSMON_CONSUMER_METRICS_LIMIT",
+        value_name = "N"
+    )]
     pub consumer_metrics_limit: Option<usize>,
 
     /// Also export ephemeral consumers (random names, so series churn). [default: false]
-    #[arg(long, env = "NATSMON_EPHEMERAL_CONSUMERS", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    #[arg(help_heading = "NATS", long, env = "NATSMON_EPHEMERAL_CONSUMERS", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     pub ephemeral_consumers: Option<bool>,
 
     /// PEM CA bundle to verify https monitoring endpoints with.
-    #[arg(long, env = "NATSMON_NATS_CA_FILE", value_name = "FILE")]
+    #[arg(
+        help_heading = "NATS",
+        long,
+        env = "NATSMON_NATS_CA_FILE",
+        value_name = "FILE"
+    )]
     pub nats_ca_file: Option<PathBuf>,
 
     /// PEM client certificate for https monitoring endpoints (with --nats-key-file).
-    #[arg(long, env = "NATSMON_NATS_CERT_FILE", value_name = "FILE")]
+    #[arg(
+        help_heading = "NATS",
+        long,
+        env = "NATSMON_NATS_CERT_FILE",
+        value_name = "FILE"
+    )]
     pub nats_cert_file: Option<PathBuf>,
 
     /// PEM private key of --nats-cert-file.
-    #[arg(long, env = "NATSMON_NATS_KEY_FILE", value_name = "FILE")]
+    #[arg(
+        help_heading = "NATS",
+        long,
+        env = "NATSMON_NATS_KEY_FILE",
+        value_name = "FILE"
+    )]
     pub nats_key_file: Option<PathBuf>,
 
     /// Do not verify monitoring endpoint certificates (testing only). [default: false]
-    #[arg(long, env = "NATSMON_NATS_INSECURE_SKIP_VERIFY", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    #[arg(help_heading = "NATS", long, env = "NATSMON_NATS_INSECURE_SKIP_VERIFY", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     pub nats_insecure_skip_verify: Option<bool>,
 
     /// PEM certificate to serve natsmon's own port over TLS (with --web-tls-key-file).
-    #[arg(long, env = "NATSMON_WEB_TLS_CERT_FILE", value_name = "FILE")]
+    #[arg(
+        help_heading = "HTTP (port 7778)",
+        long,
+        env = "NATSMON_WEB_TLS_CERT_FILE",
+        value_name = "FILE"
+    )]
     pub web_tls_cert_file: Option<PathBuf>,
 
     /// PEM private key of --web-tls-cert-file.
-    #[arg(long, env = "NATSMON_WEB_TLS_KEY_FILE", value_name = "FILE")]
+    #[arg(
+        help_heading = "HTTP (port 7778)",
+        long,
+        env = "NATSMON_WEB_TLS_KEY_FILE",
+        value_name = "FILE"
+    )]
     pub web_tls_key_file: Option<PathBuf>,
 
     /// Require HTTP basic auth on every route but /healthz: USER:BCRYPT_HASH entries, as in
     /// Prometheus's web config (`htpasswd -nbB user pass`). Comma-separated or repeated.
     #[arg(
+        help_heading = "HTTP (port 7778)",
         long,
         env = "NATSMON_WEB_BASIC_AUTH_USERS",
         value_delimiter = ',',
@@ -125,70 +208,146 @@ pub struct RawConfig {
     pub web_basic_auth_users: Option<Vec<String>>,
 
     /// Loki base URL; setting it turns log shipping on, e.g. http://loki:3100.
-    #[arg(long, env = "NATSMON_LOKI_URL", value_name = "URL")]
+    #[arg(
+        help_heading = "Log shipping (Loki and Docker)",
+        long,
+        env = "NATSMON_LOKI_URL",
+        value_name = "URL"
+    )]
     pub loki_url: Option<String>,
 
     /// Loki tenant, sent as X-Scope-OrgID.
-    #[arg(long, env = "NATSMON_LOKI_TENANT", value_name = "TENANT")]
+    #[arg(
+        help_heading = "Log shipping (Loki and Docker)",
+        long,
+        env = "NATSMON_LOKI_TENANT",
+        value_name = "TENANT"
+    )]
     pub loki_tenant: Option<String>,
 
     /// Basic auth user for Loki; the password comes from NATSMON_LOKI_PASSWORD or
     /// --loki-password-file, never from a flag.
-    #[arg(long, env = "NATSMON_LOKI_USERNAME", value_name = "USER")]
+    #[arg(
+        help_heading = "Log shipping (Loki and Docker)",
+        long,
+        env = "NATSMON_LOKI_USERNAME",
+        value_name = "USER"
+    )]
     pub loki_username: Option<String>,
 
     /// File holding the Loki basic auth password.
-    #[arg(long, env = "NATSMON_LOKI_PASSWORD_FILE", value_name = "FILE")]
+    #[arg(
+        help_heading = "Log shipping (Loki and Docker)",
+        long,
+        env = "NATSMON_LOKI_PASSWORD_FILE",
+        value_name = "FILE"
+    )]
     pub loki_password_file: Option<PathBuf>,
 
     /// File holding a Loki bearer token (or set NATSMON_LOKI_BEARER_TOKEN).
-    #[arg(long, env = "NATSMON_LOKI_BEARER_TOKEN_FILE", value_name = "FILE")]
+    #[arg(
+        help_heading = "Log shipping (Loki and Docker)",
+        long,
+        env = "NATSMON_LOKI_BEARER_TOKEN_FILE",
+        value_name = "FILE"
+    )]
     pub loki_bearer_token_file: Option<PathBuf>,
 
     /// PEM CA bundle to verify an https Loki with.
-    #[arg(long, env = "NATSMON_LOKI_CA_FILE", value_name = "FILE")]
+    #[arg(
+        help_heading = "Log shipping (Loki and Docker)",
+        long,
+        env = "NATSMON_LOKI_CA_FILE",
+        value_name = "FILE"
+    )]
     pub loki_ca_file: Option<PathBuf>,
 
     /// Push encoding: protobuf (snappy) or json. [default: protobuf]
-    #[arg(long, env = "NATSMON_LOKI_FORMAT", value_name = "FORMAT")]
+    #[arg(
+        help_heading = "Log shipping (Loki and Docker)",
+        long,
+        env = "NATSMON_LOKI_FORMAT",
+        value_name = "FORMAT"
+    )]
     pub loki_format: Option<String>,
 
     /// Flush a batch at this many bytes of log lines. [default: 1048576]
-    #[arg(long, env = "NATSMON_BATCH_MAX_BYTES", value_name = "BYTES")]
+    #[arg(
+        help_heading = "Log shipping (Loki and Docker)",
+        long,
+        env = "NATSMON_BATCH_MAX_BYTES",
+        value_name = "BYTES"
+    )]
     pub batch_max_bytes: Option<usize>,
 
     /// Flush a batch at this many entries. [default: 10000]
-    #[arg(long, env = "NATSMON_BATCH_MAX_ENTRIES", value_name = "N")]
+    #[arg(
+        help_heading = "Log shipping (Loki and Docker)",
+        long,
+        env = "NATSMON_BATCH_MAX_ENTRIES",
+        value_name = "N"
+    )]
     pub batch_max_entries: Option<usize>,
 
     /// Flush a batch when its oldest entry has waited this long. [default: 1s]
-    #[arg(long, env = "NATSMON_BATCH_MAX_WAIT", value_name = "DURATION")]
+    #[arg(
+        help_heading = "Log shipping (Loki and Docker)",
+        long,
+        env = "NATSMON_BATCH_MAX_WAIT",
+        value_name = "DURATION"
+    )]
     pub batch_max_wait: Option<String>,
 
     /// Log lines read but not yet acknowledged by Loki are held up to this many bytes;
     /// beyond it natsmon stops reading from Docker (the log file is the buffer). [default: 8388608]
-    #[arg(long, env = "NATSMON_BUFFER_MAX_BYTES", value_name = "BYTES")]
+    #[arg(
+        help_heading = "Log shipping (Loki and Docker)",
+        long,
+        env = "NATSMON_BUFFER_MAX_BYTES",
+        value_name = "BYTES"
+    )]
     pub buffer_max_bytes: Option<usize>,
 
     /// Lines Docker split at 16 KiB are rejoined up to this size, then truncated (and
     /// counted). Loki's default max_line_size is 256KB. [default: 262144]
-    #[arg(long, env = "NATSMON_MAX_LINE_BYTES", value_name = "BYTES")]
+    #[arg(
+        help_heading = "Log shipping (Loki and Docker)",
+        long,
+        env = "NATSMON_MAX_LINE_BYTES",
+        value_name = "BYTES"
+    )]
     pub max_line_bytes: Option<usize>,
 
     /// Longest wait between retries of a failed push. [default: 30s]
-    #[arg(long, env = "NATSMON_RETRY_MAX_BACKOFF", value_name = "DURATION")]
+    #[arg(
+        help_heading = "Log shipping (Loki and Docker)",
+        long,
+        env = "NATSMON_RETRY_MAX_BACKOFF",
+        value_name = "DURATION"
+    )]
     pub retry_max_backoff: Option<String>,
 
     /// Docker Engine API address. [default: $DOCKER_HOST, else unix:///var/run/docker.sock]
-    #[arg(long, env = "NATSMON_DOCKER_HOST", value_name = "URL")]
+    #[arg(
+        help_heading = "Log shipping (Loki and Docker)",
+        long,
+        env = "NATSMON_DOCKER_HOST",
+        value_name = "URL"
+    )]
     pub docker_host: Option<String>,
 
     /// Directory for shipping checkpoints. [default: /var/lib/natsmon]
-    #[arg(long, env = "NATSMON_STATE_DIR", value_name = "DIR")]
+    #[arg(
+        help_heading = "Log shipping (Loki and Docker)",
+        long,
+        env = "NATSMON_STATE_DIR",
+        value_name = "DIR"
+    )]
     pub state_dir: Option<PathBuf>,
 
     /// Ship only containers whose name matches one of these patterns (`*` wildcard).
     #[arg(
+        help_heading = "Log shipping (Loki and Docker)",
         long,
         env = "NATSMON_INCLUDE_CONTAINERS",
         value_delimiter = ',',
@@ -198,6 +357,7 @@ pub struct RawConfig {
 
     /// Never ship containers whose name matches one of these patterns.
     #[arg(
+        help_heading = "Log shipping (Loki and Docker)",
         long,
         env = "NATSMON_EXCLUDE_CONTAINERS",
         value_delimiter = ',',
@@ -207,6 +367,7 @@ pub struct RawConfig {
 
     /// Ship only containers with one of these Docker labels (KEY or KEY=VALUE).
     #[arg(
+        help_heading = "Log shipping (Loki and Docker)",
         long,
         env = "NATSMON_INCLUDE_LABELS",
         value_delimiter = ',',
@@ -216,6 +377,7 @@ pub struct RawConfig {
 
     /// Never ship containers with one of these Docker labels (KEY or KEY=VALUE).
     #[arg(
+        help_heading = "Log shipping (Loki and Docker)",
         long,
         env = "NATSMON_EXCLUDE_LABELS",
         value_delimiter = ',',
@@ -225,19 +387,39 @@ pub struct RawConfig {
 
     /// `job` label of containers that are not NATS servers; a container's own Docker label
     /// `natsmon.job` overrides it, and NATS server containers get `nats`. [default: docker]
-    #[arg(long, env = "NATSMON_DEFAULT_JOB", value_name = "JOB")]
+    #[arg(
+        help_heading = "Log shipping (Loki and Docker)",
+        long,
+        env = "NATSMON_DEFAULT_JOB",
+        value_name = "JOB"
+    )]
     pub default_job: Option<String>,
 
     /// How often acknowledged positions are written to the state directory. [default: 1s]
-    #[arg(long, env = "NATSMON_CHECKPOINT_INTERVAL", value_name = "DURATION")]
+    #[arg(
+        help_heading = "Log shipping (Loki and Docker)",
+        long,
+        env = "NATSMON_CHECKPOINT_INTERVAL",
+        value_name = "DURATION"
+    )]
     pub checkpoint_interval: Option<String>,
 
     /// Log filter in tracing-subscriber's EnvFilter syntax. [default: info]
-    #[arg(long, env = "NATSMON_LOG", value_name = "FILTER")]
+    #[arg(
+        help_heading = "Logging",
+        long,
+        env = "NATSMON_LOG",
+        value_name = "FILTER"
+    )]
     pub log: Option<String>,
 
     /// Log format: text or json. [default: text]
-    #[arg(long, env = "NATSMON_LOG_FORMAT", value_name = "FORMAT")]
+    #[arg(
+        help_heading = "Logging",
+        long,
+        env = "NATSMON_LOG_FORMAT",
+        value_name = "FORMAT"
+    )]
     pub log_format: Option<String>,
 
     /// Time allowed for in-flight work after SIGTERM or SIGINT. [default: 5s]

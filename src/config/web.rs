@@ -15,8 +15,16 @@ pub struct WebSettings {
     pub basic_auth_users: BTreeMap<String, String>,
 }
 
+/// The listen address; `:7778` means every interface, as in Prometheus.
 pub(super) fn listen(v: Option<&str>) -> Result<SocketAddr, ConfigError> {
-    let listen = v.unwrap_or(DEFAULT_LISTEN);
+    let listen = v.unwrap_or(DEFAULT_LISTEN).trim();
+    let full;
+    let listen = if listen.starts_with(':') {
+        full = format!("0.0.0.0{listen}");
+        full.as_str()
+    } else {
+        listen
+    };
     listen.parse().map_err(|e| ConfigError::Invalid {
         option: "listen",
         why: format!("{listen}: {e}"),
@@ -61,4 +69,19 @@ fn basic_auth_users(entries: Option<&[String]>) -> Result<BTreeMap<String, Strin
         users.insert(user.to_string(), hash.to_string());
     }
     Ok(users)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bare_port_listens_everywhere() {
+        assert_eq!(listen(Some(":7778")).unwrap().to_string(), "0.0.0.0:7778");
+        assert_eq!(
+            listen(Some("127.0.0.1:1")).unwrap().to_string(),
+            "127.0.0.1:1"
+        );
+        assert!(listen(Some("7778")).is_err());
+    }
 }

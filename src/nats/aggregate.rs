@@ -4,11 +4,12 @@
 //! leader-reported series per stream and consumer) and delegates the rest to the
 //! endpoint modules.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use super::jsz;
-use super::leader_view::{self, JszView};
-use super::snapshot::NodePoll;
+use super::leader_view::{self, JszView, Memory, Presence};
+use super::snapshot::{KnownServer, NodePoll};
+use super::view::{ClusterView, MemberView, MetaView, PeerView};
 use super::{accstatz, connz, gatewayz, healthz, leafz, routez, subsz, varz};
 use crate::config::ConsumerPolicy;
 use crate::exposition::{Def, MetricSet};
@@ -18,16 +19,75 @@ pub static UP: Def = Def::gauge(
     "1 when the node's /varz answered in the last poll, else 0.",
 );
 
+pub static NODE_INFO: Def = Def::gauge(
+    "nats_node_info",
+    "A configured node's server name and cluster as it last gave them, also while it is down; always 1.",
+);
+pub static MEMBER_POLLED: Def = Def::gauge(
+    "nats_cluster_member_polled",
+    "1 for a cluster member natsmon polls; 0 for one it knows from routes or the meta group but does not poll.",
+);
+
+/// One configured node as the render sees it.
+pub struct NodeInput<'a> {
+    pub node: &'a str,
+    pub poll: &'a NodePoll,
+    /// Its identity from its last successful poll, kept while it is down.
+    pub known: Option<&'a KnownServer>,
+}
+
 /// Collects every configured node; `polls` pairs each node label with its latest poll.
+/// A render without history: what the golden tests and one-off callers need.
 pub fn collect(polls: &[(&str, &NodePoll)], policy: &ConsumerPolicy) -> MetricSet {
+    let inputs: Vec<NodeInput<'_>> = polls
+        .iter()
+        .map(|(node, poll)| NodeInput {
+            node,
+            poll,
+            known: None,
+        })
+        .collect();
+    collect_all(&inputs, policy, &mut Memory::default()).0
+}
+
+/// Collects every configured node into the exposition and the console's view, with what
+/// earlier renders left in `memory`.
+pub fn collect_all(
+    nodes: &[NodeInput<'_>],
+    policy: &ConsumerPolicy,
+    memory: &mut Memory,
+) -> (MetricSet, ClusterView) {
+    let polls: Vec<(&str, &NodePoll)> = nodes.iter().map(|n| (n.node, n.poll)).collect();
+    let mut view = ClusterView::default();
     let mut out = MetricSet::default();
+    for n in nodes {
+        let known = n
+            .poll
+            .varz
+            .as_ref()
+            .map(|v| (v.name(), v.cluster.name.as_str()));
+        let known = known.or(n
+            .known
+            .map(|k| (k.server_name.as_str(), k.cluster.as_str())));
+        if let Some((name, cluster)) = known {
+            out.push(
+                &NODE_INFO,
+                vec![
+                    ("node", n.node.to_string()),
+                    ("server_name", name.to_string()),
+                    ("cluster", cluster.to_string()),
+                ],
+                1u64,
+            );
+        }
+    }
     let mut names: HashMap<String, String> = HashMap::new();
-    for (_, p) in polls {
+    for (_, p) in &polls {
         if let Some(v) = &p.varz {
             names.insert(v.server_id.clone(), v.name().to_string());
         }
     }
-    for (node, p) in polls {
+    for (node, p) in &polls {
         out.push(&UP, vec![("node", node.to_string())], p.up());
         let Some(v) = &p.varz else { continue };
         varz::collect(v, node, &mut out);
@@ -79,6 +139,138 @@ pub fn collect(polls: &[(&str, &NodePoll)], policy: &ConsumerPolicy) -> MetricSe
             })
         })
         .collect();
-    leader_view::collect_cluster(&views, policy, &mut out);
-    out
+    let presence = Presence {
+        up: polls
+            .iter()
+            .filter_map(|(_, p)| p.varz.as_ref().map(|v| v.name()))
+            .collect(),
+    };
+    leader_view::collect_cluster(&views, policy, &presence, memory, &mut out, &mut view);
+    members(nodes, &mut out, &mut view);
+    view.meta = meta(&polls, &presence);
+    (out, view)
+}
+
+/// Every cluster member natsmon knows of: its own nodes (by their server names, also
+/// while down), the routes they have, and the meta group's peers. The ones it does not
+/// poll are what an operator must add.
+fn members(nodes: &[NodeInput<'_>], out: &mut MetricSet, view: &mut ClusterView) {
+    // server name -> (cluster, natsmon node label, routes)
+    let mut all: BTreeMap<String, (String, Option<String>, Vec<String>)> = BTreeMap::new();
+    let ids: HashMap<&str, &str> = nodes
+        .iter()
+        .filter_map(|n| n.poll.varz.as_ref())
+        .map(|v| (v.server_id.as_str(), v.name()))
+        .collect();
+    for n in nodes {
+        let (name, cluster) = match (&n.poll.varz, n.known) {
+            (Some(v), _) => (v.name().to_string(), v.cluster.name.clone()),
+            (None, Some(k)) => (k.server_name.clone(), k.cluster.clone()),
+            (None, None) => continue,
+        };
+        // 2.9 routes carry only the remote's ID; the polled nodes' /varz name it.
+        let routes: Vec<String> = n
+            .poll
+            .routez
+            .iter()
+            .flat_map(|r| &r.routes)
+            .filter_map(|r| {
+                if r.remote_name.is_empty() {
+                    ids.get(r.remote_id.as_str()).map(|s| s.to_string())
+                } else {
+                    Some(r.remote_name.clone())
+                }
+            })
+            .collect();
+        let e = all
+            .entry(name)
+            .or_insert_with(|| (cluster.clone(), None, Vec::new()));
+        e.1 = Some(n.node.to_string());
+        e.2 = routes.clone();
+        e.2.sort();
+        e.2.dedup();
+        let meta_peers = n
+            .poll
+            .jsz
+            .as_ref()
+            .and_then(|j| j.meta_cluster.as_ref())
+            .into_iter()
+            .chain(n.poll.varz.as_ref().and_then(|v| v.jetstream.meta.as_ref()))
+            .flat_map(|m| m.replicas.iter().map(|p| p.name.clone()))
+            .collect::<Vec<_>>();
+        for other in routes.into_iter().chain(meta_peers) {
+            if !other.is_empty() {
+                all.entry(other)
+                    .or_insert_with(|| (cluster.clone(), None, Vec::new()));
+            }
+        }
+    }
+    for (server_name, (cluster, node, routes)) in all {
+        if cluster.is_empty() && node.is_some() && routes.is_empty() {
+            // A standalone server: no cluster to be a member of.
+            continue;
+        }
+        out.push(
+            &MEMBER_POLLED,
+            vec![
+                ("cluster", cluster.clone()),
+                ("server_name", server_name.clone()),
+            ],
+            node.is_some(),
+        );
+        view.members.push(MemberView {
+            cluster,
+            server_name,
+            polled: node.is_some(),
+            node,
+            routes,
+        });
+    }
+}
+
+/// The meta group of each cluster: its leader as the polled nodes see it, and its peers
+/// from the leader's report where natsmon polls the leader.
+fn meta(polls: &[(&str, &NodePoll)], presence: &Presence<'_>) -> Vec<MetaView> {
+    let mut by_cluster: BTreeMap<String, MetaView> = BTreeMap::new();
+    for (_, p) in polls {
+        let Some(v) = &p.varz else { continue };
+        let Some(m) = v.jetstream.meta.as_ref() else {
+            continue;
+        };
+        let cluster = if m.name.is_empty() {
+            v.cluster.name.clone()
+        } else {
+            m.name.clone()
+        };
+        let e = by_cluster
+            .entry(cluster.clone())
+            .or_insert_with(|| MetaView {
+                cluster,
+                ..Default::default()
+            });
+        if e.leader.is_empty() && !m.leader.is_empty() {
+            e.leader = m.leader.clone();
+        }
+        e.cluster_size = e.cluster_size.max(m.cluster_size);
+        if v.is_meta_leader() || (e.peers.is_empty() && !m.replicas.is_empty()) {
+            e.peers = m
+                .replicas
+                .iter()
+                .map(|r| PeerView {
+                    name: r.name.clone(),
+                    current: r.current,
+                    offline: r.offline,
+                    lag: r.lag,
+                    active_seconds: r.active.max(0) as f64 / 1e9,
+                })
+                .collect();
+        }
+    }
+    by_cluster
+        .into_values()
+        .map(|mut m| {
+            m.leader_polled = presence.up.contains(m.leader.as_str());
+            m
+        })
+        .collect()
 }

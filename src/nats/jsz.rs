@@ -148,6 +148,8 @@ pub struct ConsumerConfig {
 pub struct SequenceInfo {
     pub consumer_seq: u64,
     pub stream_seq: u64,
+    /// RFC 3339 time of the last delivery (2.10+; Go's zero time when never).
+    pub last_active: Option<String>,
 }
 
 impl ConsumerInfo {

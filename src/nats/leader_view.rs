@@ -3,10 +3,11 @@
 //! report of their Raft leader, and `sum()` over them gives true cluster totals; replica
 //! health comes from the leader's peer list.
 
-use std::collections::BTreeMap;
 use std::collections::btree_map::Entry;
+use std::collections::{BTreeMap, HashSet};
 
 use super::jsz::{ClusterInfo, ConsumerInfo, Jsz, StreamDetail};
+use super::view::{ClusterView, ConsumerView, PeerView, StreamView};
 use crate::config::ConsumerPolicy;
 use crate::exposition::{Def, Labels, MetricSet};
 
@@ -16,7 +17,7 @@ pub static STREAM_INFO: Def = Def::gauge(
 );
 pub static STREAM_HAS_LEADER: Def = Def::gauge(
     "nats_stream_has_leader",
-    "1 when a polled node reports itself leader of the stream; 0 means figures come from a replica.",
+    "1 when a polled node's report names a leader for the stream, whether or not natsmon polls it; 0 when none does.",
 );
 pub static STREAM_MESSAGES: Def = Def::gauge(
     "nats_stream_messages",
@@ -125,7 +126,7 @@ pub static CONSUMER_MAX_ACK_PENDING: Def = Def::gauge(
 );
 pub static CONSUMER_HAS_LEADER: Def = Def::gauge(
     "nats_consumer_has_leader",
-    "1 when a polled node reports itself leader of the consumer; 0 means figures come from a replica.",
+    "1 when a polled node's report names a leader for the consumer, whether or not natsmon polls it; 0 when none does.",
 );
 pub static CONSUMER_REPLICA_CURRENT: Def = Def::gauge(
     "nats_consumer_replica_current",
@@ -138,6 +139,22 @@ pub static CONSUMER_REPLICA_OFFLINE: Def = Def::gauge(
 pub static CONSUMER_REPLICA_LAG: Def = Def::gauge(
     "nats_consumer_replica_lag",
     "Raft entries a consumer replica is behind the leader.",
+);
+pub static STREAM_LEADER_POLLED: Def = Def::gauge(
+    "nats_stream_leader_polled",
+    "1 when the stream leader's own report was used; 0 when its leader is on a node natsmon does not poll or that is down.",
+);
+pub static STREAM_AVAILABLE: Def = Def::gauge(
+    "nats_stream_available",
+    "1 while some polled node reports the stream; 0 for a stream natsmon saw whose every replica is on a node that is down or not polled.",
+);
+pub static CONSUMER_LEADER_POLLED: Def = Def::gauge(
+    "nats_consumer_leader_polled",
+    "1 when the consumer leader's own report was used; 0 when its leader is on a node natsmon does not poll or that is down.",
+);
+pub static CONSUMER_AVAILABLE: Def = Def::gauge(
+    "nats_consumer_available",
+    "1 while some polled node reports the consumer; 0 for a consumer natsmon saw whose every replica is on a node that is down or not polled.",
 );
 pub static NOT_EXPORTED: Def = Def::gauge(
     "natsmon_objects_not_exported",
@@ -160,6 +177,8 @@ type Key<'a> = (&'a str, &'a str, &'a str);
 struct Pick<'a, T> {
     item: &'a T,
     leader: bool,
+    /// A leader named by any report of the group, the chosen one or another.
+    named: &'a str,
     /// The stream's last sequence as seen by the chosen report, to break ties between
     /// replicas when no leader is visible.
     last_seq: u64,
@@ -171,6 +190,7 @@ fn offer<'a, K: Ord, T>(
     key: K,
     item: &'a T,
     leader: bool,
+    named: &'a str,
     last_seq: u64,
 ) {
     match map.entry(key) {
@@ -178,19 +198,39 @@ fn offer<'a, K: Ord, T>(
             e.insert(Pick {
                 item,
                 leader,
+                named,
                 last_seq,
             });
         }
         Entry::Occupied(mut e) => {
-            let p = e.get();
+            let p = e.get_mut();
+            // The leader's own word on who leads wins; else any report that names one.
+            let named = if leader || p.named.is_empty() {
+                if named.is_empty() { p.named } else { named }
+            } else {
+                p.named
+            };
             if (leader && !p.leader) || (leader == p.leader && last_seq > p.last_seq) {
-                e.insert(Pick {
+                *p = Pick {
                     item,
                     leader,
+                    named,
                     last_seq,
-                });
+                };
+            } else {
+                p.named = named;
             }
         }
+    }
+}
+
+/// The leader a report names: its cluster block's, or itself for R1 and non-clustered
+/// assets, which have none.
+fn named_leader<'a>(cluster: Option<&'a ClusterInfo>, server_name: &'a str) -> &'a str {
+    match cluster {
+        Some(c) if !c.leader.is_empty() => &c.leader,
+        _ if is_leader(cluster, server_name) => server_name,
+        _ => "",
     }
 }
 
@@ -220,11 +260,146 @@ struct Picks<'a> {
     consumers: BTreeMap<(Key<'a>, &'a str), Pick<'a, ConsumerInfo>>,
 }
 
-/// Exports every stream and consumer once, from the report of its Raft leader.
-pub fn collect_cluster<'a>(views: &'a [JszView<'a>], policy: &ConsumerPolicy, out: &mut MetricSet) {
+/// Which servers natsmon polls, by the names leader fields use.
+#[derive(Debug, Default)]
+pub struct Presence<'a> {
+    /// Polled nodes that answered this round.
+    pub up: HashSet<&'a str>,
+}
+
+/// What the view remembers between renders: every stream and consumer seen, with the
+/// servers its replicas were on, so that one whose nodes are all away stays visible as
+/// unavailable instead of vanishing; and each consumer's last figures, to tell a consumer
+/// whose pending rises while it delivers nothing.
+#[derive(Debug, Default)]
+pub struct Memory {
+    streams: BTreeMap<StreamKey, (StreamView, Vec<String>)>,
+    consumers: BTreeMap<ConsumerKey, (ConsumerView, Vec<String>)>,
+}
+
+/// (cluster, account, stream), owned, as the memory keeps it across renders.
+type StreamKey = (String, String, String);
+/// (cluster, account, stream, consumer).
+type ConsumerKey = (String, String, String, String);
+
+/// Exports every stream and consumer once, from the report of its Raft leader, and
+/// builds the same picks into the console's view.
+pub fn collect_cluster<'a>(
+    views: &'a [JszView<'a>],
+    policy: &ConsumerPolicy,
+    presence: &Presence<'_>,
+    memory: &mut Memory,
+    out: &mut MetricSet,
+    view: &mut ClusterView,
+) {
     let picks = pick_leaders(views);
-    emit_streams(&picks, out);
-    emit_consumers(&picks, policy, out);
+    emit_streams(&picks, memory, out, view);
+    emit_consumers(&picks, policy, memory, out, view);
+    emit_unavailable(&picks, presence, memory, out, view);
+}
+
+/// The servers a group's replicas are on: its leader and the peers the leader lists.
+fn replica_servers(named: &str, cluster: Option<&ClusterInfo>) -> Vec<String> {
+    let mut v: Vec<String> = std::iter::once(named)
+        .chain(
+            cluster
+                .iter()
+                .flat_map(|c| c.replicas.iter().map(|p| p.name.as_str())),
+        )
+        .filter(|n| !n.is_empty())
+        .map(str::to_string)
+        .collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
+fn peer_views(cluster: Option<&ClusterInfo>) -> Vec<PeerView> {
+    cluster
+        .iter()
+        .flat_map(|c| &c.replicas)
+        .map(|p| PeerView {
+            name: p.name.clone(),
+            current: p.current,
+            offline: p.offline,
+            lag: p.lag,
+            active_seconds: p.active.max(0) as f64 / 1e9,
+        })
+        .collect()
+}
+
+/// Streams and consumers seen before that no polled node reports now: kept as
+/// unavailable while every server they were on is down or not polled; forgotten once
+/// one of those servers answers without reporting them (then they were deleted).
+fn emit_unavailable(
+    picks: &Picks<'_>,
+    presence: &Presence<'_>,
+    memory: &mut Memory,
+    out: &mut MetricSet,
+    view: &mut ClusterView,
+) {
+    let away = |servers: &[String]| {
+        !servers.is_empty() && servers.iter().all(|s| !presence.up.contains(s.as_str()))
+    };
+    memory.streams.retain(|(c, a, st), (v, servers)| {
+        if picks
+            .streams
+            .contains_key(&(c.as_str(), a.as_str(), st.as_str()))
+        {
+            return true;
+        }
+        if !away(servers) {
+            return false;
+        }
+        let l: Labels = vec![
+            ("cluster", c.clone()),
+            ("account", a.clone()),
+            ("stream", st.clone()),
+        ]
+        .into();
+        out.push(&STREAM_AVAILABLE, l.clone(), 0u64);
+        out.push(&STREAM_HAS_LEADER, l.clone(), 0u64);
+        out.push(&STREAM_LEADER_POLLED, l, 0u64);
+        let mut v = v.clone();
+        v.available = false;
+        v.has_leader = false;
+        v.leader_polled = false;
+        view.streams.push(v);
+        true
+    });
+    memory.consumers.retain(|(c, a, st, name), (v, servers)| {
+        if picks
+            .consumers
+            .contains_key(&((c.as_str(), a.as_str(), st.as_str()), name.as_str()))
+        {
+            return true;
+        }
+        if !away(servers) {
+            return false;
+        }
+        let l: Labels = vec![
+            ("cluster", c.clone()),
+            ("account", a.clone()),
+            ("stream", st.clone()),
+            ("consumer", name.clone()),
+        ]
+        .into();
+        out.push(&CONSUMER_AVAILABLE, l.clone(), 0u64);
+        out.push(&CONSUMER_HAS_LEADER, l.clone(), 0u64);
+        out.push(&CONSUMER_LEADER_POLLED, l, 0u64);
+        let mut v = v.clone();
+        v.available = false;
+        v.has_leader = false;
+        v.leader_polled = false;
+        view.consumers.push(v);
+        true
+    });
+    view.streams
+        .sort_by(|x, y| (&x.cluster, &x.account, &x.name).cmp(&(&y.cluster, &y.account, &y.name)));
+    view.consumers.sort_by(|x, y| {
+        (&x.cluster, &x.account, &x.stream, &x.name)
+            .cmp(&(&y.cluster, &y.account, &y.stream, &y.name))
+    });
 }
 
 fn pick_leaders<'a>(views: &'a [JszView<'a>]) -> Picks<'a> {
@@ -242,14 +417,17 @@ fn pick_leaders<'a>(views: &'a [JszView<'a>]) -> Picks<'a> {
                     s.name.as_str(),
                 );
                 let leader = is_leader(s.cluster.as_ref(), v.server_name);
-                offer(&mut streams, key, s, leader, s.state.last_seq);
+                let named = named_leader(s.cluster.as_ref(), v.server_name);
+                offer(&mut streams, key, s, leader, named, s.state.last_seq);
                 for c in &s.consumer_detail {
                     let leader = is_leader(c.cluster.as_ref(), v.server_name);
+                    let named = named_leader(c.cluster.as_ref(), v.server_name);
                     offer(
                         &mut consumers,
                         (key, c.name.as_str()),
                         c,
                         leader,
+                        named,
                         c.delivered.stream_seq,
                     );
                 }
@@ -259,7 +437,12 @@ fn pick_leaders<'a>(views: &'a [JszView<'a>]) -> Picks<'a> {
     Picks { streams, consumers }
 }
 
-fn emit_streams(picks: &Picks<'_>, out: &mut MetricSet) {
+fn emit_streams(
+    picks: &Picks<'_>,
+    memory: &mut Memory,
+    out: &mut MetricSet,
+    view: &mut ClusterView,
+) {
     let Picks { streams, consumers } = picks;
     for ((cluster, account, stream), pick) in streams {
         let s = pick.item;
@@ -281,7 +464,9 @@ fn emit_streams(picks: &Picks<'_>, out: &mut MetricSet) {
         info.push(("storage", cfg.storage.clone()));
         info.push(("retention", cfg.retention.clone()));
         out.push(&STREAM_INFO, info, 1u64);
-        out.push(&STREAM_HAS_LEADER, l(), pick.leader);
+        out.push(&STREAM_HAS_LEADER, l(), !pick.named.is_empty());
+        out.push(&STREAM_LEADER_POLLED, l(), pick.leader);
+        out.push(&STREAM_AVAILABLE, l(), 1u64);
         out.push(&STREAM_MESSAGES, l(), s.state.messages);
         out.push(&STREAM_BYTES, l(), s.state.bytes);
         out.push(&STREAM_FIRST_SEQ, l(), s.state.first_seq);
@@ -295,6 +480,34 @@ fn emit_streams(picks: &Picks<'_>, out: &mut MetricSet) {
             .take_while(|(((c, a, st), _), _)| c == cluster && a == account && st == stream)
             .count() as u64;
         out.push(&STREAM_CONSUMERS, l(), s.state.consumer_count.max(seen));
+        let sv = StreamView {
+            cluster: cluster.to_string(),
+            account: account.to_string(),
+            name: stream.to_string(),
+            replicas: u64::try_from(cfg.num_replicas).unwrap_or(0),
+            leader: pick.named.to_string(),
+            has_leader: !pick.named.is_empty(),
+            leader_polled: pick.leader,
+            available: true,
+            messages: s.state.messages,
+            bytes: s.state.bytes,
+            first_seq: s.state.first_seq,
+            last_seq: s.state.last_seq,
+            max_msgs: u64::try_from(cfg.max_msgs).ok().filter(|n| *n > 0),
+            max_bytes: u64::try_from(cfg.max_bytes).ok().filter(|n| *n > 0),
+            consumers: s.state.consumer_count.max(seen),
+            storage: cfg.storage.clone(),
+            peers: if pick.leader {
+                peer_views(s.cluster.as_ref())
+            } else {
+                Vec::new()
+            },
+        };
+        memory.streams.insert(
+            (cluster.to_string(), account.to_string(), stream.to_string()),
+            (sv.clone(), replica_servers(pick.named, s.cluster.as_ref())),
+        );
+        view.streams.push(sv);
         if let Some(c) = &s.config {
             out.push_opt(
                 &STREAM_MAX_BYTES,
@@ -342,7 +555,13 @@ fn emit_streams(picks: &Picks<'_>, out: &mut MetricSet) {
     }
 }
 
-fn emit_consumers(picks: &Picks<'_>, policy: &ConsumerPolicy, out: &mut MetricSet) {
+fn emit_consumers(
+    picks: &Picks<'_>,
+    policy: &ConsumerPolicy,
+    memory: &mut Memory,
+    out: &mut MetricSet,
+    view: &mut ClusterView,
+) {
     let Picks { streams, consumers } = picks;
     let (mut ephemeral, mut over_limit, mut exported) = (0u64, 0u64, 0usize);
     for (((cluster, account, stream), name), pick) in consumers {
@@ -364,7 +583,9 @@ fn emit_consumers(picks: &Picks<'_>, policy: &ConsumerPolicy, out: &mut MetricSe
         ]
         .into();
         let l = || shared.clone();
-        out.push(&CONSUMER_HAS_LEADER, l(), pick.leader);
+        out.push(&CONSUMER_HAS_LEADER, l(), !pick.named.is_empty());
+        out.push(&CONSUMER_LEADER_POLLED, l(), pick.leader);
+        out.push(&CONSUMER_AVAILABLE, l(), 1u64);
         out.push(&CONSUMER_PENDING, l(), c.num_pending);
         out.push(&CONSUMER_ACK_PENDING, l(), c.num_ack_pending);
         out.push(&CONSUMER_REDELIVERED, l(), c.num_redelivered);
@@ -394,6 +615,56 @@ fn emit_consumers(picks: &Picks<'_>, policy: &ConsumerPolicy, out: &mut MetricSe
                 (cfg.max_ack_pending > 0).then_some(cfg.max_ack_pending),
             );
         }
+        let key = (
+            cluster.to_string(),
+            account.to_string(),
+            stream.to_string(),
+            name.to_string(),
+        );
+        // Pending rose since the last render while the delivered sequence stood still.
+        let stalled = memory.consumers.get(&key).is_some_and(|(prev, _)| {
+            prev.available
+                && c.num_pending > prev.num_pending
+                && c.delivered.stream_seq == prev.delivered_stream_seq
+        });
+        let cv = ConsumerView {
+            cluster: key.0.clone(),
+            account: key.1.clone(),
+            stream: key.2.clone(),
+            name: key.3.clone(),
+            leader: pick.named.to_string(),
+            has_leader: !pick.named.is_empty(),
+            leader_polled: pick.leader,
+            available: true,
+            num_pending: c.num_pending,
+            num_ack_pending: c.num_ack_pending,
+            num_redelivered: c.num_redelivered,
+            num_waiting: c.num_waiting,
+            lag: streams.get(&(*cluster, *account, *stream)).map(|sp| {
+                sp.item
+                    .state
+                    .last_seq
+                    .saturating_sub(c.delivered.stream_seq)
+            }),
+            delivered_stream_seq: c.delivered.stream_seq,
+            ack_floor_stream_seq: c.ack_floor.stream_seq,
+            last_active: c
+                .delivered
+                .last_active
+                .as_deref()
+                .and_then(crate::time::rfc3339_to_unix),
+            stalled,
+            peers: if pick.leader {
+                peer_views(c.cluster.as_ref())
+            } else {
+                Vec::new()
+            },
+        };
+        memory.consumers.insert(
+            key,
+            (cv.clone(), replica_servers(pick.named, c.cluster.as_ref())),
+        );
+        view.consumers.push(cv);
         if pick.leader {
             for p in c.cluster.iter().flat_map(|cl| &cl.replicas) {
                 let pl = || with(&l(), "peer", &p.name);
@@ -418,4 +689,123 @@ fn with(labels: &Labels, k: &'static str, v: &str) -> Labels {
     let mut l = labels.to_vec();
     l.push((k, v.to_string()));
     l.into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exposition::Value;
+
+    fn jsz(leader: &str) -> Jsz {
+        serde_json::from_value(serde_json::json!({
+            "account_details": [{
+                "name": "A",
+                "stream_detail": [{
+                    "name": "ONE",
+                    "cluster": {"name": "c1", "leader": leader, "replicas": []},
+                    "state": {"messages": 7, "last_seq": 7},
+                    "consumer_detail": [{
+                        "name": "c", "num_pending": 3,
+                        "delivered": {"stream_seq": 4},
+                        "cluster": {"name": "c1", "leader": leader, "replicas": []}
+                    }]
+                }]
+            }]
+        }))
+        .unwrap()
+    }
+
+    fn render(views: &[JszView<'_>], up: &[&str], memory: &mut Memory) -> (MetricSet, ClusterView) {
+        let presence = Presence {
+            up: up.iter().copied().collect(),
+        };
+        let (mut out, mut view) = (MetricSet::default(), ClusterView::default());
+        collect_cluster(
+            views,
+            &ConsumerPolicy::default(),
+            &presence,
+            memory,
+            &mut out,
+            &mut view,
+        );
+        (out, view)
+    }
+
+    fn get(set: &MetricSet, name: &str) -> Option<f64> {
+        set.get(name, &[("stream", "ONE")]).map(|v| match v {
+            Value::Int(n) => n as f64,
+            Value::Uint(n) => n as f64,
+            Value::Float(f) => f,
+        })
+    }
+
+    #[test]
+    fn a_stream_whose_nodes_are_away_stays_visible_until_one_answers_without_it() {
+        let j = jsz("n1");
+        let views = [JszView {
+            node: "n1",
+            server_name: "n1",
+            cluster: "c1",
+            jsz: &j,
+        }];
+        let mut memory = Memory::default();
+        let (out, view) = render(&views, &["n1"], &mut memory);
+        assert_eq!(get(&out, "nats_stream_available"), Some(1.0));
+        assert_eq!(get(&out, "nats_stream_leader_polled"), Some(1.0));
+        assert!(view.streams[0].available && view.consumers[0].available);
+
+        // n1 is down: nobody reports ONE, and it stays, unavailable, without figures.
+        let (out, view) = render(&[], &["n2"], &mut memory);
+        assert_eq!(get(&out, "nats_stream_available"), Some(0.0));
+        assert_eq!(get(&out, "nats_stream_has_leader"), Some(0.0));
+        assert_eq!(get(&out, "nats_stream_messages"), None);
+        assert_eq!(view.streams.len(), 1);
+        assert!(!view.streams[0].available && !view.consumers[0].available);
+
+        // n1 answers and does not report it: it was deleted.
+        let (out, view) = render(&[], &["n1", "n2"], &mut memory);
+        assert_eq!(get(&out, "nats_stream_available"), None);
+        assert!(view.streams.is_empty() && view.consumers.is_empty());
+    }
+
+    #[test]
+    fn a_leader_on_an_unpolled_node_is_named_not_missing() {
+        // n2 is a follower whose report names n3, which natsmon does not poll.
+        let j = jsz("n3");
+        let views = [JszView {
+            node: "n2",
+            server_name: "n2",
+            cluster: "c1",
+            jsz: &j,
+        }];
+        let (out, view) = render(&views, &["n2"], &mut Memory::default());
+        assert_eq!(get(&out, "nats_stream_has_leader"), Some(1.0));
+        assert_eq!(get(&out, "nats_stream_leader_polled"), Some(0.0));
+        assert_eq!(view.streams[0].leader, "n3");
+        assert_eq!(get(&out, "nats_stream_messages"), Some(7.0));
+    }
+
+    #[test]
+    fn a_consumer_whose_pending_rises_while_nothing_is_delivered_is_stalled() {
+        let mut memory = Memory::default();
+        let j1 = jsz("n1");
+        let v1 = [JszView {
+            node: "n1",
+            server_name: "n1",
+            cluster: "c1",
+            jsz: &j1,
+        }];
+        let (_, view) = render(&v1, &["n1"], &mut memory);
+        assert!(!view.consumers[0].stalled);
+        let mut j2 = jsz("n1");
+        j2.account_details[0].stream_detail[0].consumer_detail[0].num_pending = 9;
+        let v2 = [JszView {
+            node: "n1",
+            server_name: "n1",
+            cluster: "c1",
+            jsz: &j2,
+        }];
+        let (_, view) = render(&v2, &["n1"], &mut memory);
+        assert!(view.consumers[0].stalled);
+    }
 }

@@ -22,6 +22,7 @@ pub mod routez;
 pub mod snapshot;
 pub mod subsz;
 pub mod varz;
+pub mod view;
 
 use serde::Deserialize;
 

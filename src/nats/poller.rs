@@ -53,6 +53,8 @@ pub struct NodeMemory {
     absent: Mutex<BTreeMap<Endpoint, Instant>>,
     /// Endpoints whose absence has been logged at INFO already.
     said: Mutex<BTreeSet<Endpoint>>,
+    /// Endpoints failing since their WARN: an incident is logged once, not per poll.
+    failing: Mutex<BTreeSet<Endpoint>>,
 }
 
 impl NodeMemory {
@@ -80,6 +82,27 @@ impl NodeMemory {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clear();
+        // A down node's other endpoints were not asked; they start afresh when it is back.
+        self.failing
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+    }
+
+    /// Records a failure; true when it starts an incident (worth a WARN).
+    fn set_failing(&self, e: Endpoint) -> bool {
+        self.failing
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(e)
+    }
+
+    /// Records an answer; true when it ends an incident (worth an INFO).
+    fn set_answering(&self, e: Endpoint) -> bool {
+        self.failing
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&e)
     }
 
     /// Records an answer; true when the endpoint had been absent.
@@ -163,7 +186,7 @@ async fn poll_loop(ctx: Arc<PollContext>, node: Node, token: CancellationToken) 
     let memory = NodeMemory::default();
     let mut tick = tokio::time::interval(ctx.settings.poll_interval);
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let mut was_up: Option<bool> = None;
+    let mut state = NodeState::default();
     loop {
         tokio::select! {
             _ = token.cancelled() => break,
@@ -174,19 +197,62 @@ async fn poll_loop(ctx: Arc<PollContext>, node: Node, token: CancellationToken) 
             p = poll_node(&ctx, &node, &memory) => p,
         };
         let up = poll.up();
-        if was_up != Some(up) {
-            if up {
-                info!(node = %node.name, url = %node.display, "Node is up.");
-            } else {
-                warn!(node = %node.name, url = %node.display, "Node is down.");
-            }
-            was_up = Some(up);
-        }
+        state.observe(&node, &poll, Instant::now());
         if up {
             ctx.ready.store(true, Ordering::Relaxed);
         }
         ctx.store.update(&node.name, poll);
         ctx.updated.notify_one();
+    }
+}
+
+/// How often a node that stays down is mentioned again.
+pub const DOWN_REMINDER: Duration = Duration::from_secs(300);
+
+/// A node's up/down history, for logging state changes instead of attempts: one WARN
+/// when it goes down (with the error that matters), one INFO when it is back, and a
+/// reminder every `DOWN_REMINDER` in between. Every failed attempt is still counted.
+#[derive(Debug, Default)]
+struct NodeState {
+    up: Option<bool>,
+    down_since: Option<Instant>,
+    reminded: Option<Instant>,
+}
+
+impl NodeState {
+    fn observe(&mut self, node: &Node, poll: &NodePoll, now: Instant) {
+        let up = poll.up();
+        let error = poll
+            .errors
+            .get(&Endpoint::Varz)
+            .map(String::as_str)
+            .unwrap_or("");
+        match (self.up, up) {
+            (Some(true) | None, false) => {
+                let reason = poll.down_reason.unwrap_or("unknown");
+                warn!(node = %node.name, url = %node.display, endpoint = "varz", reason = %reason, error = %error, "Node is down.");
+                self.down_since = Some(now);
+                self.reminded = Some(now);
+            }
+            (Some(false), false) => {
+                if self
+                    .reminded
+                    .is_some_and(|t| now.duration_since(t) >= DOWN_REMINDER)
+                {
+                    let down_for = self.down_since.map(|t| now.duration_since(t).as_secs());
+                    warn!(node = %node.name, url = %node.display, down_for_seconds = ?down_for, error = %error, "Node is still down.");
+                    self.reminded = Some(now);
+                }
+            }
+            (Some(false), true) => {
+                let down_for = self.down_since.map(|t| now.duration_since(t).as_secs());
+                info!(node = %node.name, url = %node.display, down_for_seconds = ?down_for, "Node is up again.");
+                self.down_since = None;
+            }
+            (None, true) => info!(node = %node.name, url = %node.display, "Node is up."),
+            (Some(true), true) => {}
+        }
+        self.up = Some(up);
     }
 }
 
@@ -202,8 +268,15 @@ enum Outcome<T> {
 pub async fn poll_node(ctx: &PollContext, node: &Node, memory: &NodeMemory) -> NodePoll {
     let started = Instant::now();
     let mut poll = NodePoll::default();
-    let (varz, jsz, connz, routez, healthz, accstatz, subsz) = tokio::join!(
-        single::<varz::Varz>(ctx, node, memory, Endpoint::Varz, varz::PATH, &[]),
+    // `/varz` first: a node that does not answer it is down, and asking its other
+    // endpoints would only add six more failures of the same cause.
+    let varz = single::<varz::Varz>(ctx, node, memory, Endpoint::Varz, varz::PATH, &[]).await;
+    poll.varz = keep(&mut poll, Endpoint::Varz, varz);
+    if poll.varz.is_none() {
+        memory.forget_absent();
+        return finish(ctx, node, poll, started);
+    }
+    let (jsz, connz, routez, healthz, accstatz, subsz) = tokio::join!(
         endpoint(ctx, node, memory, Endpoint::Jsz, fetch_jsz(ctx, node)),
         endpoint(ctx, node, memory, Endpoint::Connz, fetch_connz(ctx, node)),
         single::<routez::Routez>(ctx, node, memory, Endpoint::Routez, routez::PATH, &[]),
@@ -212,16 +285,12 @@ pub async fn poll_node(ctx: &PollContext, node: &Node, memory: &NodeMemory) -> N
         single::<accstatz::Accstatz>(ctx, node, memory, Endpoint::Accstatz, accstatz::PATH, &[]),
         single::<subsz::Subsz>(ctx, node, memory, Endpoint::Subsz, subsz::PATH, &[]),
     );
-    poll.varz = keep(&mut poll, Endpoint::Varz, varz);
     poll.jsz = keep(&mut poll, Endpoint::Jsz, jsz);
     poll.connz = keep(&mut poll, Endpoint::Connz, connz);
     poll.routez = keep(&mut poll, Endpoint::Routez, routez);
     poll.healthz = keep(&mut poll, Endpoint::Healthz, healthz);
     poll.accstatz = keep(&mut poll, Endpoint::Accstatz, accstatz);
     poll.subsz = keep(&mut poll, Endpoint::Subsz, subsz);
-    if poll.varz.is_none() {
-        memory.forget_absent();
-    }
     if let Some(v) = &poll.varz {
         let (gw, leaf) = (v.gateway_configured(), v.leafnodes_configured());
         let (g, l) = tokio::join!(
@@ -267,6 +336,11 @@ pub async fn poll_node(ctx: &PollContext, node: &Node, memory: &NodeMemory) -> N
             poll.leafz = keep(&mut poll, Endpoint::Leafz, l);
         }
     }
+    finish(ctx, node, poll, started)
+}
+
+/// Stamps a cycle's duration and end, and counts it.
+fn finish(ctx: &PollContext, node: &Node, mut poll: NodePoll, started: Instant) -> NodePoll {
     poll.duration = started.elapsed();
     poll.finished_at = Some(SystemTime::now());
     let labels = crate::nats::metrics::NodeLabels {
@@ -284,6 +358,9 @@ fn keep<T>(poll: &mut NodePoll, e: Endpoint, r: Outcome<T>) -> Option<T> {
     match r {
         Outcome::Ok(v) => Some(v),
         Outcome::Failed(err) => {
+            if e == Endpoint::Varz {
+                poll.down_reason = Some(err.reason());
+            }
             poll.errors.insert(e, err.to_string());
             None
         }
@@ -322,6 +399,9 @@ async fn endpoint<T>(
             if memory.set_present(e) {
                 info!(node = %node.name, endpoint = %e, "Node serves this endpoint now.");
             }
+            if memory.set_answering(e) {
+                info!(node = %node.name, endpoint = %e, "Endpoint answers again.");
+            }
             Outcome::Ok(v)
         }
         Err(err) => {
@@ -340,7 +420,14 @@ async fn endpoint<T>(
                 }
                 return Outcome::Absent;
             }
-            warn!(node = %node.name, endpoint = %e, reason = %err.reason(), error = %err, "Poll failed.");
+            // `/varz` failing is the node being down, which the poll loop says once.
+            if e == Endpoint::Varz {
+                debug!(node = %node.name, endpoint = %e, reason = %err.reason(), error = %err, "Poll failed.");
+            } else if memory.set_failing(e) {
+                warn!(node = %node.name, endpoint = %e, reason = %err.reason(), error = %err, "Poll failed.");
+            } else {
+                debug!(node = %node.name, endpoint = %e, reason = %err.reason(), error = %err, "Poll failed again.");
+            }
             Outcome::Failed(err)
         }
     }

@@ -1,14 +1,16 @@
 //! Owns the render loop: whenever a poller reports, it rebuilds the NATS exposition from
 //! every node's latest poll and stores it, so that a scrape does no work but copying.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use super::aggregate::{NodeInput, collect_all};
+use super::leader_view::Memory;
 use super::metrics::Metrics;
-use super::snapshot::{NodePoll, Rendered, Store};
+use super::snapshot::{Rendered, Store};
 use crate::config::Settings;
 
 /// Renders the NATS snapshot whenever a poller reports, coalescing reports that arrive
@@ -20,6 +22,8 @@ pub async fn run(
     updated: Arc<Notify>,
     token: CancellationToken,
 ) {
+    // What the view remembers between renders (streams whose nodes are all away).
+    let memory = Arc::new(Mutex::new(Memory::default()));
     loop {
         tokio::select! {
             _ = token.cancelled() => break,
@@ -31,9 +35,14 @@ pub async fn run(
         }
         let store2 = store.clone();
         let settings2 = settings.clone();
+        let memory2 = memory.clone();
         let started = Instant::now();
         // Rendering a large cluster takes milliseconds of CPU; keep it off the reactor.
-        let r = tokio::task::spawn_blocking(move || render(&store2, &settings2)).await;
+        let r = tokio::task::spawn_blocking(move || {
+            let mut memory = memory2.lock().unwrap_or_else(PoisonError::into_inner);
+            render(&store2, &settings2, &mut memory)
+        })
+        .await;
         match r {
             Ok((rendered, series)) => {
                 metrics.render_duration.set(started.elapsed().as_secs_f64());
@@ -47,20 +56,23 @@ pub async fn run(
 }
 
 /// One render: every configured node that has finished a poll, joined by its label.
-pub fn render(store: &Store, settings: &Settings) -> (Rendered, usize) {
+/// Stores the cluster view beside it; returns the exposition and its series count.
+pub fn render(store: &Store, settings: &Settings, memory: &mut Memory) -> (Rendered, usize) {
     let nodes = store.nodes();
-    let polls: Vec<(&str, &NodePoll)> = settings
+    let inputs: Vec<NodeInput<'_>> = settings
         .nodes
         .iter()
         .filter_map(|n| {
             let st = nodes.get(&n.name)?;
-            st.poll
-                .finished_at
-                .is_some()
-                .then_some((n.name.as_str(), &*st.poll))
+            st.poll.finished_at.is_some().then_some(NodeInput {
+                node: n.name.as_str(),
+                poll: &st.poll,
+                known: st.last_known.as_ref(),
+            })
         })
         .collect();
-    let set = super::aggregate::collect(&polls, &settings.consumers);
+    let (set, view) = collect_all(&inputs, &settings.consumers, memory);
+    store.set_view(view);
     let series = set.len();
     (Rendered::new(set.encode_openmetrics()), series)
 }

@@ -32,6 +32,8 @@ pub struct NodePoll {
     pub leafz: Option<Leafz>,
     /// The last error of each endpoint that failed in this poll.
     pub errors: BTreeMap<Endpoint, String>,
+    /// Why `/varz` failed, when the node is down: the `reason` of its error.
+    pub down_reason: Option<&'static str>,
     pub finished_at: Option<SystemTime>,
     pub duration: Duration,
 }
@@ -48,6 +50,30 @@ impl NodePoll {
 pub struct NodeStatus {
     pub poll: Arc<NodePoll>,
     pub last_success: Option<SystemTime>,
+    /// What the node last said about itself, kept while it is down.
+    pub last_known: Option<KnownServer>,
+    /// When the node went down; `None` while it is up or before its first poll.
+    pub down_since: Option<SystemTime>,
+}
+
+/// A node's identity as its last successful `/varz` gave it.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct KnownServer {
+    pub server_name: String,
+    pub version: String,
+    pub cluster: String,
+}
+
+impl NodeStatus {
+    /// The one error that matters: `/varz`'s when the node is down (the others were not
+    /// asked), else the first endpoint that failed.
+    pub fn main_error(&self) -> Option<(Endpoint, &str)> {
+        let errors = &self.poll.errors;
+        errors
+            .get(&Endpoint::Varz)
+            .map(|e| (Endpoint::Varz, e.as_str()))
+            .or_else(|| errors.iter().next().map(|(k, v)| (*k, v.as_str())))
+    }
 }
 
 /// The exposition of NATS data, rendered once per poll and served as is to every scrape.
@@ -98,6 +124,7 @@ impl Rendered {
 pub struct Store {
     nodes: RwLock<BTreeMap<String, NodeStatus>>,
     rendered: RwLock<Arc<Rendered>>,
+    view: RwLock<Arc<super::view::ClusterView>>,
 }
 
 impl Store {
@@ -111,6 +138,7 @@ impl Store {
                     .collect(),
             ),
             rendered: RwLock::new(Arc::default()),
+            view: RwLock::new(Arc::default()),
         }
     }
 
@@ -120,8 +148,20 @@ impl Store {
         let Some(st) = nodes.get_mut(node) else {
             return;
         };
-        if poll.up() {
-            st.last_success = poll.finished_at;
+        match &poll.varz {
+            Some(v) => {
+                st.last_success = poll.finished_at;
+                st.down_since = None;
+                st.last_known = Some(KnownServer {
+                    server_name: v.name().to_string(),
+                    version: v.version.clone(),
+                    cluster: v.cluster.name.clone(),
+                });
+            }
+            None if poll.finished_at.is_some() => {
+                st.down_since = st.down_since.or(poll.finished_at);
+            }
+            None => {}
         }
         st.poll = Arc::new(poll);
     }
@@ -153,6 +193,15 @@ impl Store {
 
     pub fn set_rendered(&self, r: Rendered) {
         *self.rendered.write().expect("store lock poisoned") = Arc::new(r);
+    }
+
+    pub fn set_view(&self, v: super::view::ClusterView) {
+        *self.view.write().expect("store lock poisoned") = Arc::new(v);
+    }
+
+    /// The cluster view of the latest render.
+    pub fn view(&self) -> Arc<super::view::ClusterView> {
+        self.view.read().expect("store lock poisoned").clone()
     }
 
     pub fn rendered(&self) -> Arc<Rendered> {

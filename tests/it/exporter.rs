@@ -336,8 +336,10 @@ async fn streams_consumers_accounts_and_routes_match_the_cluster() {
     let page = raw_get(&format!("{}/", nm.base_url()), &[]).await.unwrap();
     for i in 0..3 {
         assert!(
-            page.body
-                .contains(&format!("<td>{}</td>", cluster.server_name(i))),
+            page.body.contains(&format!(
+                "<td data-k=\"server\">{}</td>",
+                cluster.server_name(i)
+            )),
             "{}",
             page.body
         );

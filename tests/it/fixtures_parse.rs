@@ -104,8 +104,13 @@ fn a_follower_alone_does_not_pose_as_leader() {
         Some(load("2.9.10", "jsz_follower.json")),
     );
     let set = aggregate::collect(&[("n1", &p)], &ConsumerPolicy::default());
+    // The follower names the leader, so the stream has one; natsmon just does not poll it.
     assert_eq!(
         get(&set, "nats_stream_has_leader", &[("stream", "ORDERS")]),
+        Some(1.0)
+    );
+    assert_eq!(
+        get(&set, "nats_stream_leader_polled", &[("stream", "ORDERS")]),
         Some(0.0)
     );
     assert_eq!(

@@ -502,15 +502,22 @@ accounts {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn body_memory_is_bounded_across_all_nodes_and_endpoints() {
-    // 8 nodes x 7 endpoints each send 3.5 MiB of a 4 MiB cap and then stall: held at
-    // once without a shared budget that is ~200 MiB of bodies.
+    // 8 nodes answer /varz (so natsmon goes on to their other endpoints), and their 6
+    // other endpoints each send 3.5 MiB of a 4 MiB cap and then stall: held at once
+    // without a shared budget that is ~170 MiB of bodies.
     const MIB: usize = 1024 * 1024;
     let mut fakes = Vec::new();
     for _ in 0..8 {
         fakes.push(
-            FakeNode::start(|_| Reply::Stall {
-                bytes: 7 * MIB / 2,
-                hold: Duration::from_secs(20),
+            FakeNode::start(|p| {
+                if p.starts_with("/varz") {
+                    json(VARZ)
+                } else {
+                    Reply::Stall {
+                        bytes: 7 * MIB / 2,
+                        hold: Duration::from_secs(20),
+                    }
+                }
             })
             .await,
         );
@@ -643,7 +650,7 @@ async fn gzip_bodies_are_decoded_within_the_cap_and_other_encodings_fail_clearly
     );
     assert_eq!(exp.get("nats_up", &[("node", "br")]), Some(0.0));
     let log = nm.stderr_contents();
-    let br = log_lines(&log, &["Poll failed.", "node=br ", "reason=encoding"]);
+    let br = log_lines(&log, &["Node is down.", "node=br ", "reason=encoding"]);
     assert!(
         br.first().is_some_and(|l| l.contains("br")),
         "the encoding is named:\n{log}"
@@ -772,7 +779,7 @@ async fn a_redirect_to_another_host_is_refused_and_one_on_the_node_is_followed()
     assert_eq!(names, vec!["here".to_string()], "no impostor data");
     assert_eq!(impostor.requests("/"), 0, "{:?}", impostor.all_requests());
     let log = nm.stderr_contents();
-    let lines = log_lines(&log, &["Poll failed.", "node=away ", "reason=redirect"]);
+    let lines = log_lines(&log, &["Node is down.", "node=away ", "reason=redirect"]);
     let line = lines.first().unwrap_or_else(|| panic!("{log}"));
     assert!(
         line.contains(&impostor.addr),
