@@ -12,9 +12,13 @@
 # * creates stream ORDERS (R3) + durable pull consumer "billing" in APP and
 #   stream AUDIT (R3) + consumer "auditor" in OPS, with continuous light
 #   traffic (examples/traffic.rs)
-# * builds and runs natsmon (release) attached to this terminal; by default it
-#   polls 127.0.0.1:8222,8223,8224 and listens on 0.0.0.0:7778.
+# * builds and runs natsmon (release) attached to this terminal: nodes nats-1..3
+#   at 127.0.0.1:8222,8223,8224, listening on 0.0.0.0:7778.
 #   Ctrl-C stops natsmon, the traffic and the servers.
+# * QUICKSTART_STACK=1 (with GRAFANA_ADMIN_PASSWORD set, and Docker with image
+#   access) also starts Prometheus, Alertmanager, Loki and Grafana on the host's
+#   network with docker-compose.quickstart.yaml; they stay up after Ctrl-C
+#   (`docker-compose -f docker-compose.quickstart.yaml down` stops them).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -154,6 +158,15 @@ fi
 TRAFFIC_BIN="$TARGET_DIR/release/examples/traffic"
 NATSMON_BIN="$TARGET_DIR/release/natsmon"
 
+if [ "${QUICKSTART_STACK:-0}" = "1" ]; then
+  : "${GRAFANA_ADMIN_PASSWORD:?QUICKSTART_STACK=1 needs GRAFANA_ADMIN_PASSWORD}"
+  echo "==> starting Prometheus, Alertmanager, Loki and Grafana (docker-compose.quickstart.yaml)"
+  docker-compose -f "$ROOT/docker-compose.quickstart.yaml" up -d
+  STACK_NOTE="==> stack:           Grafana http://127.0.0.1:3000 (admin), Prometheus :9090, Alertmanager :9093, Loki :3100"
+else
+  STACK_NOTE="==> stack:           QUICKSTART_STACK=1 GRAFANA_ADMIN_PASSWORD=... also starts Prometheus, Grafana, Loki, Alertmanager"
+fi
+
 SERVERS=nats://127.0.0.1:4222,nats://127.0.0.1:4223,nats://127.0.0.1:4224
 "$TRAFFIC_BIN" --server "$SERVERS" --user app --password app \
   --stream ORDERS --consumer billing --replicas 3 --rate 20 >>"$QS/traffic-orders.log" 2>&1 &
@@ -176,7 +189,7 @@ cat <<EOF
                            static_configs: [{ targets: ["127.0.0.1:7778"] }]
                        rule_files: ["$ROOT/alerting_rules/natsmon.rules.yml"]
                      Dashboards: $ROOT/dashboards/*.json (Grafana > Dashboards > Import)
-                     The whole stack in Docker: see "The monitoring stack" in README.md
+$STACK_NOTE
     Ctrl-C stops everything.
 
 EOF
