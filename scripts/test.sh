@@ -21,6 +21,14 @@ fi
 if ! command -v promtool >/dev/null 2>&1; then
   need_pkgs+=(prometheus)
 fi
+# Debian names the binary prometheus-alertmanager (amtool comes with it).
+if ! command -v alertmanager >/dev/null 2>&1 && ! command -v prometheus-alertmanager >/dev/null 2>&1; then
+  need_pkgs+=(prometheus-alertmanager)
+fi
+# The console tests drive Debian's Chromium through the DevTools protocol.
+if [ ! -x /usr/bin/chromium ]; then
+  need_pkgs+=(chromium)
+fi
 if ! command -v openssl >/dev/null 2>&1; then
   need_pkgs+=(openssl)
 fi

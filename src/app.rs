@@ -11,8 +11,10 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use crate::config::{ConfigError, Settings};
+use crate::console::Console;
 use crate::http::listener::Listener;
 use crate::http::{AppState, BasicAuth};
+use crate::logs::status::ShipperStatus;
 use crate::nats::client::NatsClient;
 use crate::nats::metrics::Metrics;
 use crate::nats::poller::{self, PollContext};
@@ -31,13 +33,14 @@ pub enum AppError {
 }
 
 /// Wires the log shipper: supervisor and tailers, the byte-bounded buffer, the batcher.
+/// Returns the status handle the console reads.
 fn start_log_shipping(
     logs: &crate::config::LogSettings,
     grace: std::time::Duration,
     registry: &mut Registry,
     tracker: &TaskTracker,
     token: &CancellationToken,
-) -> Result<(), AppError> {
+) -> Result<Arc<ShipperStatus>, AppError> {
     use crate::logs::{
         InFlight, batch::Batcher, checkpoint::Checkpoints, metrics::LogMetrics,
         supervisor::Supervisor,
@@ -48,6 +51,7 @@ fn start_log_shipping(
     let checkpoints = Arc::new(Checkpoints::open(&logs.state_dir, &metrics)?);
     let client = crate::logs::service::LokiClient::new(logs)?;
     let in_flight = Arc::new(InFlight::default());
+    let status = Arc::new(ShipperStatus::default());
     let buffer = Arc::new(tokio::sync::Semaphore::new(logs.buffer_max_bytes));
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let own_id = crate::logs::container::own_container_id();
@@ -63,6 +67,7 @@ fn start_log_shipping(
         metrics: metrics.clone(),
         checkpoints: checkpoints.clone(),
         in_flight: in_flight.clone(),
+        status: status.clone(),
         buffer,
         tx,
         own_id,
@@ -73,15 +78,17 @@ fn start_log_shipping(
         checkpoints,
         metrics,
         in_flight,
+        status: status.clone(),
         grace,
     };
     tracker.spawn(supervisor.run(token.child_token()));
     tracker.spawn(batcher.run(rx, token.child_token()));
-    Ok(())
+    Ok(status)
 }
 
 /// Runs until `token` is cancelled, then stops every task within the grace period.
 pub async fn run(settings: Settings, token: CancellationToken) -> Result<(), AppError> {
+    let started_at = std::time::SystemTime::now();
     let settings = Arc::new(settings);
     let listener = Listener::bind(settings.listen, settings.web.tls.as_ref()).await?;
     let mut registry = Registry::default();
@@ -103,15 +110,16 @@ pub async fn run(settings: Settings, token: CancellationToken) -> Result<(), App
     }
 
     let tracker = TaskTracker::new();
-    if let Some(logs) = &settings.logs {
-        start_log_shipping(
+    let shipper = match &settings.logs {
+        Some(logs) => Some(start_log_shipping(
             logs,
             settings.shutdown_grace,
             &mut registry,
             &tracker,
             &token,
-        )?;
-    }
+        )?),
+        None => None,
+    };
     let ctx = Arc::new(PollContext {
         client,
         settings: settings.clone(),
@@ -122,6 +130,9 @@ pub async fn run(settings: Settings, token: CancellationToken) -> Result<(), App
     });
     for node in &settings.nodes {
         info!(node = %node.name, url = %node.display, "Polling node.");
+        if node.looks_like_client_port() {
+            warn!(node = %node.name, url = %node.display, "Port 4222 is usually the NATS client port, which does not speak HTTP; natsmon needs the HTTP monitoring port (`http: 8222` in the server's config).");
+        }
         tracker.spawn(poller::run(ctx.clone(), node.clone(), token.child_token()));
     }
     tracker.spawn(crate::nats::render::run(
@@ -139,6 +150,7 @@ pub async fn run(settings: Settings, token: CancellationToken) -> Result<(), App
         ready,
         settings: settings.clone(),
         auth: Arc::new(BasicAuth::new(settings.web.basic_auth_users.clone())),
+        console: Arc::new(Console::new(started_at, shipper)),
     };
     let app = crate::http::router(state);
     let serve_result = listener

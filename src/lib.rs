@@ -3,7 +3,8 @@
 //!
 //! Rooms: `nats/` (the exporter) and `logs/` (the shipper) are siblings that never import
 //! each other; both build on the ground floor: `config/`, `time`, `redact`, `backoff`,
-//! `gzip`, `exposition`, `telemetry`. `app` wires them, `http` serves them.
+//! `gzip`, `exposition`, `telemetry`. `app` wires them, `http` serves them, and `console`
+//! shows them to people (reading `nats/` and `logs/`, which never read it).
 //!
 //! Two metric systems, on purpose: NATS data is a snapshot rebuilt whole on every poll, so
 //! series appear and vanish with the cluster and it is a `MetricSet` rendered once per poll
@@ -16,6 +17,7 @@
 pub mod app;
 pub mod backoff;
 pub mod config;
+pub mod console;
 pub mod exposition;
 pub mod gzip;
 pub mod http;

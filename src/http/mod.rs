@@ -3,27 +3,32 @@
 //!   registry; OpenMetrics when the scraper asks for it, else Prometheus text 0.0.4. No I/O.
 //! - `/healthz`: liveness, always 200 while the process serves.
 //! - `/ready`: 200 once any node has been polled successfully, else 503.
-//! - `/`: a status page with each node's last poll result, error and age.
+//! - `/`, `/streams`, `/consumers`: the console (`crate::console`), server-rendered HTML
+//!   refreshed in place by `/console.js` (with `/console.css`, both embedded).
+//! - `/api/v1/status`: everything the console shows, as JSON.
 //!
 //! Optional TLS and bcrypt basic auth (as in Prometheus's web config) cover every route
-//! but `/healthz`, so liveness probes need no credentials.
+//! but `/healthz`, so liveness probes need no credentials. Console and API answers carry
+//! a Content-Security-Policy that allows no inline script or style and nothing from
+//! elsewhere, and `X-Content-Type-Options: nosniff`.
 
-use std::fmt::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::SystemTime;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::{Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use bytes::Bytes;
 use prometheus_client::registry::Registry;
 
 use crate::config::Settings;
+use crate::console::Console;
+use crate::console::pages::Page;
+use crate::console::query::TableQuery;
 use crate::exposition::openmetrics_to_prometheus;
 use crate::nats::metrics::Metrics;
 use crate::nats::snapshot::Store;
@@ -45,13 +50,28 @@ pub struct AppState {
     pub ready: Arc<AtomicBool>,
     pub settings: Arc<Settings>,
     pub auth: Arc<BasicAuth>,
+    pub console: Arc<Console>,
 }
 
 pub fn router(state: AppState) -> Router {
+    let console = Router::new()
+        .route("/", get(overview_page))
+        .route("/streams", get(streams_page))
+        .route("/consumers", get(consumers_page))
+        .route("/api/v1/status", get(status_api))
+        .route(
+            "/console.js",
+            get(|| async { asset("text/javascript; charset=utf-8", crate::console::JS) }),
+        )
+        .route(
+            "/console.css",
+            get(|| async { asset("text/css; charset=utf-8", crate::console::CSS) }),
+        )
+        .layer(middleware::from_fn(console_headers));
     let protected = Router::new()
         .route("/metrics", get(metrics))
         .route("/ready", get(ready))
-        .route("/", get(status_page))
+        .merge(console)
         .route_layer(middleware::from_fn_with_state(state.clone(), require_auth));
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
@@ -126,72 +146,89 @@ async fn ready(State(s): State<AppState>) -> impl IntoResponse {
     }
 }
 
-fn escape_html(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+/// The console's security headers: its pages load only natsmon's own script and style,
+/// and no answer is ever sniffed into another type.
+async fn console_headers(req: Request, next: Next) -> Response {
+    let mut resp = next.run(req).await;
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(crate::console::CONTENT_SECURITY_POLICY),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    resp
 }
 
-async fn status_page(State(s): State<AppState>) -> Html<String> {
-    let now = SystemTime::now();
-    let age = |t: Option<SystemTime>| match t.and_then(|t| now.duration_since(t).ok()) {
-        Some(d) => format!("{:.1}s ago", d.as_secs_f64()),
-        None => "never".to_string(),
-    };
-    let mut h = String::from(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>natsmon</title>\
-         <style>body{font-family:sans-serif}td,th{padding:4px 10px;text-align:left;vertical-align:top}\
-         .up{color:#080}.down{color:#b00}</style></head><body><h1>natsmon</h1>",
-    );
-    let _ = write!(
-        h,
-        "<p>Polling {} node(s) every {:?} (timeout {:?}). <a href=\"/metrics\">/metrics</a></p>\
-         <table><tr><th>node</th><th>URL</th><th>status</th><th>server</th><th>last poll</th>\
-         <th>poll took</th><th>last success</th><th>errors</th></tr>",
-        s.settings.nodes.len(),
-        s.settings.poll_interval,
-        s.settings.poll_timeout
-    );
-    let statuses = s.store.nodes();
-    for node in &s.settings.nodes {
-        let Some(st) = statuses.get(&node.name) else {
-            continue;
-        };
-        let p = &st.poll;
-        let status = match (p.finished_at, p.up()) {
-            (None, _) => "<span>pending</span>",
-            (Some(_), true) => "<span class=\"up\">up</span>",
-            (Some(_), false) => "<span class=\"down\">down</span>",
-        };
-        let server = p
-            .varz
-            .as_ref()
-            .map(|v| format!("{} {}", v.name(), v.version))
-            .unwrap_or_default();
-        let errors: Vec<String> = p
-            .errors
-            .iter()
-            .map(|(e, msg)| format!("<b>{e}</b>: {}", escape_html(msg)))
-            .collect();
-        let _ = write!(
-            h,
-            "<tr><td>{}</td><td>{}</td><td>{status}</td><td>{}</td><td>{}</td><td>{:.0} ms</td><td>{}</td><td>{}</td></tr>",
-            escape_html(&node.name),
-            escape_html(&node.display),
-            escape_html(&server),
-            age(p.finished_at),
-            p.duration.as_secs_f64() * 1000.0,
-            age(st.last_success),
-            if errors.is_empty() {
-                "none".to_string()
-            } else {
-                errors.join("<br>")
-            },
-        );
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// A console answer: its chunks as they are (cached parts shared), gzipped when asked.
+fn answer(a: crate::console::Answer, content_type: &'static str) -> Response {
+    let gzip = a.gzip;
+    let chunks: Vec<Result<Bytes, std::convert::Infallible>> =
+        a.chunks.into_iter().map(Ok).collect();
+    let mut resp = Response::new(Body::from_stream(futures::stream::iter(chunks)));
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+    if gzip {
+        h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
     }
-    h.push_str("</table></body></html>\n");
-    Html(h)
+    resp
+}
+
+fn page(s: &AppState, headers: &HeaderMap, page: Page, q: &TableQuery) -> Response {
+    let a = s.console.page(
+        page,
+        &s.store,
+        &s.settings,
+        q,
+        negotiate::accepts_gzip(headers),
+    );
+    answer(a, "text/html; charset=utf-8")
+}
+
+async fn overview_page(State(s): State<AppState>, headers: HeaderMap) -> Response {
+    page(&s, &headers, Page::Overview, &TableQuery::default())
+}
+
+async fn streams_page(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<TableQuery>,
+) -> Response {
+    page(&s, &headers, Page::Streams, &q)
+}
+
+async fn consumers_page(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<TableQuery>,
+) -> Response {
+    page(&s, &headers, Page::Consumers, &q)
+}
+
+async fn status_api(State(s): State<AppState>, headers: HeaderMap) -> Response {
+    let a = s
+        .console
+        .status(&s.store, &s.settings, negotiate::accepts_gzip(&headers));
+    answer(a, "application/json")
 }
 
 #[cfg(test)]
@@ -216,6 +253,7 @@ mod tests {
             ready: Arc::new(AtomicBool::new(false)),
             settings: Arc::new(settings),
             auth: Arc::new(BasicAuth::new(users)),
+            console: Arc::new(Console::new(std::time::SystemTime::now(), None)),
         })
     }
 
@@ -311,7 +349,16 @@ mod tests {
     #[tokio::test]
     async fn basic_auth_guards_every_route_but_healthz() {
         let app = app(&[("prom", "s3cret")]);
-        for path in ["/metrics", "/ready", "/"] {
+        for path in [
+            "/metrics",
+            "/ready",
+            "/",
+            "/streams",
+            "/consumers",
+            "/api/v1/status",
+            "/console.js",
+            "/console.css",
+        ] {
             for auth in [
                 None,
                 Some(basic("prom", "wrong")),
@@ -332,6 +379,103 @@ mod tests {
         let (st, _, body) = get(&app, "/healthz", &[]).await;
         assert_eq!(st, StatusCode::OK);
         assert_eq!(body, b"ok\n");
+    }
+
+    #[tokio::test]
+    async fn console_and_api_send_csp_and_nosniff() {
+        for (path, content_type) in [
+            ("/", "text/html; charset=utf-8"),
+            ("/streams", "text/html; charset=utf-8"),
+            (
+                "/consumers?sort=num_pending&dir=desc&account=A&q=x",
+                "text/html; charset=utf-8",
+            ),
+            ("/api/v1/status", "application/json"),
+            ("/console.js", "text/javascript; charset=utf-8"),
+            ("/console.css", "text/css; charset=utf-8"),
+        ] {
+            let (st, h, body) = get(&app(&[]), path, &[]).await;
+            assert_eq!(st, StatusCode::OK, "{path}");
+            assert_eq!(h[header::CONTENT_TYPE], content_type, "{path}");
+            assert_eq!(
+                h[header::CONTENT_SECURITY_POLICY],
+                "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+                 connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+                "{path}"
+            );
+            assert_eq!(h[header::X_CONTENT_TYPE_OPTIONS], "nosniff", "{path}");
+            assert!(!body.is_empty(), "{path}");
+        }
+        let (_, _, body) = get(&app(&[]), "/", &[]).await;
+        let html = String::from_utf8(body).unwrap();
+        assert!(html.contains("<script src=\"/console.js\" defer></script>"));
+        assert!(html.contains("<link rel=\"stylesheet\" href=\"/console.css\">"));
+    }
+
+    #[tokio::test]
+    async fn the_status_api_has_its_documented_shape() {
+        let good = basic("prom", "s3cret");
+        let app = app(&[("prom", "s3cret")]);
+        let (st, _, _) = get(&app, "/api/v1/status", &[]).await;
+        assert_eq!(st, StatusCode::UNAUTHORIZED);
+        let (st, h, body) = get(&app, "/api/v1/status", &[("authorization", &good)]).await;
+        assert_eq!(st, StatusCode::OK);
+        assert_eq!(h[header::CACHE_CONTROL], "no-store");
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        // serde_json's map is ordered by key.
+        let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(
+            keys,
+            [
+                "accounts",
+                "clusters",
+                "consumers",
+                "generated_at",
+                "grafana_url",
+                "log_shipping",
+                "natsmon",
+                "streams",
+                "totals"
+            ]
+        );
+        assert_eq!(v["log_shipping"]["enabled"], false);
+        assert_eq!(v["natsmon"]["nodes"], 3);
+        // Nodes never polled: pending, in the cluster not known yet.
+        let nodes = v["clusters"][0]["nodes"].as_array().unwrap();
+        assert_eq!(nodes.len(), 3);
+        assert!(nodes.iter().all(|n| n["state"] == "pending"), "{nodes:?}");
+        assert_eq!(v["streams"], serde_json::json!([]));
+    }
+
+    #[tokio::test]
+    async fn console_answers_are_gzipped_when_asked() {
+        use std::io::Read as _;
+        let app = app(&[]);
+        for path in ["/", "/streams", "/consumers?q=x", "/api/v1/status"] {
+            let (st, h, body) = get(&app, path, &[("accept-encoding", "gzip")]).await;
+            assert_eq!(st, StatusCode::OK, "{path}");
+            assert_eq!(h[header::CONTENT_ENCODING], "gzip", "{path}");
+            assert_eq!(h[header::VARY], "Accept-Encoding", "{path}");
+            // One member: decoders that stop after the first one see everything.
+            let mut d = flate2::read::GzDecoder::new(&body[..]);
+            let mut text = String::new();
+            d.read_to_string(&mut text).unwrap();
+            assert!(d.into_inner().is_empty(), "{path}: bytes after the member");
+            if path.starts_with("/api") {
+                serde_json::from_str::<serde_json::Value>(&text).unwrap();
+            } else {
+                assert!(text.starts_with("<!doctype html>"), "{path}");
+                assert!(text.ends_with("</html>\n"), "{path}");
+            }
+            let (_, h, _) = get(&app, path, &[]).await;
+            assert!(h.get(header::CONTENT_ENCODING).is_none(), "{path}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_query_the_tables_cannot_use_is_a_400() {
+        let (st, _, _) = get(&app(&[]), "/streams?account=A&account=B", &[]).await;
+        assert_eq!(st, StatusCode::BAD_REQUEST);
     }
 
     #[tokio::test]
@@ -358,6 +502,7 @@ mod tests {
             ready: ready.clone(),
             settings: Arc::new(settings),
             auth: Arc::new(BasicAuth::default()),
+            console: Arc::new(Console::new(std::time::SystemTime::now(), None)),
         });
         assert_eq!(
             get(&app, "/ready", &[]).await.0,

@@ -21,6 +21,7 @@ use tracing::{debug, info, warn};
 use super::checkpoint::Checkpoints;
 use super::metrics::{LogMetrics, ReasonLabels};
 use super::service::{LokiClient, Outcome, PushError};
+use super::status::{PushResult, ShipperStatus};
 use super::wire::{self, StreamRef};
 use super::{InFlight, Incident, LogEntry};
 use crate::backoff::Backoff;
@@ -33,6 +34,8 @@ pub struct Batcher {
     pub checkpoints: Arc<Checkpoints>,
     pub metrics: Arc<LogMetrics>,
     pub in_flight: Arc<InFlight>,
+    /// What the console shows: updated wherever the metrics are.
+    pub status: Arc<ShipperStatus>,
     /// Time allowed to flush after shutdown starts.
     pub grace: Duration,
 }
@@ -70,6 +73,7 @@ impl Batcher {
             _ = token.cancelled() => false,
         };
         self.metrics.loki_up.set(i64::from(ready));
+        self.status.set_loki_up(ready);
         let mut batch: Vec<LogEntry> = Vec::new();
         let mut bytes = 0usize;
         let mut oldest: Option<Instant> = None;
@@ -147,6 +151,7 @@ impl Batcher {
                 }
             }
             Err(e) => {
+                self.status.record_error("checkpoint", e.to_string());
                 self.metrics
                     .checkpoint_errors
                     .get_or_create(&ReasonLabels { reason: e.reason() })
@@ -162,18 +167,18 @@ impl Batcher {
 
     pub fn update_gauges(&self) {
         let now = unix_now_ns();
+        let mut max_lag = 0.0f64;
         for (name, lag) in self.in_flight.lags(now) {
+            max_lag = max_lag.max(lag);
             self.metrics
                 .lag
                 .get_or_create(&LogMetrics::container(&name))
                 .set(lag);
         }
-        self.metrics
-            .buffered_lines
-            .set(self.in_flight.total() as i64);
-        self.metrics
-            .buffered_bytes
-            .set(self.in_flight.total_bytes() as i64);
+        let (lines, bytes) = (self.in_flight.total(), self.in_flight.total_bytes());
+        self.metrics.buffered_lines.set(lines as i64);
+        self.metrics.buffered_bytes.set(bytes as i64);
+        self.status.set_buffer(bytes, lines, max_lag);
     }
 
     /// Delivers a batch, splitting it on 413. Stops retrying only at the shutdown deadline.
@@ -192,9 +197,10 @@ impl Batcher {
             let Some(r) = self.push_within(body, &mut flow.deadline, token).await else {
                 return Delivery::Abandoned;
             };
-            self.metrics
-                .push_duration
-                .observe(started.elapsed().as_secs_f64());
+            let took = started.elapsed();
+            self.metrics.push_duration.observe(took.as_secs_f64());
+            self.status
+                .record_push(push_result(&r, b.len()), b.len(), took);
             if r.is_ok() {
                 self.metrics.loki_up.set(1);
                 if let Some((down_for, failures)) = flow.loki.recover() {
@@ -217,6 +223,13 @@ impl Batcher {
                         .get_or_create(&ReasonLabels { reason })
                         .inc_by(b.len() as u64);
                     warn!(status, lines = b.len(), loki_message = %message, "Loki rejected a batch; it is not retried.");
+                    self.status.record_error(
+                        "loki",
+                        format!(
+                            "Loki rejected {} lines with HTTP {status}: {message}",
+                            b.len()
+                        ),
+                    );
                     // Loki stored what it could; the rest will never be accepted.
                     self.ack(&b);
                 }
@@ -238,10 +251,19 @@ impl Batcher {
                         })
                         .inc();
                     warn!(container = %b[0].container_name, bytes = b[0].line.text.len(), "Loki refused a single line as too large.");
+                    self.status.record_error(
+                        "loki",
+                        format!(
+                            "Loki refused a line of {} bytes from {} as too large",
+                            b[0].line.text.len(),
+                            b[0].container_name
+                        ),
+                    );
                     self.ack(&b);
                 }
                 Err(e) => {
                     self.metrics.loki_up.set(0);
+                    self.status.record_error("loki", e.to_string());
                     // Lag keeps growing while we wait; keep the gauge honest.
                     self.update_gauges();
                     self.metrics
@@ -315,6 +337,17 @@ impl Batcher {
                 .inc();
         }
         self.update_gauges();
+    }
+}
+
+/// A push's answer as the console tells it; 413 splits unless the batch is one line.
+fn push_result(r: &Result<Outcome, PushError>, lines: usize) -> PushResult {
+    match r {
+        Ok(Outcome::Accepted) => PushResult::Accepted,
+        Ok(Outcome::Rejected { status, .. }) => PushResult::Rejected { status: *status },
+        Ok(Outcome::TooLarge) if lines > 1 => PushResult::Split,
+        Ok(Outcome::TooLarge) => PushResult::TooLarge,
+        Err(e) => PushResult::Failed { reason: e.reason() },
     }
 }
 

@@ -16,6 +16,7 @@ pub mod container;
 pub mod level;
 pub mod metrics;
 pub mod service;
+pub mod status;
 pub mod supervisor;
 pub mod tailer;
 pub mod wire;

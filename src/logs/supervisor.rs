@@ -24,6 +24,7 @@ use super::assemble::Assembler;
 use super::checkpoint::{Checkpoints, Position};
 use super::container::{ContainerMeta, DockerError, connect, selected};
 use super::metrics::{LogMetrics, ReasonLabels};
+use super::status::{ShipperStatus, TailedContainer};
 use super::tailer::{StopReason, Tailer, TailerExit};
 use super::{InFlight, Incident, LogEntry};
 use crate::backoff::{Backoff, sleep_or_cancel};
@@ -38,6 +39,8 @@ pub struct Supervisor {
     pub metrics: Arc<LogMetrics>,
     pub checkpoints: Arc<Checkpoints>,
     pub in_flight: Arc<InFlight>,
+    /// What the console shows: the containers tailed and Docker's last error.
+    pub status: Arc<ShipperStatus>,
     pub buffer: Arc<Semaphore>,
     pub tx: mpsc::UnboundedSender<LogEntry>,
     pub own_id: Option<String>,
@@ -259,7 +262,7 @@ impl Supervisor {
     /// Bookkeeping for a tailer task that ended for good.
     async fn handle_done(&self, st: &mut State, docker: &Docker, done: Done) {
         let running = st.running.remove(&done.id);
-        self.metrics.containers.set(st.running.len() as i64);
+        self.publish_containers(st);
         if done.gone {
             st.read_pos.remove(&done.id);
             return;
@@ -276,6 +279,21 @@ impl Supervisor {
         }
     }
 
+    /// The containers gauge and the console's list of tailed containers.
+    fn publish_containers(&self, st: &State) {
+        self.metrics.containers.set(st.running.len() as i64);
+        self.status.set_containers(
+            st.running
+                .values()
+                .map(|r| TailedContainer {
+                    name: r.meta.name.clone(),
+                    job: r.meta.job(&self.settings.default_job),
+                    service: r.meta.service().to_string(),
+                })
+                .collect(),
+        );
+    }
+
     /// Counts a failure to reach Docker or follow its events, and logs it once per
     /// incident: WARN for the first, DEBUG for the reconnects that fail after it.
     fn docker_error(&self, incident: &mut Incident, e: &DockerError, msg: &'static str) {
@@ -284,6 +302,7 @@ impl Supervisor {
             .get_or_create(&ReasonLabels { reason: e.reason() })
             .inc();
         let host = crate::redact::redact_url(&self.settings.docker_host);
+        self.status.record_error("docker", e.to_string());
         if incident.fail() {
             warn!(host = %host, reason = e.reason(), error = %e, "{msg}");
         } else {
@@ -346,6 +365,8 @@ impl Supervisor {
                     e @ DockerError::Connect { .. } => self.docker_error(incident, &e, msg),
                     // About this container (removed right after starting): its own story.
                     e => {
+                        self.status
+                            .record_error("docker", format!("container {id}: {e}"));
                         self.metrics
                             .docker_errors
                             .get_or_create(&ReasonLabels { reason: e.reason() })
@@ -381,7 +402,7 @@ impl Supervisor {
                 started_again: false,
             },
         );
-        self.metrics.containers.set(st.running.len() as i64);
+        self.publish_containers(st);
         let tailer = Tailer {
             docker: docker.clone(),
             meta,

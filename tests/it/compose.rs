@@ -1,6 +1,8 @@
 //! The monitoring stack's files are valid for the real tools: docker-compose 1.29 accepts
-//! `docker-compose.monitoring.yaml`, promtool accepts the Prometheus config, and the
-//! pieces point at each other (scrape target, rules, provisioning, retention, socket).
+//! `docker-compose.monitoring.yaml`, promtool accepts the Prometheus config, amtool (Debian's
+//! `prometheus-alertmanager`, or `$AMTOOL_BIN`) accepts the Alertmanager config, and the
+//! pieces point at each other (scrape target, rules, alerting, provisioning, retention,
+//! socket).
 
 use std::process::Command;
 
@@ -87,6 +89,17 @@ fn pieces_point_at_each_other() {
     assert!(compose.contains("./dashboards/provisioning:/etc/grafana/provisioning"));
     assert!(compose.contains("./dashboards:/var/lib/grafana/dashboards"));
     assert!(compose.contains("NATSMON_LOKI_URL: http://loki:3100"));
+    // Prometheus sends to the compose Alertmanager, which runs the deploy config.
+    assert!(
+        prom.contains("alertmanager:9093"),
+        "Prometheus sends alerts to the Alertmanager service"
+    );
+    assert!(
+        compose.contains(
+            "./deploy/alertmanager/alertmanager.yml:/etc/alertmanager/alertmanager.yml:ro"
+        ) && compose.contains("--config.file=/etc/alertmanager/alertmanager.yml"),
+        "the compose Alertmanager runs deploy/alertmanager/alertmanager.yml"
+    );
     // Multi-stage, small runtime, non-root.
     assert!(dockerfile.matches("FROM ").count() >= 2);
     assert!(dockerfile.contains("USER 10001") && !dockerfile.contains("USER root"));
@@ -117,5 +130,34 @@ fn prometheus_config_passes_promtool() {
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn alertmanager_config_passes_amtool() {
+    let bin = std::env::var("AMTOOL_BIN").unwrap_or_else(|_| "amtool".to_string());
+    let out = Command::new(&bin)
+        .args(["check-config", "deploy/alertmanager/alertmanager.yml"])
+        .current_dir(repo_root())
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "\n\n*** amtool NOT FOUND ({bin}: {e}). Install it with `apt-get install -y \
+                 prometheus-alertmanager` (scripts/test.sh does), or set AMTOOL_BIN. This \
+                 test never skips. ***\n\n"
+            )
+        });
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && text.contains("SUCCESS"),
+        "amtool check-config failed:\n{text}"
+    );
+    assert!(
+        text.contains("inhibit rules") && !text.contains(" 0 inhibit rules"),
+        "the bundled config has inhibit rules:\n{text}"
     );
 }

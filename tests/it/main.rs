@@ -4,7 +4,9 @@
 
 mod harness;
 
+mod alertmanager;
 mod compose;
+mod console;
 mod dashboards;
 mod docker_env_smoke;
 mod exporter;
@@ -18,7 +20,9 @@ mod hardening_nats;
 mod harness_smoke;
 mod lifecycle;
 mod loki_receiver_selftest;
+mod outages;
 mod prometheus_stack;
+mod quickstart_stack;
 mod reference;
 mod rules;
 mod security;

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, stream};
 
+use crate::harness::natsmon::natsmon_args_for;
 use crate::harness::*;
 
 fn lines_with(log: &str, parts: &[&str]) -> usize {
@@ -170,22 +171,13 @@ async fn members_natsmon_does_not_poll_are_named_and_their_leaders_are_not_missi
         .expect("create R3 stream");
     }
     // Poll only the first two nodes.
-    let mut a = Vec::new();
-    for i in 0..2 {
-        a.push("--nats-url".to_string());
-        a.push(format!(
-            "{}={}",
-            cluster.server_name(i),
-            cluster.monitor_url(i)
-        ));
-    }
-    a.extend(args(&[
-        "--poll-interval",
-        "300ms",
-        "--poll-timeout",
-        "250ms",
-    ]));
-    let nm = Natsmon::start(&a).await;
+    let nm = Natsmon::start(&natsmon_args_for(
+        &cluster,
+        &[0, 1],
+        ("300ms", "250ms"),
+        &[],
+    ))
+    .await;
     let unpolled = cluster.server_name(2);
     let exp = wait_for(&nm.base_url(), Duration::from_secs(20), |e| {
         e.get("nats_cluster_member_polled", &[("server_name", &unpolled)]) == Some(0.0)

@@ -851,7 +851,8 @@ async fn assert_rules_healthy(prom: &Prometheus) {
 
 /// Only one stack at a time: this runs on a 2-core machine, and two clusters plus two
 /// Prometheus servers in parallel make 1 s scrape/poll timings unreliable.
-static STACK_LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+/// One real Prometheus stack at a time on a 2-core machine (the Alertmanager test takes it too).
+pub static STACK_LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 struct Shipper {
     // Drop order: the container, then the Loki receiver and state dir.

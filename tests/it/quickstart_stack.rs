@@ -21,7 +21,10 @@ fn compose(env: &[(&str, &str)], args: &[&str]) -> std::process::Output {
 
 #[test]
 fn the_quickstart_stack_validates_and_reaches_the_host() {
-    let ok = compose(&[("GRAFANA_ADMIN_PASSWORD", "test-only")], &["config", "-q"]);
+    let ok = compose(
+        &[("GRAFANA_ADMIN_PASSWORD", "test-only")],
+        &["config", "-q"],
+    );
     assert!(
         ok.status.success(),
         "config -q: {}",
@@ -34,13 +37,19 @@ fn the_quickstart_stack_validates_and_reaches_the_host() {
     let full = compose(&[("GRAFANA_ADMIN_PASSWORD", "test-only")], &["config"]);
     let text = String::from_utf8_lossy(&full.stdout);
     for service in ["prometheus", "alertmanager", "loki", "grafana"] {
-        assert!(text.contains(&format!("  {service}:")), "{service} missing:\n{text}");
+        assert!(
+            text.contains(&format!("  {service}:")),
+            "{service} missing:\n{text}"
+        );
     }
     // Every service on the host's network, so 127.0.0.1 is the demo cluster's host.
     assert_eq!(text.matches("network_mode: host").count(), 4, "{text}");
 
     let prom = read_repo("scripts/quickstart/prometheus.yml");
-    assert!(prom.contains("127.0.0.1:7778"), "Prometheus must scrape the host's natsmon");
+    assert!(
+        prom.contains("127.0.0.1:7778"),
+        "Prometheus must scrape the host's natsmon"
+    );
     assert!(prom.contains("127.0.0.1:9093"));
     let out = Command::new("promtool")
         .args(["check", "config", "--syntax-only"])
@@ -54,9 +63,18 @@ fn the_quickstart_stack_validates_and_reaches_the_host() {
         String::from_utf8_lossy(&out.stderr)
     );
     let ds = read_repo("scripts/quickstart/grafana/datasources.yml");
-    assert!(ds.contains("http://127.0.0.1:9090") && ds.contains("http://127.0.0.1:3100"), "{ds}");
-    assert!(ds.contains("uid: prometheus") && ds.contains("uid: loki"), "{ds}");
+    assert!(
+        ds.contains("http://127.0.0.1:9090") && ds.contains("http://127.0.0.1:3100"),
+        "{ds}"
+    );
+    assert!(
+        ds.contains("uid: prometheus") && ds.contains("uid: loki"),
+        "{ds}"
+    );
     let qs = read_repo("scripts/quickstart.sh");
     assert!(qs.contains("docker-compose.quickstart.yaml") && qs.contains("QUICKSTART_STACK"));
-    assert!(qs.contains("nats-1=http://127.0.0.1:8222"), "the quick start names its nodes");
+    assert!(
+        qs.contains("nats-1=http://127.0.0.1:8222"),
+        "the quick start names its nodes"
+    );
 }

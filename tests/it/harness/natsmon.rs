@@ -219,8 +219,19 @@ pub async fn run_natsmon(
 
 /// natsmon's arguments for the cluster; `timing` is the poll interval and timeout.
 pub fn natsmon_args(cluster: &Cluster, timing: (&str, &str), extra: &[&str]) -> Vec<String> {
+    let all: Vec<usize> = (0..cluster.len()).collect();
+    natsmon_args_for(cluster, &all, timing, extra)
+}
+
+/// natsmon's arguments for some of the cluster's nodes (by index) only.
+pub fn natsmon_args_for(
+    cluster: &Cluster,
+    nodes: &[usize],
+    timing: (&str, &str),
+    extra: &[&str],
+) -> Vec<String> {
     let mut a = Vec::new();
-    for i in 0..cluster.len() {
+    for &i in nodes {
         a.push("--nats-url".to_string());
         a.push(format!(
             "{}={}",
