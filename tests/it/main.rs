@@ -29,3 +29,4 @@ mod security;
 mod shipper;
 mod shipper_dockerd;
 mod shipper_faults;
+mod versions;

@@ -16,6 +16,30 @@ use super::{free_port, new_tempdir, read_to_string_lossy, tail};
 /// Default timeout for a cluster to become healthy.
 pub const CLUSTER_START_TIMEOUT: Duration = Duration::from_secs(45);
 
+/// The nats-server releases of the version matrix as `(version, binary)`, from
+/// `NATSMON_TEST_NATS_SERVERS` (`version=path` entries separated by `;`, as
+/// scripts/test.sh sets it from scripts/nats-servers.sh). Panics when it is unset under
+/// scripts/test.sh, so the matrix never silently shrinks to nothing.
+pub fn nats_server_matrix() -> Vec<(String, PathBuf)> {
+    let Ok(spec) = std::env::var("NATSMON_TEST_NATS_SERVERS") else {
+        panic!(
+            "NATSMON_TEST_NATS_SERVERS is not set: run scripts/test.sh, or \
+             NATSMON_TEST_NATS_SERVERS=\"$(scripts/nats-servers.sh | paste -sd ';')\" cargo test"
+        );
+    };
+    spec.split(';')
+        .filter(|e| !e.trim().is_empty())
+        .map(|e| {
+            let (v, p) = e
+                .split_once('=')
+                .unwrap_or_else(|| panic!("bad NATSMON_TEST_NATS_SERVERS entry {e:?}"));
+            let p = PathBuf::from(p.trim());
+            assert!(p.is_file(), "nats-server {v} not found at {}", p.display());
+            (v.trim().to_string(), p)
+        })
+        .collect()
+}
+
 /// Locate the nats-server binary or panic loudly.
 pub fn nats_server_bin() -> PathBuf {
     if let Ok(p) = std::env::var("NATS_SERVER_BIN") {
@@ -80,7 +104,11 @@ impl Cluster {
     /// Start the cluster and wait until every node answers `/healthz` with 200
     /// and reports a JetStream meta leader.
     pub async fn start() -> Cluster {
-        let bin = nats_server_bin();
+        Cluster::start_with(nats_server_bin()).await
+    }
+
+    /// The same cluster on another nats-server binary (a release of the version matrix).
+    pub async fn start_with(bin: PathBuf) -> Cluster {
         let dir = new_tempdir("natsmon-cluster-");
         let mut nodes = Vec::new();
         for i in 0..3 {

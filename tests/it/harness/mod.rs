@@ -26,7 +26,7 @@ pub mod natsmon;
 pub mod readme;
 pub mod shipper;
 
-pub use cluster::{CLUSTER_NAME, Cluster, connect, nats_server_bin};
+pub use cluster::{CLUSTER_NAME, Cluster, connect, nats_server_bin, nats_server_matrix};
 pub use exposition::{Exposition, promtool_check_metrics, scrape, wait_for};
 pub use http::raw_get;
 pub use natsmon::{Natsmon, natsmon_args, run_natsmon};

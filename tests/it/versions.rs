@@ -1,0 +1,140 @@
+//! The version sweep: the releases users run (scripts/nats-servers.sh fetches 2.10, 2.11,
+//! 2.12 and 2.15 by default; `NATS_VERSIONS` picks the set), each as a real 3-node
+//! cluster with an R3 stream and a durable consumer in known state. natsmon must read
+//! each exactly, de-duplicate the replicas, survive a node kill with the leaders moving,
+//! and count no poll error on a healthy node. The full suite runs on Debian's 2.9.10;
+//! this lighter sweep runs on every other release. A failure names the version.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer::pull, stream};
+use futures::StreamExt;
+
+use crate::harness::*;
+
+async fn sweep_one(version: &str, bin: std::path::PathBuf) {
+    let mut cluster = Cluster::start_with(bin).await;
+    let a = connect(&cluster, "a", "a").await;
+    let js = jetstream::new(a.clone());
+    let orders = js
+        .create_stream(stream::Config {
+            name: "ORDERS".into(),
+            subjects: vec!["orders.>".into()],
+            num_replicas: 3,
+            max_messages: 1_000_000,
+            ..Default::default()
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{version}: create R3 stream: {e}"));
+    for i in 0..50 {
+        js.publish(format!("orders.{}", i % 3), format!("order {i}").into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+    let consumer: jetstream::consumer::Consumer<pull::Config> = orders
+        .create_consumer(pull::Config {
+            durable_name: Some("billing".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    // 20 delivered, 15 acknowledged: pending 30, ack pending 5.
+    let mut batch = consumer.fetch().max_messages(20).messages().await.unwrap();
+    let mut got = 0;
+    while let Some(m) = batch.next().await {
+        let m = m.unwrap();
+        if got < 15 {
+            m.ack().await.unwrap();
+        }
+        got += 1;
+    }
+    assert_eq!(got, 20, "{version}");
+
+    let nm = Natsmon::start(&natsmon_args(&cluster, ("500ms", "400ms"), &[])).await;
+    let base = nm.base_url();
+    let s = [("stream", "ORDERS")];
+    let c = [("stream", "ORDERS"), ("consumer", "billing")];
+    let exp = tokio::time::timeout(
+        Duration::from_secs(30),
+        wait_for(&base, Duration::from_secs(30), |e| {
+            e.sum("nats_up", &[]) == 3.0
+                && e.get("nats_stream_messages", &s) == Some(50.0)
+                && e.get("nats_consumer_num_pending", &c) == Some(30.0)
+                && e.get("nats_consumer_num_ack_pending", &c) == Some(5.0)
+        }),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("{version}: natsmon never read the known state:\n{}", nm.output()));
+    for i in 0..3 {
+        let name = cluster.server_name(i);
+        let v = exp
+            .samples
+            .iter()
+            .find(|x| x.name == "nats_server_info" && x.label("node") == Some(&name))
+            .and_then(|x| x.label("version").map(str::to_string));
+        assert_eq!(v.as_deref(), Some(version), "{version}: nats_server_info of {name}");
+    }
+    // One series per stream and consumer across three replicas.
+    let count = |name: &str| exp.samples.iter().filter(|x| x.name == name).count();
+    assert_eq!(count("nats_stream_messages"), 1, "{version}");
+    assert_eq!(count("nats_consumer_num_pending"), 1, "{version}");
+    assert_eq!(exp.get("nats_stream_has_leader", &s), Some(1.0), "{version}");
+    assert_eq!(exp.get("nats_stream_leader_polled", &s), Some(1.0), "{version}");
+    assert_eq!(exp.sum("nats_jetstream_meta_has_leader", &[]), 3.0, "{version}");
+    assert_eq!(
+        exp.sum("nats_cluster_member_polled", &[]),
+        3.0,
+        "{version}: every member is polled"
+    );
+    assert_eq!(
+        exp.sum("natsmon_poll_errors_total", &[]),
+        0.0,
+        "{version}: a healthy cluster fails no poll:\n{}",
+        exp.text
+    );
+    let (ok, out) = promtool_check_metrics(&exp.text);
+    assert!(ok, "{version}: promtool check metrics: {out}");
+
+    // Kill the stream leader: figures stay exact and a new leader is polled.
+    let leader = exp
+        .samples
+        .iter()
+        .find(|x| x.name == "nats_stream_info" && x.label("stream") == Some("ORDERS"))
+        .and_then(|x| x.label("leader").map(str::to_string))
+        .unwrap_or_else(|| panic!("{version}: no stream leader"));
+    let idx = (0..3).find(|i| cluster.server_name(*i) == leader).unwrap();
+    cluster.kill(idx);
+    let after = tokio::time::timeout(
+        Duration::from_secs(40),
+        wait_for(&base, Duration::from_secs(40), |e| {
+            // Exact figures come from the leaders once both groups have elected one.
+            e.get("nats_up", &[("node", &leader)]) == Some(0.0)
+                && e.get("nats_stream_leader_polled", &s) == Some(1.0)
+                && e.get("nats_consumer_leader_polled", &c) == Some(1.0)
+                && e.samples.iter().any(|x| {
+                    x.name == "nats_stream_info"
+                        && x.label("stream") == Some("ORDERS")
+                        && x.label("leader").is_some_and(|l| l != leader && !l.is_empty())
+                })
+        }),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("{version}: no failover seen:\n{}", nm.output()));
+    assert_eq!(after.get("nats_stream_messages", &s), Some(50.0), "{version}");
+    assert_eq!(after.get("nats_consumer_num_pending", &c), Some(30.0), "{version}");
+    let after_count = |name: &str| after.samples.iter().filter(|x| x.name == name).count();
+    assert_eq!(after_count("nats_stream_messages"), 1, "{version}");
+    assert_eq!(after_count("nats_consumer_num_pending"), 1, "{version}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_release_in_the_matrix_is_read_exactly_and_fails_over() {
+    let matrix = nats_server_matrix();
+    assert!(!matrix.is_empty(), "the version matrix is empty");
+    for (version, bin) in matrix {
+        eprintln!("[versions] nats-server {version} ({})", bin.display());
+        sweep_one(&version, bin).await;
+    }
+}
