@@ -66,7 +66,12 @@ async fn sweep_one(version: &str, bin: std::path::PathBuf) {
         }),
     )
     .await
-    .unwrap_or_else(|_| panic!("{version}: natsmon never read the known state:\n{}", nm.output()));
+    .unwrap_or_else(|_| {
+        panic!(
+            "{version}: natsmon never read the known state:\n{}",
+            nm.output()
+        )
+    });
     for i in 0..3 {
         let name = cluster.server_name(i);
         let v = exp
@@ -74,15 +79,31 @@ async fn sweep_one(version: &str, bin: std::path::PathBuf) {
             .iter()
             .find(|x| x.name == "nats_server_info" && x.label("node") == Some(&name))
             .and_then(|x| x.label("version").map(str::to_string));
-        assert_eq!(v.as_deref(), Some(version), "{version}: nats_server_info of {name}");
+        assert_eq!(
+            v.as_deref(),
+            Some(version),
+            "{version}: nats_server_info of {name}"
+        );
     }
     // One series per stream and consumer across three replicas.
     let count = |name: &str| exp.samples.iter().filter(|x| x.name == name).count();
     assert_eq!(count("nats_stream_messages"), 1, "{version}");
     assert_eq!(count("nats_consumer_num_pending"), 1, "{version}");
-    assert_eq!(exp.get("nats_stream_has_leader", &s), Some(1.0), "{version}");
-    assert_eq!(exp.get("nats_stream_leader_polled", &s), Some(1.0), "{version}");
-    assert_eq!(exp.sum("nats_jetstream_meta_has_leader", &[]), 3.0, "{version}");
+    assert_eq!(
+        exp.get("nats_stream_has_leader", &s),
+        Some(1.0),
+        "{version}"
+    );
+    assert_eq!(
+        exp.get("nats_stream_leader_polled", &s),
+        Some(1.0),
+        "{version}"
+    );
+    assert_eq!(
+        exp.sum("nats_jetstream_meta_has_leader", &[]),
+        3.0,
+        "{version}"
+    );
     assert_eq!(
         exp.sum("nats_cluster_member_polled", &[]),
         3.0,
@@ -116,14 +137,23 @@ async fn sweep_one(version: &str, bin: std::path::PathBuf) {
                 && e.samples.iter().any(|x| {
                     x.name == "nats_stream_info"
                         && x.label("stream") == Some("ORDERS")
-                        && x.label("leader").is_some_and(|l| l != leader && !l.is_empty())
+                        && x.label("leader")
+                            .is_some_and(|l| l != leader && !l.is_empty())
                 })
         }),
     )
     .await
     .unwrap_or_else(|_| panic!("{version}: no failover seen:\n{}", nm.output()));
-    assert_eq!(after.get("nats_stream_messages", &s), Some(50.0), "{version}");
-    assert_eq!(after.get("nats_consumer_num_pending", &c), Some(30.0), "{version}");
+    assert_eq!(
+        after.get("nats_stream_messages", &s),
+        Some(50.0),
+        "{version}"
+    );
+    assert_eq!(
+        after.get("nats_consumer_num_pending", &c),
+        Some(30.0),
+        "{version}"
+    );
     let after_count = |name: &str| after.samples.iter().filter(|x| x.name == name).count();
     assert_eq!(after_count("nats_stream_messages"), 1, "{version}");
     assert_eq!(after_count("nats_consumer_num_pending"), 1, "{version}");
