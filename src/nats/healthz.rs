@@ -8,7 +8,9 @@ use serde::Deserialize;
 
 use crate::exposition::{Def, MetricSet};
 
-pub const PATH: &str = "/healthz";
+/// `details` (2.10+) makes an unhealthy server list its errors with their types, which
+/// `nats_healthz_errors` exports; older servers ignore the parameter.
+pub const PATH: &str = "/healthz?details=true";
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]

@@ -90,6 +90,11 @@ async fn sweep_one(version: &str, bin: std::path::PathBuf) {
     assert_eq!(count("nats_stream_messages"), 1, "{version}");
     assert_eq!(count("nats_consumer_num_pending"), 1, "{version}");
     assert_eq!(
+        exp.sum("nats_healthz_ok", &[]),
+        3.0,
+        "{version}: /healthz?details=true is healthy"
+    );
+    assert_eq!(
         exp.get("nats_stream_has_leader", &s),
         Some(1.0),
         "{version}"
