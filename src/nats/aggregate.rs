@@ -196,9 +196,30 @@ fn members(nodes: &[NodeInput<'_>], out: &mut MetricSet, view: &mut ClusterView)
             .and_then(|j| j.meta_cluster.as_ref())
             .into_iter()
             .chain(n.poll.varz.as_ref().and_then(|v| v.jetstream.meta.as_ref()))
-            .flat_map(|m| m.replicas.iter().map(|p| p.name.clone()))
+            .flat_map(|m| {
+                // The meta leader by name, and its peer list where this node leads.
+                std::iter::once(m.leader.clone()).chain(m.replicas.iter().map(|p| p.name.clone()))
+            })
             .collect::<Vec<_>>();
-        for other in routes.into_iter().chain(meta_peers) {
+        // 2.9 names neither route peers nor, off the meta leader, meta peers; the Raft
+        // groups of this cluster's streams and consumers still name their servers.
+        let group_members = n
+            .poll
+            .jsz
+            .iter()
+            .flat_map(|j| &j.account_details)
+            .flat_map(|a| &a.stream_detail)
+            .flat_map(|st| {
+                st.cluster
+                    .iter()
+                    .chain(st.consumer_detail.iter().filter_map(|c| c.cluster.as_ref()))
+            })
+            .filter(|c| c.name.is_empty() || c.name == cluster)
+            .flat_map(|c| {
+                std::iter::once(c.leader.clone()).chain(c.replicas.iter().map(|p| p.name.clone()))
+            })
+            .collect::<Vec<_>>();
+        for other in routes.into_iter().chain(meta_peers).chain(group_members) {
             if !other.is_empty() {
                 all.entry(other)
                     .or_insert_with(|| (cluster.clone(), None, Vec::new()));
