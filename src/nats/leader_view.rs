@@ -341,64 +341,105 @@ fn emit_unavailable(
     let away = |servers: &[String]| {
         !servers.is_empty() && servers.iter().all(|s| !presence.up.contains(s.as_str()))
     };
-    memory.streams.retain(|(c, a, st), (v, servers)| {
-        if picks
-            .streams
-            .contains_key(&(c.as_str(), a.as_str(), st.as_str()))
-        {
-            return true;
-        }
-        if !away(servers) {
-            return false;
-        }
-        let l: Labels = vec![
-            ("cluster", c.clone()),
-            ("account", a.clone()),
-            ("stream", st.clone()),
-        ]
-        .into();
-        out.push(&STREAM_AVAILABLE, l.clone(), 0u64);
-        out.push(&STREAM_HAS_LEADER, l.clone(), 0u64);
-        out.push(&STREAM_LEADER_POLLED, l, 0u64);
-        let mut v = v.clone();
-        v.available = false;
-        v.has_leader = false;
-        v.leader_polled = false;
-        view.streams.push(v);
-        true
-    });
-    memory.consumers.retain(|(c, a, st, name), (v, servers)| {
-        if picks
-            .consumers
-            .contains_key(&((c.as_str(), a.as_str(), st.as_str()), name.as_str()))
-        {
-            return true;
-        }
-        if !away(servers) {
-            return false;
-        }
-        let l: Labels = vec![
-            ("cluster", c.clone()),
-            ("account", a.clone()),
-            ("stream", st.clone()),
-            ("consumer", name.clone()),
-        ]
-        .into();
-        out.push(&CONSUMER_AVAILABLE, l.clone(), 0u64);
-        out.push(&CONSUMER_HAS_LEADER, l.clone(), 0u64);
-        out.push(&CONSUMER_LEADER_POLLED, l, 0u64);
-        let mut v = v.clone();
-        v.available = false;
-        v.has_leader = false;
-        v.leader_polled = false;
-        view.consumers.push(v);
-        true
-    });
+    keep_away(
+        &mut memory.streams,
+        |(c, a, st)| {
+            picks
+                .streams
+                .contains_key(&(c.as_str(), a.as_str(), st.as_str()))
+        },
+        |(c, a, st)| {
+            vec![
+                ("cluster", c.clone()),
+                ("account", a.clone()),
+                ("stream", st.clone()),
+            ]
+        },
+        [&STREAM_AVAILABLE, &STREAM_HAS_LEADER, &STREAM_LEADER_POLLED],
+        &away,
+        out,
+        &mut view.streams,
+    );
+    keep_away(
+        &mut memory.consumers,
+        |(c, a, st, name)| {
+            picks
+                .consumers
+                .contains_key(&((c.as_str(), a.as_str(), st.as_str()), name.as_str()))
+        },
+        |(c, a, st, name)| {
+            vec![
+                ("cluster", c.clone()),
+                ("account", a.clone()),
+                ("stream", st.clone()),
+                ("consumer", name.clone()),
+            ]
+        },
+        [
+            &CONSUMER_AVAILABLE,
+            &CONSUMER_HAS_LEADER,
+            &CONSUMER_LEADER_POLLED,
+        ],
+        &away,
+        out,
+        &mut view.consumers,
+    );
     view.streams
         .sort_by(|x, y| (&x.cluster, &x.account, &x.name).cmp(&(&y.cluster, &y.account, &y.name)));
     view.consumers.sort_by(|x, y| {
         (&x.cluster, &x.account, &x.stream, &x.name)
             .cmp(&(&y.cluster, &y.account, &y.stream, &y.name))
+    });
+}
+
+/// A remembered object that can be shown as unavailable.
+trait Unavailable: Clone {
+    fn mark_unavailable(&mut self);
+}
+
+impl Unavailable for StreamView {
+    fn mark_unavailable(&mut self) {
+        self.available = false;
+        self.has_leader = false;
+        self.leader_polled = false;
+    }
+}
+
+impl Unavailable for ConsumerView {
+    fn mark_unavailable(&mut self) {
+        self.available = false;
+        self.has_leader = false;
+        self.leader_polled = false;
+    }
+}
+
+/// Keeps each remembered object no report has this round while all its servers are
+/// away, exporting it as unavailable (`defs`: available, has_leader, leader_polled, all
+/// 0) and showing it in `shown`; forgets it once one of its servers is back.
+fn keep_away<K: Ord, V: Unavailable>(
+    remembered: &mut BTreeMap<K, (V, Vec<String>)>,
+    reported: impl Fn(&K) -> bool,
+    labels: impl Fn(&K) -> Vec<(&'static str, String)>,
+    defs: [&'static Def; 3],
+    away: &dyn Fn(&[String]) -> bool,
+    out: &mut MetricSet,
+    shown: &mut Vec<V>,
+) {
+    remembered.retain(|key, (v, servers)| {
+        if reported(key) {
+            return true;
+        }
+        if !away(servers) {
+            return false;
+        }
+        let l: Labels = labels(key).into();
+        for def in defs {
+            out.push(def, l.clone(), 0u64);
+        }
+        let mut v = v.clone();
+        v.mark_unavailable();
+        shown.push(v);
+        true
     });
 }
 
