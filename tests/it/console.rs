@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use async_nats::jetstream::{self, consumer::pull, stream};
+use async_nats::jetstream;
 use futures::{SinkExt as _, StreamExt as _};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt as _, BufReader};
@@ -316,43 +316,8 @@ async fn the_console_shows_the_cluster_live_and_a_node_going_down() {
     let mut cluster = Cluster::start().await;
     let a = connect(&cluster, "a", "a").await;
     let js = jetstream::new(a.clone());
-    let orders = js
-        .create_stream(stream::Config {
-            name: "ORDERS".into(),
-            subjects: vec!["orders.>".into()],
-            num_replicas: 3,
-            max_messages: 1_000_000,
-            ..Default::default()
-        })
-        .await
-        .expect("create R3 stream");
-    for i in 0..100 {
-        js.publish(format!("orders.{}", i % 4), format!("order {i}").into())
-            .await
-            .unwrap()
-            .await
-            .unwrap();
-    }
-    let consumer: jetstream::consumer::Consumer<pull::Config> = orders
-        .create_consumer(pull::Config {
-            durable_name: Some("billing".into()),
-            max_ack_pending: 500,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    // 30 delivered, 20 acknowledged (each confirmed by the server, so the counts below
-    // are settled): pending 70, ack pending 10.
-    let mut batch = consumer.fetch().max_messages(30).messages().await.unwrap();
-    let mut got = 0;
-    while let Some(m) = batch.next().await {
-        let m = m.unwrap();
-        if got < 20 {
-            m.double_ack().await.unwrap();
-        }
-        got += 1;
-    }
-    assert_eq!(got, 30);
+    // 100 published, 30 delivered, 20 acknowledged: pending 70, ack pending 10.
+    let (_orders, consumer) = orders_with_billing(&js, 100, 30, 20).await;
     let mut c = consumer.clone();
     let info = c.info().await.unwrap().clone();
     assert_eq!((info.num_pending, info.num_ack_pending), (70, 10));

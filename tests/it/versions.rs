@@ -7,8 +7,7 @@
 
 use std::time::Duration;
 
-use async_nats::jetstream::{self, consumer::pull, stream};
-use futures::StreamExt;
+use async_nats::jetstream;
 
 use crate::harness::*;
 
@@ -16,53 +15,8 @@ async fn sweep_one(version: &str, bin: std::path::PathBuf) {
     let mut cluster = Cluster::start_with(bin).await;
     let a = connect(&cluster, "a", "a").await;
     let js = jetstream::new(a.clone());
-    let orders = js
-        .create_stream(stream::Config {
-            name: "ORDERS".into(),
-            subjects: vec!["orders.>".into()],
-            num_replicas: 3,
-            max_messages: 1_000_000,
-            ..Default::default()
-        })
-        .await
-        .unwrap_or_else(|e| panic!("{version}: create R3 stream: {e}"));
-    for i in 0..50 {
-        js.publish(format!("orders.{}", i % 3), format!("order {i}").into())
-            .await
-            .unwrap()
-            .await
-            .unwrap();
-    }
-    let consumer: jetstream::consumer::Consumer<pull::Config> = orders
-        .create_consumer(pull::Config {
-            durable_name: Some("billing".into()),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    // 20 delivered, 15 acknowledged: pending 30, ack pending 5.
-    // A new consumer on a loaded machine may answer 503 for a moment: fetch again until
-    // 20 are delivered.
-    let mut got = 0;
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while got < 20 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{version}: only {got} of 20 messages fetched"
-        );
-        let Ok(mut batch) = consumer.fetch().max_messages(20 - got).messages().await else {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            continue;
-        };
-        while let Some(m) = batch.next().await {
-            let Ok(m) = m else { break };
-            if got < 15 {
-                m.ack().await.unwrap();
-            }
-            got += 1;
-        }
-    }
-    assert_eq!(got, 20, "{version}");
+    // 50 published, 20 delivered, 15 acknowledged: pending 30, ack pending 5.
+    orders_with_billing(&js, 50, 20, 15).await;
 
     let nm = Natsmon::start(&natsmon_args(&cluster, ("500ms", "400ms"), &[])).await;
     let base = nm.base_url();

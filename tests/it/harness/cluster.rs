@@ -378,3 +378,72 @@ pub async fn connect(cluster: &Cluster, user: &str, pass: &str) -> async_nats::C
         .await
         .unwrap_or_else(|e| panic!("connect as {user}: {e}"))
 }
+
+/// The known JetStream state several tests assert exactly: an R3 stream `ORDERS`
+/// (subjects `orders.>`) with `published` messages, and a durable pull consumer
+/// `billing` that has had `delivered` of them delivered and the first `acked` of those
+/// acknowledged (each ack confirmed by the server, so the counts are settled). A new
+/// consumer on a loaded machine may answer 503 for a moment; fetching goes on until
+/// `delivered` arrive.
+pub async fn orders_with_billing(
+    js: &async_nats::jetstream::Context,
+    published: usize,
+    delivered: usize,
+    acked: usize,
+) -> (
+    async_nats::jetstream::stream::Stream,
+    async_nats::jetstream::consumer::Consumer<async_nats::jetstream::consumer::pull::Config>,
+) {
+    use async_nats::jetstream::{consumer::pull, stream};
+    use futures::StreamExt;
+    let orders = js
+        .create_stream(stream::Config {
+            name: "ORDERS".into(),
+            subjects: vec!["orders.>".into()],
+            num_replicas: 3,
+            max_messages: 1_000_000,
+            ..Default::default()
+        })
+        .await
+        .unwrap_or_else(|e| panic!("create R3 stream ORDERS: {e}"));
+    for i in 0..published {
+        js.publish(format!("orders.{}", i % 4), format!("order {i}").into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+    let consumer = orders
+        .create_consumer(pull::Config {
+            durable_name: Some("billing".into()),
+            max_ack_pending: 500,
+            ..Default::default()
+        })
+        .await
+        .unwrap_or_else(|e| panic!("create consumer billing: {e}"));
+    let mut got = 0;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while got < delivered {
+        assert!(
+            Instant::now() < deadline,
+            "only {got} of {delivered} messages fetched"
+        );
+        let Ok(mut batch) = consumer
+            .fetch()
+            .max_messages(delivered - got)
+            .messages()
+            .await
+        else {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            continue;
+        };
+        while let Some(m) = batch.next().await {
+            let Ok(m) = m else { break };
+            if got < acked {
+                m.double_ack().await.unwrap();
+            }
+            got += 1;
+        }
+    }
+    (orders, consumer)
+}

@@ -26,7 +26,9 @@ pub mod natsmon;
 pub mod readme;
 pub mod shipper;
 
-pub use cluster::{CLUSTER_NAME, Cluster, connect, nats_server_bin, nats_server_matrix};
+pub use cluster::{
+    CLUSTER_NAME, Cluster, connect, nats_server_bin, nats_server_matrix, orders_with_billing,
+};
 pub use exposition::{Exposition, promtool_check_metrics, scrape, wait_for};
 pub use http::raw_get;
 pub use natsmon::{Natsmon, natsmon_args, run_natsmon};
