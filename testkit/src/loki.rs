@@ -293,8 +293,9 @@ impl LokiReceiver {
 
     /// Same as [`LokiReceiver::start`], usable from non-async tests.
     pub fn start_blocking() -> Self {
-        Self::start_on_blocking("127.0.0.1:0".parse().unwrap())
-            .expect("start Loki receiver on 127.0.0.1:0")
+        // Through free_port, so it never takes a port the tests gave a (killed) node.
+        let addr = SocketAddr::from(([127, 0, 0, 1], crate::ports::free_port()));
+        Self::start_on_blocking(addr).expect("start Loki receiver on a free port")
     }
 
     /// Start on a specific address (e.g. to come back on the same port after

@@ -587,7 +587,10 @@ async fn node_with_markup_names(names: &'static [(&'static str, &'static str)]) 
             (axum::http::StatusCode::OK, body)
         }
     });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    // Through free_port: a port the harness gave a cluster node is never reused here.
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", crate::harness::free_port()))
+        .await
+        .unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await });
     format!("http://{addr}")

@@ -27,7 +27,8 @@ enum Fault {
 
 /// Serves `fault` on every request to a fresh loopback port; returns its base URL.
 async fn fake_node(fault: Fault) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    // Through free_port: a port the harness gave a cluster node is never reused here.
+    let listener = TcpListener::bind(("127.0.0.1", free_port())).await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
         loop {

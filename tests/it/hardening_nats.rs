@@ -77,7 +77,9 @@ struct FakeNode {
 
 impl FakeNode {
     async fn start(handler: impl Fn(&str) -> Reply + Send + Sync + 'static) -> FakeNode {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        // Through free_port: a port the harness gave a cluster node (killed, so free
+        // again) is never reused by a fake node of this test.
+        let listener = TcpListener::bind(("127.0.0.1", free_port())).await.unwrap();
         let addr = listener.local_addr().unwrap().to_string();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let handler = Arc::new(handler);
