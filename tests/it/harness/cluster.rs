@@ -262,6 +262,42 @@ impl Cluster {
         }
     }
 
+    /// Ok once the meta leader reports every other node as a current,
+    /// online replica of the meta group.
+    async fn meta_peers_current(&self) -> Result<(), String> {
+        let leader = self
+            .meta_leader(0)
+            .await
+            .ok_or_else(|| "no JetStream meta leader yet".to_string())?;
+        let li = (0..self.nodes.len())
+            .find(|&i| self.server_name(i) == leader)
+            .ok_or_else(|| format!("meta leader {leader} is not a cluster node"))?;
+        let (status, body) = http_get(&format!("{}/jsz", self.monitor_url(li))).await?;
+        if status != 200 {
+            return Err(format!("{leader} /jsz -> {status}"));
+        }
+        let v: serde_json::Value = serde_json::from_str(&body).map_err(|e| e.to_string())?;
+        let replicas = v
+            .pointer("/meta_cluster/replicas")
+            .and_then(|r| r.as_array())
+            .cloned()
+            .unwrap_or_default();
+        let ready = replicas
+            .iter()
+            .filter(|r| {
+                r["current"].as_bool() == Some(true) && r["offline"].as_bool() != Some(true)
+            })
+            .count();
+        if ready + 1 < self.nodes.len() {
+            return Err(format!(
+                "meta leader {leader} sees {ready} of {} peers current: {}",
+                self.nodes.len() - 1,
+                serde_json::Value::Array(replicas)
+            ));
+        }
+        Ok(())
+    }
+
     /// Wait until all nodes are ready (see [`Cluster::start`]).
     pub async fn wait_healthy_all(&mut self, timeout: Duration) {
         let all: Vec<usize> = (0..self.nodes.len()).collect();
@@ -284,6 +320,16 @@ impl Cluster {
                 if let Err(e) = self.node_ready(i).await {
                     last_err = Some(e);
                     break;
+                }
+            }
+            // A leader alone is not enough: right after the election the
+            // leader may not have heard from every peer yet, and an R3 stream
+            // created then fails with "no suitable peers for placement, peer
+            // offline" (10005). With the whole cluster up, also wait until the
+            // leader lists every other node as a current, online replica.
+            if last_err.is_none() && (0..self.nodes.len()).all(|i| self.is_running(i)) {
+                if let Err(e) = self.meta_peers_current().await {
+                    last_err = Some(e);
                 }
             }
             match last_err {
@@ -406,12 +452,44 @@ pub async fn orders_with_billing(
         })
         .await
         .unwrap_or_else(|e| panic!("create R3 stream ORDERS: {e}"));
+    // The stream's own Raft group elects after the create returns; until then a
+    // publish finds no responder ("stream not found"), and nothing was stored.
+    let mut orders = orders;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let leader = orders
+            .info()
+            .await
+            .ok()
+            .and_then(|i| i.cluster.as_ref().and_then(|c| c.leader.clone()))
+            .filter(|l| !l.is_empty());
+        if leader.is_some() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "ORDERS elected no leader in 30s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     for i in 0..published {
-        js.publish(format!("orders.{}", i % 4), format!("order {i}").into())
-            .await
-            .unwrap()
-            .await
-            .unwrap();
+        let mut tries = 0;
+        loop {
+            let ack = js
+                .publish(format!("orders.{}", i % 4), format!("order {i}").into())
+                .await
+                .unwrap()
+                .await;
+            match ack {
+                Ok(_) => break,
+                Err(e)
+                    if tries < 50
+                        && e.kind()
+                            == async_nats::jetstream::context::PublishErrorKind::StreamNotFound =>
+                {
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => panic!("publish order {i}: {e}"),
+            }
+        }
     }
     let consumer = orders
         .create_consumer(pull::Config {
