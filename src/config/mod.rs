@@ -58,6 +58,11 @@ pub struct Settings {
     pub connz_page_size: usize,
     pub connz_max_connections: u64,
     pub connection_metrics_limit: usize,
+    /// Page all of `/connz` (sums over every connection) instead of one small page.
+    pub connz_all_pages: bool,
+    /// Ask nodes that support it for the streams they lead only.
+    pub jsz_stream_leader_only: bool,
+    pub jsz_config_interval: Duration,
     pub consumers: ConsumerPolicy,
     pub nats_tls: NatsTls,
     pub web: WebSettings,
@@ -107,6 +112,14 @@ impl RawConfig {
                 1..=u64::MAX,
             )?,
             connection_metrics_limit: self.connection_metrics_limit.unwrap_or(0),
+            connz_all_pages: self.connz_all_pages.unwrap_or(false),
+            jsz_stream_leader_only: self.jsz_stream_leader_only.unwrap_or(true),
+            jsz_config_interval: duration(
+                "jsz-config-interval",
+                self.jsz_config_interval.as_deref(),
+                raw::DEFAULT_JSZ_CONFIG_INTERVAL,
+                Duration::from_secs(1)..=Duration::from_secs(24 * 3600),
+            )?,
             consumers,
             nats_tls,
             web,

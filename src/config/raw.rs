@@ -16,7 +16,12 @@ pub const DEFAULT_NATS_URLS: [&str; 3] = [
     "http://127.0.0.1:8224",
 ];
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:7778";
-pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(5);
+/// Matches the usual 15 s scrape interval: polling faster only loads the servers with
+/// figures no scrape reads (BENCHMARKS.md, "What natsmon costs the servers").
+pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(15);
+/// Stream and consumer configs change rarely; they are read this often, the state every
+/// poll.
+pub const DEFAULT_JSZ_CONFIG_INTERVAL: Duration = Duration::from_secs(300);
 pub const DEFAULT_POLL_TIMEOUT: Duration = Duration::from_secs(4);
 pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
 pub const DEFAULT_CONNZ_PAGE_SIZE: usize = 1024;
@@ -142,6 +147,30 @@ pub struct RawConfig {
         value_name = "N"
     )]
     pub consumer_metrics_limit: Option<usize>,
+
+    /// Read each stream from its leader only (`/jsz?stream-leader-only=true`, nats-server
+    /// 2.10.19 and later), about a third of `/jsz` on R3 clusters; older nodes are read
+    /// whole. [default: true]
+    #[arg(help_heading = "NATS", long, env = "NATSMON_JSZ_STREAM_LEADER_ONLY", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub jsz_stream_leader_only: Option<bool>,
+
+    /// How often stream and consumer configs (limits, replicas, filters) are read; between
+    /// reads the last ones are used, and an object natsmon has no config for yet is read at
+    /// once. [default: 5m]
+    #[arg(
+        help_heading = "NATS",
+        long,
+        env = "NATSMON_JSZ_CONFIG_INTERVAL",
+        value_name = "DURATION"
+    )]
+    pub jsz_config_interval: Option<String>,
+
+    /// Page through every /connz connection for nats_connz_pending_bytes and
+    /// nats_connz_subscriptions. Off, one small page per poll (sorted by pending bytes)
+    /// gives the connection count and the most backed-up connection; every page makes the
+    /// server sort all its connections. [default: false]
+    #[arg(help_heading = "NATS", long, env = "NATSMON_CONNZ_ALL_PAGES", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub connz_all_pages: Option<bool>,
 
     /// Also export ephemeral consumers (random names, so series churn). [default: false]
     #[arg(help_heading = "NATS", long, env = "NATSMON_EPHEMERAL_CONSUMERS", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
@@ -457,6 +486,9 @@ impl RawConfig {
             connection_metrics_limit,
             consumer_metrics_limit,
             ephemeral_consumers,
+            jsz_stream_leader_only,
+            jsz_config_interval,
+            connz_all_pages,
             nats_ca_file,
             nats_cert_file,
             nats_key_file,

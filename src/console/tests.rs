@@ -229,6 +229,7 @@ fn store() -> Store {
                 routes: Vec::new(),
             },
         ],
+        ..Default::default()
     });
     store
 }
@@ -427,7 +428,7 @@ fn the_json_has_everything_the_pages_show() {
         assert!(v.get(key).is_some(), "{key} missing: {v}");
     }
     assert_eq!(v["natsmon"]["version"], env!("CARGO_PKG_VERSION"));
-    assert_eq!(v["natsmon"]["poll_interval_seconds"], 5.0);
+    assert_eq!(v["natsmon"]["poll_interval_seconds"], 15.0);
     let c = &v["clusters"][0];
     assert_eq!(c["name"], "c1");
     let n3 = &c["nodes"][2];

@@ -144,6 +144,13 @@ pub fn collect_all(
             .iter()
             .filter_map(|(_, p)| p.varz.as_ref().map(|v| v.name()))
             .collect(),
+        leader_only: polls
+            .iter()
+            .filter_map(|(_, p)| {
+                let j = p.jsz.as_ref().filter(|j| j.stream_leader_only)?;
+                Some(p.varz.as_ref()?.name()).filter(|_| !j.disabled)
+            })
+            .collect(),
     };
     leader_view::collect_cluster(&views, policy, &presence, memory, &mut out, &mut view);
     members(nodes, &mut out, &mut view);

@@ -65,6 +65,9 @@ pub struct ConnCounters {
     pub subscriptions: u64,
 }
 
+/// The one page read when no figure needs every connection: the most backed-up one.
+pub const TOP_PENDING_PATH: &str = "/connz?sort=pending&limit=1";
+
 /// The query for one page, sorted by connection id so that paging is stable while
 /// connections come and go. `auth` adds each connection's account, which only the
 /// per-connection series need.
@@ -87,6 +90,8 @@ pub struct ConnzSummary {
     pub detailed: Vec<ConnInfo>,
     /// True when paging stopped at the configured cap before reaching `total`.
     pub truncated: bool,
+    /// True when every page was read, so the sums over all connections exist.
+    pub all_pages: bool,
 }
 
 impl ConnzSummary {
@@ -100,6 +105,17 @@ impl ConnzSummary {
             }
         }
         self.next(total, offset, n)
+    }
+
+    /// Takes the one-page read sorted by pending bytes: the count and the largest
+    /// pending, without the sums over every connection (`all_pages` false).
+    pub fn absorb_top(&mut self, page: ConnzCounters) {
+        self.total = page.total;
+        self.all_pages = false;
+        if let Some(c) = page.connections.first() {
+            self.seen = 1;
+            self.largest_pending_bytes = c.pending_bytes;
+        }
     }
 
     /// Like `absorb`, for pages read without per-connection detail.
@@ -121,6 +137,7 @@ impl ConnzSummary {
         if offset == 0 {
             self.total = total;
         }
+        self.all_pages = true;
         let next = offset + n;
         (n > 0 && next < total).then_some(next)
     }
@@ -136,7 +153,7 @@ pub static SEEN: Def = Def::gauge(
 );
 pub static PENDING: Def = Def::gauge(
     "nats_connz_pending_bytes",
-    "Bytes pending to all client connections.",
+    "Bytes pending to all client connections; only with --connz-all-pages or per-connection series.",
 );
 pub static LARGEST_PENDING: Def = Def::gauge(
     "nats_connz_largest_pending_bytes",
@@ -144,11 +161,11 @@ pub static LARGEST_PENDING: Def = Def::gauge(
 );
 pub static SUBSCRIPTIONS: Def = Def::gauge(
     "nats_connz_subscriptions",
-    "Subscriptions held by client connections.",
+    "Subscriptions held by client connections; only with --connz-all-pages or per-connection series.",
 );
 pub static TRUNCATED: Def = Def::gauge(
     "nats_connz_truncated",
-    "1 when /connz paging stopped at natsmon's connz_max_connections cap before the end.",
+    "1 when /connz paging stopped at natsmon's connz_max_connections cap before the end; only when paging.",
 );
 pub static DEFS: LinkDefs = LinkDefs {
     connections: Def::gauge(
@@ -189,10 +206,13 @@ pub fn collect(s: &ConnzSummary, node: &str, out: &mut MetricSet) {
     let l = || vec![("node", node.to_string())];
     out.push(&CONNECTIONS, l(), s.total);
     out.push(&SEEN, l(), s.seen);
-    out.push(&PENDING, l(), s.pending_bytes);
     out.push(&LARGEST_PENDING, l(), s.largest_pending_bytes);
-    out.push(&SUBSCRIPTIONS, l(), s.subscriptions);
-    out.push(&TRUNCATED, l(), s.truncated);
+    // Sums over every connection exist only when every page was read.
+    if s.all_pages {
+        out.push(&PENDING, l(), s.pending_bytes);
+        out.push(&SUBSCRIPTIONS, l(), s.subscriptions);
+        out.push(&TRUNCATED, l(), s.truncated);
+    }
     for c in &s.detailed {
         let mut t = LinkTotals::default();
         t.add(LinkSample {

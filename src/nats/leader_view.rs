@@ -182,25 +182,22 @@ struct Pick<'a, T> {
     /// The stream's last sequence as seen by the chosen report, to break ties between
     /// replicas when no leader is visible.
     last_seq: u64,
+    /// The server whose report was chosen.
+    from: &'a str,
 }
 
 /// Keeps the leader's report; among non-leaders, the most advanced one.
-fn offer<'a, K: Ord, T>(
-    map: &mut BTreeMap<K, Pick<'a, T>>,
-    key: K,
-    item: &'a T,
-    leader: bool,
-    named: &'a str,
-    last_seq: u64,
-) {
+fn offer<'a, K: Ord, T>(map: &mut BTreeMap<K, Pick<'a, T>>, key: K, offered: Pick<'a, T>) {
+    let Pick {
+        item,
+        leader,
+        named,
+        last_seq,
+        from,
+    } = offered;
     match map.entry(key) {
         Entry::Vacant(e) => {
-            e.insert(Pick {
-                item,
-                leader,
-                named,
-                last_seq,
-            });
+            e.insert(offered);
         }
         Entry::Occupied(mut e) => {
             let p = e.get_mut();
@@ -216,6 +213,7 @@ fn offer<'a, K: Ord, T>(
                     leader,
                     named,
                     last_seq,
+                    from,
                 };
             } else {
                 p.named = named;
@@ -265,6 +263,14 @@ struct Picks<'a> {
 pub struct Presence<'a> {
     /// Polled nodes that answered this round.
     pub up: HashSet<&'a str>,
+    /// Of those, the ones whose `/jsz` holds only the streams they lead.
+    pub leader_only: HashSet<&'a str>,
+}
+
+impl Presence<'_> {
+    fn read_filtered(&self, server: &str) -> bool {
+        self.up.contains(server) && self.leader_only.contains(server)
+    }
 }
 
 /// What the view remembers between renders: every stream and consumer seen, with the
@@ -293,14 +299,16 @@ pub fn collect_cluster<'a>(
     view: &mut ClusterView,
 ) {
     let picks = pick_leaders(views);
-    emit_streams(&picks, memory, out, view);
-    emit_consumers(&picks, policy, memory, out, view);
+    emit_streams(&picks, presence, memory, out, view);
+    emit_consumers(&picks, policy, presence, memory, out, view);
     emit_unavailable(&picks, presence, memory, out, view);
 }
 
-/// The servers a group's replicas are on: its leader and the peers the leader lists.
-fn replica_servers(named: &str, cluster: Option<&ClusterInfo>) -> Vec<String> {
-    let mut v: Vec<String> = std::iter::once(named)
+/// The servers a group's replicas are on: its leader, the peers the report lists, and
+/// the server that reported it.
+fn replica_servers(named: &str, from: &str, cluster: Option<&ClusterInfo>) -> Vec<String> {
+    let mut v: Vec<String> = [named, from]
+        .into_iter()
         .chain(
             cluster
                 .iter()
@@ -338,8 +346,9 @@ fn emit_unavailable(
     out: &mut MetricSet,
     view: &mut ClusterView,
 ) {
-    let away = |servers: &[String]| {
-        !servers.is_empty() && servers.iter().all(|s| !presence.up.contains(s.as_str()))
+    let mut absence = Absence {
+        presence,
+        full: &mut view.full_jsz,
     };
     keep_away(
         &mut memory.streams,
@@ -356,7 +365,7 @@ fn emit_unavailable(
             ]
         },
         [&STREAM_AVAILABLE, &STREAM_HAS_LEADER, &STREAM_LEADER_POLLED],
-        &away,
+        &mut absence,
         out,
         &mut view.streams,
     );
@@ -380,7 +389,7 @@ fn emit_unavailable(
             &CONSUMER_HAS_LEADER,
             &CONSUMER_LEADER_POLLED,
         ],
-        &away,
+        &mut absence,
         out,
         &mut view.consumers,
     );
@@ -413,15 +422,46 @@ impl Unavailable for ConsumerView {
     }
 }
 
+/// Where the servers of an object no report has this round are: all away (then it is
+/// kept as unavailable), or some read filtered (a filtered report leaves out streams its
+/// server does not lead, so the object is only gone once its servers were read whole:
+/// until then it is kept without series, and those servers go into `full`).
+struct Absence<'p> {
+    presence: &'p Presence<'p>,
+    full: &'p mut std::collections::BTreeSet<String>,
+}
+
+impl Absence<'_> {
+    fn away(&self, servers: &[String]) -> bool {
+        !servers.is_empty()
+            && servers
+                .iter()
+                .all(|s| !self.presence.up.contains(s.as_str()))
+    }
+
+    /// Asks for the servers read filtered whole; true when there were any.
+    fn read_whole(&mut self, servers: &[String]) -> bool {
+        let mut any = false;
+        for s in servers {
+            if self.presence.read_filtered(s) {
+                any = true;
+                self.full.insert(s.clone());
+            }
+        }
+        any
+    }
+}
+
 /// Keeps each remembered object no report has this round while all its servers are
 /// away, exporting it as unavailable (`defs`: available, has_leader, leader_polled, all
-/// 0) and showing it in `shown`; forgets it once one of its servers is back.
+/// 0) and showing it in `shown`; keeps it quietly while some of its servers were read
+/// filtered (see `Absence`); forgets it once its servers were read whole without it.
 fn keep_away<K: Ord, V: Unavailable>(
     remembered: &mut BTreeMap<K, (V, Vec<String>)>,
     reported: impl Fn(&K) -> bool,
     labels: impl Fn(&K) -> Vec<(&'static str, String)>,
     defs: [&'static Def; 3],
-    away: &dyn Fn(&[String]) -> bool,
+    absence: &mut Absence<'_>,
     out: &mut MetricSet,
     shown: &mut Vec<V>,
 ) {
@@ -429,8 +469,8 @@ fn keep_away<K: Ord, V: Unavailable>(
         if reported(key) {
             return true;
         }
-        if !away(servers) {
-            return false;
+        if !absence.away(servers) {
+            return absence.read_whole(servers);
         }
         let l: Labels = labels(key).into();
         for def in defs {
@@ -457,20 +497,23 @@ fn pick_leaders<'a>(views: &'a [JszView<'a>]) -> Picks<'a> {
                     acc.name.as_str(),
                     s.name.as_str(),
                 );
-                let leader = is_leader(s.cluster.as_ref(), v.server_name);
-                let named = named_leader(s.cluster.as_ref(), v.server_name);
-                offer(&mut streams, key, s, leader, named, s.state.last_seq);
+                let pick = Pick {
+                    item: s,
+                    leader: is_leader(s.cluster.as_ref(), v.server_name),
+                    named: named_leader(s.cluster.as_ref(), v.server_name),
+                    last_seq: s.state.last_seq,
+                    from: v.server_name,
+                };
+                offer(&mut streams, key, pick);
                 for c in &s.consumer_detail {
-                    let leader = is_leader(c.cluster.as_ref(), v.server_name);
-                    let named = named_leader(c.cluster.as_ref(), v.server_name);
-                    offer(
-                        &mut consumers,
-                        (key, c.name.as_str()),
-                        c,
-                        leader,
-                        named,
-                        c.delivered.stream_seq,
-                    );
+                    let pick = Pick {
+                        item: c,
+                        leader: is_leader(c.cluster.as_ref(), v.server_name),
+                        named: named_leader(c.cluster.as_ref(), v.server_name),
+                        last_seq: c.delivered.stream_seq,
+                        from: v.server_name,
+                    };
+                    offer(&mut consumers, (key, c.name.as_str()), pick);
                 }
             }
         }
@@ -480,6 +523,7 @@ fn pick_leaders<'a>(views: &'a [JszView<'a>]) -> Picks<'a> {
 
 fn emit_streams(
     picks: &Picks<'_>,
+    presence: &Presence<'_>,
     memory: &mut Memory,
     out: &mut MetricSet,
     view: &mut ClusterView,
@@ -544,9 +588,20 @@ fn emit_streams(
                 Vec::new()
             },
         };
+        let servers = replica_servers(pick.named, pick.from, s.cluster.as_ref());
+        // A filtered report leaves a leaderless stream out: while it has no leader, its
+        // servers are read whole, so that it stays in view with has_leader 0.
+        if pick.named.is_empty() {
+            view.full_jsz.extend(
+                servers
+                    .iter()
+                    .filter(|s| presence.up.contains(s.as_str()))
+                    .cloned(),
+            );
+        }
         memory.streams.insert(
             (cluster.to_string(), account.to_string(), stream.to_string()),
-            (sv.clone(), replica_servers(pick.named, s.cluster.as_ref())),
+            (sv.clone(), servers),
         );
         view.streams.push(sv);
         if let Some(c) = &s.config {
@@ -596,9 +651,28 @@ fn emit_streams(
     }
 }
 
+/// What a consumer's chosen report says of its pending messages. Only the consumer's
+/// leader counts them: a replica reports 0. From a replica's report the figure is
+/// derived where that is exact (a consumer of every subject, a stream without interior
+/// deletes: every message after the delivered sequence is pending); else the consumer's
+/// leader must be read whole (`None`).
+fn pending(pick: &Pick<'_, ConsumerInfo>, stream: Option<&Pick<'_, StreamDetail>>) -> Option<u64> {
+    let c = pick.item;
+    if pick.leader {
+        return Some(c.num_pending);
+    }
+    let st = &stream?.item.state;
+    let unfiltered = c.config.as_ref().is_some_and(|cfg| cfg.unfiltered());
+    (unfiltered && st.num_deleted == 0).then(|| {
+        st.last_seq
+            .saturating_sub(c.delivered.stream_seq.max(st.first_seq.saturating_sub(1)))
+    })
+}
+
 fn emit_consumers(
     picks: &Picks<'_>,
     policy: &ConsumerPolicy,
+    presence: &Presence<'_>,
     memory: &mut Memory,
     out: &mut MetricSet,
     view: &mut ClusterView,
@@ -627,10 +701,39 @@ fn emit_consumers(
         out.push(&CONSUMER_HAS_LEADER, l(), !pick.named.is_empty());
         out.push(&CONSUMER_LEADER_POLLED, l(), pick.leader);
         out.push(&CONSUMER_AVAILABLE, l(), 1u64);
-        out.push(&CONSUMER_PENDING, l(), c.num_pending);
+        let key = (
+            cluster.to_string(),
+            account.to_string(),
+            stream.to_string(),
+            name.to_string(),
+        );
+        let stream_pick = streams.get(&(*cluster, *account, *stream));
+        // Pending, waiting pulls and replica health are the consumer leader's alone, and
+        // a filtered read of it leaves out the streams it does not lead: a consumer led
+        // elsewhere than its stream has its leader read whole, every poll, so that the
+        // choice does not flip between polls.
+        if !pick.named.is_empty()
+            && presence.up.contains(pick.named)
+            && stream_pick.is_none_or(|sp| sp.named != pick.named)
+        {
+            view.full_jsz.insert(pick.named.to_string());
+        }
+        // Until that read arrives, the figure is derived where exact, else the last one
+        // stands.
+        let num_pending = pending(pick, stream_pick).or_else(|| {
+            memory
+                .consumers
+                .get(&key)
+                .filter(|(prev, _)| prev.available)
+                .map(|(prev, _)| prev.num_pending)
+        });
+        out.push_opt(&CONSUMER_PENDING, l, num_pending);
         out.push(&CONSUMER_ACK_PENDING, l(), c.num_ack_pending);
         out.push(&CONSUMER_REDELIVERED, l(), c.num_redelivered);
-        out.push(&CONSUMER_WAITING, l(), c.num_waiting);
+        // Pull requests wait at the consumer's leader; a replica always reports none.
+        if pick.leader {
+            out.push(&CONSUMER_WAITING, l(), c.num_waiting);
+        }
         // The stream's authoritative last sequence, not the consumer replica's view.
         if let Some(sp) = streams.get(&(*cluster, *account, *stream)) {
             out.push(
@@ -656,16 +759,11 @@ fn emit_consumers(
                 (cfg.max_ack_pending > 0).then_some(cfg.max_ack_pending),
             );
         }
-        let key = (
-            cluster.to_string(),
-            account.to_string(),
-            stream.to_string(),
-            name.to_string(),
-        );
+        let num_pending = num_pending.unwrap_or(0);
         // Pending rose since the last render while the delivered sequence stood still.
         let stalled = memory.consumers.get(&key).is_some_and(|(prev, _)| {
             prev.available
-                && c.num_pending > prev.num_pending
+                && num_pending > prev.num_pending
                 && c.delivered.stream_seq == prev.delivered_stream_seq
         });
         let cv = ConsumerView {
@@ -677,7 +775,7 @@ fn emit_consumers(
             has_leader: !pick.named.is_empty(),
             leader_polled: pick.leader,
             available: true,
-            num_pending: c.num_pending,
+            num_pending,
             num_ack_pending: c.num_ack_pending,
             num_redelivered: c.num_redelivered,
             num_waiting: c.num_waiting,
@@ -703,7 +801,10 @@ fn emit_consumers(
         };
         memory.consumers.insert(
             key,
-            (cv.clone(), replica_servers(pick.named, c.cluster.as_ref())),
+            (
+                cv.clone(),
+                replica_servers(pick.named, pick.from, c.cluster.as_ref()),
+            ),
         );
         view.consumers.push(cv);
         if pick.leader {
@@ -759,6 +860,7 @@ mod tests {
     fn render(views: &[JszView<'_>], up: &[&str], memory: &mut Memory) -> (MetricSet, ClusterView) {
         let presence = Presence {
             up: up.iter().copied().collect(),
+            leader_only: Default::default(),
         };
         let (mut out, mut view) = (MetricSet::default(), ClusterView::default());
         collect_cluster(
@@ -848,5 +950,143 @@ mod tests {
         }];
         let (_, view) = render(&v2, &["n1"], &mut memory);
         assert!(view.consumers[0].stalled);
+    }
+
+    /// A filtered report of n1, which leads ONE (first 3, last 10, no deletes); its
+    /// consumer `c` is led by n2 and, in n1's replica view, has pending 0.
+    fn filtered(filter_subject: &str, num_deleted: u64) -> Jsz {
+        let mut j: Jsz = serde_json::from_value(serde_json::json!({
+            "account_details": [{
+                "name": "A",
+                "stream_detail": [{
+                    "name": "ONE",
+                    "cluster": {"name": "c1", "leader": "n1", "replicas": [{"name": "n2"}, {"name": "n3"}]},
+                    "state": {"messages": 8, "first_seq": 3, "last_seq": 10, "num_deleted": num_deleted},
+                    "consumer_detail": [{
+                        "name": "c", "num_pending": 0, "num_waiting": 0, "num_ack_pending": 2,
+                        "delivered": {"stream_seq": 6},
+                        "config": {"durable_name": "c", "filter_subject": filter_subject},
+                        "cluster": {"name": "c1", "leader": "n2", "replicas": [{"name": "n1"}, {"name": "n3"}]}
+                    }]
+                }]
+            }]
+        }))
+        .unwrap();
+        j.stream_leader_only = true;
+        j
+    }
+
+    fn filtered_render(j: &Jsz, memory: &mut Memory) -> (MetricSet, ClusterView) {
+        let views = [JszView {
+            node: "n1",
+            server_name: "n1",
+            cluster: "c1",
+            jsz: j,
+        }];
+        let presence = Presence {
+            up: ["n1", "n2", "n3"].into_iter().collect(),
+            leader_only: ["n1", "n2", "n3"].into_iter().collect(),
+        };
+        let (mut out, mut view) = (MetricSet::default(), ClusterView::default());
+        collect_cluster(
+            &views,
+            &ConsumerPolicy::default(),
+            &presence,
+            memory,
+            &mut out,
+            &mut view,
+        );
+        (out, view)
+    }
+
+    fn consumer(set: &MetricSet, name: &str) -> Option<f64> {
+        set.get(name, &[("stream", "ONE"), ("consumer", "c")])
+            .map(|v| match v {
+                Value::Int(n) => n as f64,
+                Value::Uint(n) => n as f64,
+                Value::Float(f) => f,
+            })
+    }
+
+    #[test]
+    fn a_replica_view_of_an_unfiltered_consumer_gets_its_exact_pending() {
+        let (out, view) = filtered_render(&filtered("", 0), &mut Memory::default());
+        // Messages 7..=10 are after the delivered sequence 6.
+        assert_eq!(consumer(&out, "nats_consumer_num_pending"), Some(4.0));
+        assert_eq!(consumer(&out, "nats_consumer_leader_polled"), Some(0.0));
+        assert_eq!(consumer(&out, "nats_consumer_num_ack_pending"), Some(2.0));
+        // Only the leader knows its waiting pulls.
+        assert_eq!(consumer(&out, "nats_consumer_num_waiting"), None);
+        assert_eq!(view.consumers[0].num_pending, 4);
+        // From the next poll on, its leader n2 is read whole.
+        let want: std::collections::BTreeSet<String> = ["n2".to_string()].into();
+        assert_eq!(view.full_jsz, want);
+    }
+
+    #[test]
+    fn a_replica_view_that_cannot_give_pending_asks_for_the_leader_whole() {
+        for (filter, deleted) in [("orders.eu", 0), ("", 2)] {
+            let mut memory = Memory::default();
+            let (out, view) = filtered_render(&filtered(filter, deleted), &mut memory);
+            assert_eq!(
+                consumer(&out, "nats_consumer_num_pending"),
+                None,
+                "{filter} {deleted}"
+            );
+            assert!(view.full_jsz.contains("n2"), "{:?}", view.full_jsz);
+            assert!(!view.full_jsz.contains("n1"));
+        }
+    }
+
+    #[test]
+    fn a_stream_missing_from_filtered_reports_is_kept_until_read_whole() {
+        let mut memory = Memory::default();
+        let (out, _) = filtered_render(&filtered("", 0), &mut memory);
+        assert_eq!(get(&out, "nats_stream_messages"), Some(8.0));
+        // ONE is in no filtered report now (leaderless, or deleted): kept quietly, and
+        // its servers are to be read whole.
+        let empty = Jsz {
+            stream_leader_only: true,
+            ..Default::default()
+        };
+        let (out, view) = filtered_render(&empty, &mut memory);
+        assert_eq!(get(&out, "nats_stream_available"), None);
+        let want: std::collections::BTreeSet<String> =
+            ["n1", "n2", "n3"].into_iter().map(String::from).collect();
+        assert_eq!(view.full_jsz, want);
+        // Read whole and still absent: deleted.
+        let whole = Jsz::default();
+        let views = [JszView {
+            node: "n1",
+            server_name: "n1",
+            cluster: "c1",
+            jsz: &whole,
+        }];
+        let (_, view) = render(&views, &["n1", "n2", "n3"], &mut memory);
+        assert!(view.streams.is_empty() && view.full_jsz.is_empty());
+    }
+
+    #[test]
+    fn a_leaderless_stream_keeps_its_servers_read_whole() {
+        let mut j = jsz("");
+        j.account_details[0].stream_detail[0].cluster = Some(ClusterInfo {
+            name: "c1".into(),
+            leader: String::new(),
+            replicas: vec![super::super::PeerInfo {
+                name: "n2".into(),
+                ..Default::default()
+            }],
+        });
+        let views = [JszView {
+            node: "n1",
+            server_name: "n1",
+            cluster: "c1",
+            jsz: &j,
+        }];
+        let (out, view) = render(&views, &["n1", "n2"], &mut Memory::default());
+        assert_eq!(get(&out, "nats_stream_has_leader"), Some(0.0));
+        let want: std::collections::BTreeSet<String> =
+            ["n1", "n2"].into_iter().map(String::from).collect();
+        assert_eq!(view.full_jsz, want);
     }
 }

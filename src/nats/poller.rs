@@ -55,6 +55,8 @@ pub struct NodeMemory {
     said: Mutex<BTreeSet<Endpoint>>,
     /// Endpoints failing since their WARN: an incident is logged once, not per poll.
     failing: Mutex<BTreeSet<Endpoint>>,
+    /// Stream and consumer configs from the last `/jsz` read that asked for them.
+    configs: Mutex<jsz::ConfigCache>,
 }
 
 impl NodeMemory {
@@ -276,8 +278,19 @@ pub async fn poll_node(ctx: &PollContext, node: &Node, memory: &NodeMemory) -> N
         memory.forget_absent();
         return finish(ctx, node, poll, started);
     }
+    let leader_only = poll.varz.as_ref().is_some_and(|v| {
+        ctx.settings.jsz_stream_leader_only
+            && jsz::version_at_least(&v.version, jsz::STREAM_LEADER_ONLY_SINCE)
+            && !ctx.store.view().full_jsz.contains(v.name())
+    });
     let (jsz, connz, routez, healthz, accstatz, subsz) = tokio::join!(
-        endpoint(ctx, node, memory, Endpoint::Jsz, fetch_jsz(ctx, node)),
+        endpoint(
+            ctx,
+            node,
+            memory,
+            Endpoint::Jsz,
+            fetch_jsz(ctx, node, memory, leader_only)
+        ),
         endpoint(ctx, node, memory, Endpoint::Connz, fetch_connz(ctx, node)),
         single::<routez::Routez>(ctx, node, memory, Endpoint::Routez, routez::PATH, &[]),
         // An unhealthy server answers 503 with its reasons in the body.
@@ -476,13 +489,43 @@ async fn request<T: DeserializeOwned>(
     Ok(f.value)
 }
 
+/// One `/jsz` read: filtered to the streams the node leads when `leader_only` (the render
+/// asks for a whole read where a filtered one cannot give exact figures), and with
+/// configs only when the cached ones are older than `--jsz-config-interval` or an object
+/// has none yet. So configs are at most that old, except that a change is seen at once
+/// where it creates a stream or consumer or moves a stream's leader.
+async fn fetch_jsz(
+    ctx: &PollContext,
+    node: &Node,
+    memory: &NodeMemory,
+    leader_only: bool,
+) -> Result<Jsz, PollError> {
+    let now = Instant::now();
+    let lock = || {
+        memory
+            .configs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    };
+    let due = lock().due(now, ctx.settings.jsz_config_interval);
+    let mut j = read_jsz(ctx, node, &jsz::path(due, leader_only)).await?;
+    if due || !lock().fill(&mut j) {
+        if !due {
+            j = read_jsz(ctx, node, &jsz::path(true, leader_only)).await?;
+        }
+        lock().remember(&j, now);
+    }
+    j.stream_leader_only = leader_only;
+    Ok(j)
+}
+
 /// `/jsz` pages its account list; walk the pages so large multi-tenant servers are whole.
-async fn fetch_jsz(ctx: &PollContext, node: &Node) -> Result<Jsz, PollError> {
+async fn read_jsz(ctx: &PollContext, node: &Node, query: &str) -> Result<Jsz, PollError> {
     let mut guard = PageGuard::new(jsz::ACCOUNT_PAGE);
     let mut offset = 0;
     let mut all: Option<Jsz> = None;
     loop {
-        let path = format!("{}&offset={offset}&limit={}", jsz::PATH, jsz::ACCOUNT_PAGE);
+        let path = format!("{query}&offset={offset}&limit={}", jsz::ACCOUNT_PAGE);
         let page: Jsz = request(ctx, node, Endpoint::Jsz, &path, &[]).await?;
         guard.check(
             offset as u64,
@@ -517,6 +560,14 @@ async fn fetch_connz(ctx: &PollContext, node: &Node) -> Result<ConnzSummary, Pol
     let mut guard = PageGuard::new(s.connz_page_size);
     let mut offset = 0;
     let detail = s.connection_metrics_limit > 0;
+    if !detail && !s.connz_all_pages {
+        // One connection, the most backed-up: the server's count and the largest pending
+        // need no more, and every page costs the server a sort of all its connections.
+        let page: connz::ConnzCounters =
+            request(ctx, node, Endpoint::Connz, connz::TOP_PENDING_PATH, &[]).await?;
+        summary.absorb_top(page);
+        return Ok(summary);
+    }
     loop {
         let path = connz::page_path(offset, s.connz_page_size, detail);
         let next = if detail {

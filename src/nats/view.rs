@@ -15,6 +15,11 @@ pub struct ClusterView {
     pub meta: Vec<MetaView>,
     /// Every member natsmon knows of (its nodes, their routes, the meta group's peers).
     pub members: Vec<MemberView>,
+    /// Servers (by server name) whose next `/jsz` must be read whole, not filtered to
+    /// the streams they lead: they lead a consumer whose figures only their own report
+    /// has, or host a stream no filtered report shows (leaderless, or gone).
+    #[serde(skip)]
+    pub full_jsz: std::collections::BTreeSet<String>,
 }
 
 /// A replica as its leader reports it.

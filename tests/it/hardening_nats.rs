@@ -236,6 +236,7 @@ async fn paging_that_never_ends_fails_with_reason_paging_and_stays_bounded() {
         "3s",
         "--connz-page-size",
         "4",
+        "--connz-all-pages",
     ]);
     a.extend(node_arg("ignorer", &ignorer.url()));
     a.extend(node_arg("echoer", &echoer.url()));
