@@ -17,6 +17,10 @@ pub struct ConsumerPolicy {
     pub include_ephemeral: bool,
     /// Upper bound on exported consumers; the rest are counted, not exported.
     pub limit: usize,
+    /// Read whole every server that leads a consumer of a stream it does not lead, for
+    /// that consumer's waiting pulls and replica health (`num_pending` is exact either
+    /// way). Costs most of the saving of `stream-leader-only` on consumer-heavy clusters.
+    pub read_consumer_leaders: bool,
 }
 
 impl Default for ConsumerPolicy {
@@ -24,6 +28,7 @@ impl Default for ConsumerPolicy {
         ConsumerPolicy {
             include_ephemeral: false,
             limit: DEFAULT_CONSUMER_METRICS_LIMIT,
+            read_consumer_leaders: false,
         }
     }
 }
@@ -35,6 +40,7 @@ impl ConsumerPolicy {
             limit: raw
                 .consumer_metrics_limit
                 .unwrap_or(DEFAULT_CONSUMER_METRICS_LIMIT),
+            read_consumer_leaders: raw.jsz_read_consumer_leaders.unwrap_or(false),
         }
     }
 }

@@ -154,6 +154,12 @@ pub struct RawConfig {
     #[arg(help_heading = "NATS", long, env = "NATSMON_JSZ_STREAM_LEADER_ONLY", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     pub jsz_stream_leader_only: Option<bool>,
 
+    /// With stream-leader-only, also read whole every server that leads a consumer of a
+    /// stream it does not lead, for that consumer's nats_consumer_num_waiting and replica
+    /// series; num_pending is exact either way. [default: false]
+    #[arg(help_heading = "NATS", long, env = "NATSMON_JSZ_READ_CONSUMER_LEADERS", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub jsz_read_consumer_leaders: Option<bool>,
+
     /// How often stream and consumer configs (limits, replicas, filters) are read; between
     /// reads the last ones are used, and an object natsmon has no config for yet is read at
     /// once. [default: 5m]
@@ -487,6 +493,7 @@ impl RawConfig {
             consumer_metrics_limit,
             ephemeral_consumers,
             jsz_stream_leader_only,
+            jsz_read_consumer_leaders,
             jsz_config_interval,
             connz_all_pages,
             nats_ca_file,

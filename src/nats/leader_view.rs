@@ -662,11 +662,18 @@ fn pending(pick: &Pick<'_, ConsumerInfo>, stream: Option<&Pick<'_, StreamDetail>
         return Some(c.num_pending);
     }
     let st = &stream?.item.state;
-    let unfiltered = c.config.as_ref().is_some_and(|cfg| cfg.unfiltered());
-    (unfiltered && st.num_deleted == 0).then(|| {
+    derivable(c, stream).then(|| {
         st.last_seq
             .saturating_sub(c.delivered.stream_seq.max(st.first_seq.saturating_sub(1)))
     })
+}
+
+/// Whether a replica's report gives a consumer's exact pending count (see `pending`).
+/// It depends on the consumer and its stream, not on whose report was chosen, so the
+/// reads it asks for do not flip between polls.
+fn derivable(c: &ConsumerInfo, stream: Option<&Pick<'_, StreamDetail>>) -> bool {
+    let unfiltered = c.config.as_ref().is_some_and(|cfg| cfg.unfiltered());
+    unfiltered && stream.is_some_and(|s| s.item.state.num_deleted == 0)
 }
 
 fn emit_consumers(
@@ -709,12 +716,14 @@ fn emit_consumers(
         );
         let stream_pick = streams.get(&(*cluster, *account, *stream));
         // Pending, waiting pulls and replica health are the consumer leader's alone, and
-        // a filtered read of it leaves out the streams it does not lead: a consumer led
-        // elsewhere than its stream has its leader read whole, every poll, so that the
-        // choice does not flip between polls.
+        // a filtered read of it leaves out the streams it does not lead. A consumer led
+        // elsewhere than its stream has its leader read whole when its pending cannot be
+        // derived (or when asked to, for waiting pulls and replica health), every poll,
+        // so that the choice does not flip between polls.
         if !pick.named.is_empty()
             && presence.up.contains(pick.named)
             && stream_pick.is_none_or(|sp| sp.named != pick.named)
+            && (policy.read_consumer_leaders || !derivable(c, stream_pick))
         {
             view.full_jsz.insert(pick.named.to_string());
         }
@@ -1018,7 +1027,28 @@ mod tests {
         // Only the leader knows its waiting pulls.
         assert_eq!(consumer(&out, "nats_consumer_num_waiting"), None);
         assert_eq!(view.consumers[0].num_pending, 4);
-        // From the next poll on, its leader n2 is read whole.
+        assert!(view.full_jsz.is_empty(), "{:?}", view.full_jsz);
+    }
+
+    #[test]
+    fn asked_to_read_consumer_leaders_it_reads_them_whole() {
+        let views = [JszView {
+            node: "n1",
+            server_name: "n1",
+            cluster: "c1",
+            jsz: &filtered("", 0),
+        }];
+        let presence = Presence {
+            up: ["n1", "n2", "n3"].into_iter().collect(),
+            leader_only: ["n1", "n2", "n3"].into_iter().collect(),
+        };
+        let policy = ConsumerPolicy {
+            read_consumer_leaders: true,
+            ..Default::default()
+        };
+        let (mut out, mut view) = (MetricSet::default(), ClusterView::default());
+        let mut memory = Memory::default();
+        collect_cluster(&views, &policy, &presence, &mut memory, &mut out, &mut view);
         let want: std::collections::BTreeSet<String> = ["n2".to_string()].into();
         assert_eq!(view.full_jsz, want);
     }

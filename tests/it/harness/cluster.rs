@@ -93,7 +93,8 @@ pub struct Node {
 /// max_streams 10 / max_consumers 100).
 pub struct Cluster {
     dir: tempfile::TempDir,
-    bin: PathBuf,
+    /// Each node's nats-server binary (a mixed-version cluster has several).
+    bins: Vec<PathBuf>,
     pub nodes: Vec<Node>,
 }
 
@@ -109,6 +110,12 @@ impl Cluster {
 
     /// The same cluster on another nats-server binary (a release of the version matrix).
     pub async fn start_with(bin: PathBuf) -> Cluster {
+        Cluster::start_mixed([bin.clone(), bin.clone(), bin]).await
+    }
+
+    /// The same cluster with one binary per node: a mixed-version cluster.
+    pub async fn start_mixed(bins: [PathBuf; 3]) -> Cluster {
+        let bins = bins.to_vec();
         let dir = new_tempdir("natsmon-cluster-");
         let mut nodes = Vec::new();
         for i in 0..3 {
@@ -133,7 +140,7 @@ impl Cluster {
             let conf = render_config(n, &routes);
             std::fs::write(&n.config_path, conf).expect("write nats config");
         }
-        let mut c = Cluster { dir, bin, nodes };
+        let mut c = Cluster { dir, bins, nodes };
         for i in 0..3 {
             c.spawn(i);
         }
@@ -151,14 +158,15 @@ impl Cluster {
             .expect("open node log");
         let mut log2 = log.try_clone().expect("clone log fd");
         let _ = writeln!(log2, "===== [harness] starting {} =====", node.name);
-        let child = Command::new(&self.bin)
+        let bin = &self.bins[i];
+        let child = Command::new(bin)
             .arg("-c")
             .arg(&node.config_path)
             .stdin(Stdio::null())
             .stdout(Stdio::from(log))
             .stderr(Stdio::from(log2))
             .spawn()
-            .unwrap_or_else(|e| panic!("failed to spawn {}: {e}", self.bin.display()));
+            .unwrap_or_else(|e| panic!("failed to spawn {}: {e}", bin.display()));
         node.child = Some(child);
     }
 
@@ -443,16 +451,26 @@ pub async fn orders_with_billing(
 ) {
     use async_nats::jetstream::{consumer::pull, stream};
     use futures::StreamExt;
-    let orders = js
-        .create_stream(stream::Config {
-            name: "ORDERS".into(),
-            subjects: vec!["orders.>".into()],
-            num_replicas: 3,
-            max_messages: 1_000_000,
-            ..Default::default()
-        })
-        .await
-        .unwrap_or_else(|e| panic!("create R3 stream ORDERS: {e}"));
+    // Placement needs every peer's server stats at the meta leader, which reach it a
+    // little after the election: until then creation fails with 10005 "no suitable
+    // peers for placement, peer offline", and is tried again.
+    let config = stream::Config {
+        name: "ORDERS".into(),
+        subjects: vec!["orders.>".into()],
+        num_replicas: 3,
+        max_messages: 1_000_000,
+        ..Default::default()
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let orders = loop {
+        match js.create_stream(config.clone()).await {
+            Ok(s) => break s,
+            Err(e) if Instant::now() < deadline && e.to_string().contains("10005") => {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            Err(e) => panic!("create R3 stream ORDERS: {e}"),
+        }
+    };
     // The stream's own Raft group elects after the create returns; until then a
     // publish finds no responder ("stream not found"), and nothing was stored.
     let mut orders = orders;
