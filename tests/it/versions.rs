@@ -198,7 +198,7 @@ async fn a_mixed_version_cluster_is_read_exactly() {
         .filter_map(|x| x.label("version").map(str::to_string))
         .collect();
     assert!(
-        versions.iter().any(|v| v == "2.9.10") && versions.iter().any(|v| *v == version),
+        versions.iter().any(|v| v == "2.9.10") && versions.contains(&version),
         "{versions:?}"
     );
     let leader = exp
