@@ -10,7 +10,8 @@
 //! with the R3 stream ORDERS and the durable `billing` of `orders_with_billing` in
 //! account A, plus an R1 stream EVENTS with the durable `audit` in account B. Bodies are
 //! written exactly as the server sent them (nats-server pretty-prints its JSON), so
-//! integers such as `u64::MAX` stay exact.
+//! integers such as `u64::MAX` stay exact. `varz_tls.json` comes from a standalone
+//! server with a TLS client listener and `GOMEMLIMIT=512MiB`.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -117,7 +118,7 @@ async fn lead_all_on(cluster: &Cluster, a: &async_nats::Client, meta: &str) {
 
 async fn capture_one(dir: PathBuf, bin: PathBuf) {
     std::fs::create_dir_all(&dir).unwrap();
-    let mut cluster = Cluster::start_with(bin).await;
+    let mut cluster = Cluster::start_with(bin.clone()).await;
     let a = connect(&cluster, "a", "a").await;
     orders_with_billing(&jetstream::new(a.clone()), 40, 20, 16).await;
     let b = connect(&cluster, "b", "b").await;
@@ -172,6 +173,72 @@ async fn capture_one(dir: PathBuf, bin: PathBuf) {
         body(&cluster, last, "/raftz").await,
     );
     drop((a, b));
+    drop(cluster);
+    capture_tls_standalone(&dir, &bin).await;
+}
+
+/// A standalone server with a TLS client listener and GOMEMLIMIT set: `/varz` then has
+/// `tls_cert_not_after` (2.11.12+) and `gomemlimit` (2.11.11+).
+async fn capture_tls_standalone(dir: &Path, bin: &Path) {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "key.pem",
+            "-out",
+            "cert.pem",
+            "-days",
+            "30",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ])
+        .current_dir(tmp.path())
+        .output()
+        .expect("openssl");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let http = free_port();
+    let conf = tmp.path().join("tls.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "server_name: tls-1\nlisten: 127.0.0.1:{}\nhttp: 127.0.0.1:{http}\n\
+             tls {{ cert_file: \"{d}/cert.pem\", key_file: \"{d}/key.pem\" }}\n",
+            free_port(),
+            d = tmp.path().display()
+        ),
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(bin)
+        .arg("-c")
+        .arg(&conf)
+        .env("GOMEMLIMIT", "512MiB")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{http}/varz");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let got = loop {
+        if let Ok(r) = http_get(&url).await {
+            break r;
+        }
+        assert!(Instant::now() < deadline, "the TLS server never answered");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    write(dir, "varz_tls.json", got);
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
