@@ -38,7 +38,10 @@ const LEADER: &[(&str, &str)] = &[
     ("accstatz.json", "/accstatz?unused=1"),
     ("subsz.json", "/subsz"),
     ("subsz_subs.json", "/subsz?subs=true&limit=2"),
+    // Without `acc` only the system account (the meta group); natsmon asks per account.
     ("raftz.json", "/raftz"),
+    ("raftz_A.json", "/raftz?acc=A"),
+    ("raftz_B.json", "/raftz?acc=B"),
 ];
 
 /// (file, request) taken from a follower.
@@ -49,6 +52,7 @@ const FOLLOWER: &[(&str, &str)] = &[
         "/jsz?accounts=true&streams=true&consumers=true&config=true",
     ),
     ("raftz_follower.json", "/raftz"),
+    ("raftz_follower_A.json", "/raftz?acc=A"),
 ];
 
 async fn body(cluster: &Cluster, i: usize, path: &str) -> (u16, String) {
@@ -171,6 +175,11 @@ async fn capture_one(dir: PathBuf, bin: PathBuf) {
         &dir,
         "raftz_leaderless.json",
         body(&cluster, last, "/raftz").await,
+    );
+    write(
+        &dir,
+        "raftz_leaderless_A.json",
+        body(&cluster, last, "/raftz?acc=A").await,
     );
     drop((a, b));
     drop(cluster);

@@ -10,7 +10,7 @@ use natsmon::nats::aggregate;
 use natsmon::nats::jsz::Jsz;
 use natsmon::nats::snapshot::NodePoll;
 use natsmon::nats::varz::Varz;
-use natsmon::nats::{accstatz, connz, gatewayz, healthz, leafz, routez, subsz};
+use natsmon::nats::{accstatz, connz, gatewayz, healthz, leafz, raftz, routez, subsz};
 use serde::de::DeserializeOwned;
 
 fn load<T: DeserializeOwned>(version: &str, file: &str) -> T {
@@ -24,7 +24,7 @@ fn load<T: DeserializeOwned>(version: &str, file: &str) -> T {
 
 #[test]
 fn every_fixture_parses() {
-    for version in ["2.9.10", "2.12"] {
+    for version in ["2.9.10", "2.12", "2.15.1"] {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("tests/fixtures/nats")
             .join(version);
@@ -42,6 +42,7 @@ fn every_fixture_parses() {
                 "subsz" => drop(load::<subsz::Subsz>(version, &name)),
                 "gatewayz" => drop(load::<gatewayz::Gatewayz>(version, &name)),
                 "leafz" => drop(load::<leafz::Leafz>(version, &name)),
+                "raftz" => drop(load::<raftz::Raftz>(version, &name)),
                 other => panic!("fixture {name} has no parser ({other})"),
             }
             n += 1;

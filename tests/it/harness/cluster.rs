@@ -162,6 +162,11 @@ impl Cluster {
         node.child = Some(child);
     }
 
+    /// The nats-server binary the cluster runs.
+    pub fn bin(&self) -> &std::path::Path {
+        &self.bin
+    }
+
     pub fn len(&self) -> usize {
         self.nodes.len()
     }
