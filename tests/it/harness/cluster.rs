@@ -332,10 +332,11 @@ impl Cluster {
             // created then fails with "no suitable peers for placement, peer
             // offline" (10005). With the whole cluster up, also wait until the
             // leader lists every other node as a current, online replica.
-            if last_err.is_none() && (0..self.nodes.len()).all(|i| self.is_running(i)) {
-                if let Err(e) = self.meta_peers_current().await {
-                    last_err = Some(e);
-                }
+            if last_err.is_none()
+                && (0..self.nodes.len()).all(|i| self.is_running(i))
+                && let Err(e) = self.meta_peers_current().await
+            {
+                last_err = Some(e);
             }
             match last_err {
                 None => return,
