@@ -123,7 +123,24 @@ fn render(version: &str) -> String {
         finished_at: Some(std::time::UNIX_EPOCH),
         ..Default::default()
     };
-    let polls = [("n1", &follower), ("n2", &leader), ("n3", &down)];
+    let mut polls = vec![("n1", &follower), ("n2", &leader), ("n3", &down)];
+    // A standalone server with TLS and GOMEMLIMIT (captured), and for 2.15.1 a node
+    // whose /varz shows the fields an idle capture leaves out or at zero (hand-written).
+    let varz_only = |name: &str| {
+        optional(version, name).map(|v| NodePoll {
+            varz: Some(v),
+            finished_at: Some(std::time::UNIX_EPOCH),
+            ..Default::default()
+        })
+    };
+    let tls = varz_only("varz_tls.json");
+    let busy = varz_only("varz_busy.json");
+    if let Some(p) = &tls {
+        polls.push(("n4", p));
+    }
+    if let Some(p) = &busy {
+        polls.push(("n5", p));
+    }
     aggregate::collect(&polls, &ConsumerPolicy::default()).encode_openmetrics()
 }
 
