@@ -638,6 +638,29 @@ mod tests {
     use super::*;
     use std::sync::atomic::AtomicUsize;
 
+    #[test]
+    fn raftz_is_asked_for_accounts_with_streams_with_their_replicated_groups() {
+        let j: Jsz = serde_json::from_str(
+            r#"{"account_details": [
+              {"name": "A", "stream_detail": [
+                {"name": "ORDERS", "cluster": {"leader": "n1", "replicas": [{"name": "n2"}]},
+                 "consumer_detail": [
+                   {"name": "billing", "cluster": {"leader": "n1", "replicas": [{"name": "n2"}]}},
+                   {"name": "r1", "cluster": {"leader": "n1"}}]},
+                {"name": "R1", "cluster": {"leader": "n1", "replicas": null}}]},
+              {"name": "EMPTY", "stream_detail": null},
+              {"name": "B/x y", "stream_detail": [{"name": "E"}]}]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            raft_accounts(Some(&j)),
+            vec![("A".to_string(), 2), ("B/x y".to_string(), 0)]
+        );
+        assert!(raft_accounts(None).is_empty());
+        assert_eq!(query_escape("B/x y"), "B%2Fx%20y");
+        assert_eq!(query_escape("ACC-1_a.b~"), "ACC-1_a.b~");
+    }
+
     fn up_poll() -> NodePoll {
         NodePoll {
             varz: Some(Default::default()),

@@ -2,7 +2,10 @@
 //! 2.12 and 2.15 by default; `NATS_VERSIONS` picks the set), each as a real 3-node
 //! cluster with an R3 stream and a durable consumer in known state. natsmon must read
 //! each exactly, de-duplicate the replicas, survive a node kill with the leaders moving,
-//! and count no poll error on a healthy node. The full suite runs on Debian's 2.9.10;
+//! and count no poll error on a healthy node. What newer releases add (`/raftz`, and the
+//! newer `/varz` fields, some on a standalone TLS server with GOMEMLIMIT) is asserted
+//! present with sane values where the release has it and absent where it has not.
+//! The full suite runs on Debian's 2.9.10;
 //! this lighter sweep runs on every other release. A failure names the version.
 
 use std::time::Duration;
