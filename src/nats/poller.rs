@@ -437,9 +437,9 @@ fn query_escape(s: &str) -> String {
 }
 
 /// `/raftz` lists only the system account's groups unless asked for an account: ask
-/// for it, then for each account that hosts streams, until the node has
-/// `raftz::GROUP_LIMIT` groups; the accounts left are counted from `/jsz`. A 404 for
-/// the first request means the node has no Raft groups (the endpoint is absent).
+/// for it, then for each account that hosts replicated streams or consumers, until the
+/// node has `raftz::GROUP_LIMIT` groups; the accounts left are counted from `/jsz`. A
+/// 404 for the first request means the node has no Raft groups (the endpoint is absent).
 async fn fetch_raftz(
     ctx: &PollContext,
     node: &Node,
@@ -447,7 +447,8 @@ async fn fetch_raftz(
 ) -> Result<Raftz, PollError> {
     let mut all: Raftz = request(ctx, node, Endpoint::Raftz, raftz::PATH, &[]).await?;
     for (account, groups) in accounts {
-        if all.accounts.contains_key(&account) {
+        // R1 streams and consumers have no Raft group: nothing to ask about.
+        if groups == 0 || all.accounts.contains_key(&account) {
             continue;
         }
         if all.group_count() >= raftz::GROUP_LIMIT {
