@@ -60,6 +60,7 @@ fn poll(i: usize) -> NodePoll {
             routes: Some((NODES - 1) as u64),
             cluster: ClusterOpts {
                 name: "bench".into(),
+                ..Default::default()
             },
             jetstream: JetStreamVarz {
                 config: Some(JetStreamConfig {
@@ -77,6 +78,7 @@ fn poll(i: usize) -> NodePoll {
                     leader: node(0),
                     cluster_size: NODES as u64,
                     replicas: Vec::new(),
+                    ..Default::default()
                 }),
             },
             ..Default::default()

@@ -485,8 +485,12 @@ def overview():
                  [prom('nats_jetstream_meta_is_leader{%s}' % N, "{{node}}")],
                  value_map([(1, "leader", "blue"), (0, "follower", "transparent")]), w=12, h=7),
         ts(c, "Health check failures by type", "nats_healthz_errors: failing /healthz checks "
-           "per node and type (nats-server 2.10 and later).", "short",
-           [prom('nats_healthz_errors{%s}' % N, "{{node}} {{type}}")], w=12, h=7, bars=True),
+           "per node and type, with the account, stream and consumer they name (up to 50 "
+           "errors per node; the rest count under their type only; nats-server 2.10 and "
+           "later).", "short",
+           [prom('nats_healthz_errors{%s}' % N,
+                 "{{node}} {{type}} {{account}} {{stream}} {{consumer}}")],
+           w=12, h=7, bars=True),
 
         row("Connections"),
         ts(c, "Client connections vs limit", "Open client connections per node "
@@ -515,6 +519,18 @@ def overview():
            "(increase of nats_varz_slow_consumers_total).", "short",
            [prom('increase(nats_varz_slow_consumers_total{%s}[%s])' % (N, RI), "{{node}}")],
            w=8, bars=True),
+        ts(c, "Stale connections and stalled clients", "Connections closed as stale (no answer "
+           "to pings; nats_varz_stale_connections_total) and client write stalls "
+           "(nats_varz_stalled_clients_total) per interval (nats-server 2.12 and later).",
+           "short",
+           [prom('increase(nats_varz_stale_connections_total{%s}[%s])' % (N, RI),
+                 "{{node}} stale"),
+            prom('increase(nats_varz_stalled_clients_total{%s}[%s])' % (N, RI),
+                 "{{node}} stalled")], w=12, bars=True),
+        ts(c, "Stale connections by kind", "Stale connections per interval by connection kind "
+           "(nats_varz_stale_connections_by_kind_total; nats-server 2.12 and later).", "short",
+           [prom('sum by (kind) (increase(nats_varz_stale_connections_by_kind_total{%s}[%s]))'
+                 % (N, RI), "{{kind}}")], w=12, bars=True, stack=True),
 
         row("Traffic"),
         ts(c, "Messages in / out", "Messages per second received (up) and sent (down) by each "
@@ -579,8 +595,30 @@ def overview():
            "(nats_varz_cpu_ratio / nats_varz_cores).", "percentunit",
            [prom('nats_varz_cpu_ratio{%s} / nats_varz_cores{%s}' % (N, N), "{{node}}")],
            w=8, maxv=1),
-        ts(c, "Memory", "Resident memory of each server process (nats_varz_memory_bytes).",
-           "bytes", [prom('nats_varz_memory_bytes{%s}' % N, "{{node}}")], w=8),
+        ts(c, "Memory", "Resident memory of each server process (nats_varz_memory_bytes) "
+           "and its GOMEMLIMIT where set (nats_varz_gomemlimit_bytes, dashed; 2.11.11 and "
+           "later).", "bytes",
+           [prom('nats_varz_memory_bytes{%s}' % N, "{{node}}"),
+            prom('nats_varz_gomemlimit_bytes{%s}' % N, "{{node}} GOMEMLIMIT")],
+           w=8, overrides=[dashed(".* GOMEMLIMIT$")]),
+        bargauge(c, "TLS certificate expiry", "Time left until each TLS listener's "
+                 "certificate expires (nats_varz_tls_cert_not_after_seconds - time(); "
+                 "nats-server 2.11.12 and later, TLS listeners only).", "s",
+                 [prom('nats_varz_tls_cert_not_after_seconds{%s} - time()' % N,
+                       "{{node}} {{listener}}", instant=True)],
+                 w=12, thr=thresholds((None, "red"), (7 * 86400, "orange"),
+                                      (14 * 86400, "green")), maxv=90 * 86400),
+        ts(c, "Disk I/O semaphore waits", "Share of time spent waiting for the disk I/O "
+           "semaphore (rate of nats_varz_disk_io_wait_seconds_total) and goroutines waiting "
+           "now (nats_varz_disk_io_waiters, right axis; nats-server 2.12.14 and later).",
+           "percentunit",
+           [prom('rate(nats_varz_disk_io_wait_seconds_total{%s}[%s])' % (N, RI),
+                 "{{node}} waiting"),
+            prom('nats_varz_disk_io_waiters{%s}' % N, "{{node}} waiters")],
+           w=12, overrides=[
+               {"matcher": {"id": "byRegexp", "options": ".* waiters$"},
+                "properties": [{"id": "unit", "value": "short"},
+                               {"id": "custom.axisPlacement", "value": "right"}]}]),
 
         row("Accounts"),
         ts(c, "Connections per account", "Client connections per account, summed over the "
@@ -881,6 +919,27 @@ def jetstream():
                  "{{stream}}/{{consumer}} offline"),
             prom('count by (account, stream, consumer) (nats_consumer_replica_current{%s} == 0)'
                  % JSC, "{{stream}}/{{consumer}} not current")], w=12, bars=True),
+        ts(c, "Raft groups behind per node", "Raft groups (meta, streams, consumers) on each "
+           "node that are catching up or have committed entries not applied "
+           "(nats_raft_groups_behind, from /raftz, nats-server 2.10.17 and later), against "
+           "the groups the node takes part in (nats_raft_groups, dashed).", "short",
+           [prom('nats_raft_groups_behind{%s}' % N, "{{node}} behind"),
+            prom('nats_raft_groups{%s}' % N, "{{node}} groups")],
+           w=12, overrides=[dashed(".* groups$")]),
+        ts(c, "Raft apply lag", "Committed Raft entries each node has not applied yet, for the "
+           "ten groups furthest behind (nats_raft_group_apply_lag).", "short",
+           [prom('topk(10, nats_raft_group_apply_lag{%s})' % N,
+                 "{{node}} {{kind}} {{group}}")], w=12),
+        ts(c, "Meta proposals pending and snapshot backlog", "Meta group proposals not applied "
+           "yet (nats_jetstream_meta_pending) and Raft entries since the last meta snapshot "
+           "(nats_jetstream_meta_snapshot_pending_entries, 2.11.11 and later).", "short",
+           [prom('nats_jetstream_meta_pending{%s}' % N, "{{node}} pending"),
+            prom('nats_jetstream_meta_snapshot_pending_entries{%s}' % N,
+                 "{{node}} since snapshot")], w=12),
+        stat(c, "JetStream API level", "JetStream API level each server supports "
+             "(nats_jetstream_api_level, 2.11 and later); mixed levels mean a rolling "
+             "upgrade is under way.", "none",
+             [prom('nats_jetstream_api_level{%s}' % N, "{{node}}")], w=12, h=8),
         ts(c, "Meta group peer lag", "Raft entries each JetStream meta group peer is behind the "
            "meta leader (nats_jetstream_meta_replica_lag).", "short",
            [prom('nats_jetstream_meta_replica_lag{%s}' % CL, "{{peer}}")], w=12),

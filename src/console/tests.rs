@@ -50,7 +50,10 @@ fn varz(name: &str, leader: bool) -> Varz {
         subscriptions: Some(120),
         slow_consumers: Some(0),
         routes: Some(2),
-        cluster: ClusterOpts { name: "c1".into() },
+        cluster: ClusterOpts {
+            name: "c1".into(),
+            ..Default::default()
+        },
         jetstream: JetStreamVarz {
             config: Some(JetStreamConfig {
                 max_memory: Some(256 << 20),
@@ -67,6 +70,7 @@ fn varz(name: &str, leader: bool) -> Varz {
                 leader: if leader { name.into() } else { "n1".into() },
                 cluster_size: 3,
                 replicas: Vec::new(),
+                ..Default::default()
             }),
         },
         ..Default::default()

@@ -10,7 +10,7 @@ use super::jsz;
 use super::leader_view::{self, JszView, Memory, Presence};
 use super::snapshot::{KnownServer, NodePoll};
 use super::view::{ClusterView, MemberView, MetaView, PeerView};
-use super::{accstatz, connz, gatewayz, healthz, leafz, routez, subsz, varz};
+use super::{accstatz, connz, gatewayz, healthz, leafz, raftz, routez, subsz, varz};
 use crate::config::ConsumerPolicy;
 use crate::exposition::{Def, MetricSet};
 
@@ -87,6 +87,9 @@ pub fn collect_all(
             names.insert(v.server_id.clone(), v.name().to_string());
         }
     }
+    // Per-node objects beyond their caps, summed like the consumers' count.
+    let (mut raft_left_out, mut raft_seen) = (0u64, false);
+    let (mut health_left_out, mut health_seen) = (0u64, false);
     for (node, p) in &polls {
         out.push(&UP, vec![("node", node.to_string())], p.up());
         let Some(v) = &p.varz else { continue };
@@ -101,7 +104,12 @@ pub fn collect_all(
             routez::collect(r, node, &names, &mut out);
         }
         if let Some(h) = &p.healthz {
-            healthz::collect(h, node, &mut out);
+            health_left_out += healthz::collect(h, node, &mut out);
+            health_seen |= !h.errors.is_empty();
+        }
+        if let Some(r) = &p.raftz {
+            raft_left_out += raftz::collect(r, node, &mut out);
+            raft_seen = true;
         }
         if let Some(a) = &p.accstatz {
             accstatz::collect(a, node, &mut out);
@@ -114,6 +122,18 @@ pub fn collect_all(
         }
         if let Some(l) = &p.leafz {
             leafz::collect(l, node, &mut out);
+        }
+    }
+    for (kind, seen, n) in [
+        ("raft_group", raft_seen, raft_left_out),
+        ("health_error", health_seen, health_left_out),
+    ] {
+        if seen {
+            out.push(
+                &leader_view::NOT_EXPORTED,
+                vec![("kind", kind.into()), ("reason", "limit".into())],
+                n,
+            );
         }
     }
     let views: Vec<JszView<'_>> = polls

@@ -45,6 +45,7 @@ pub enum EndpointLabel {
     subsz,
     gatewayz,
     leafz,
+    raftz,
 }
 
 impl From<Endpoint> for EndpointLabel {
@@ -59,6 +60,7 @@ impl From<Endpoint> for EndpointLabel {
             Endpoint::Subsz => EndpointLabel::subsz,
             Endpoint::Gatewayz => EndpointLabel::gatewayz,
             Endpoint::Leafz => EndpointLabel::leafz,
+            Endpoint::Raftz => EndpointLabel::raftz,
         }
     }
 }

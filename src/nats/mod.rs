@@ -17,6 +17,7 @@ pub mod link;
 pub mod metrics;
 pub mod paging;
 pub mod poller;
+pub mod raftz;
 pub mod render;
 pub mod routez;
 pub mod snapshot;
@@ -51,6 +52,7 @@ pub enum Endpoint {
     Subsz,
     Gatewayz,
     Leafz,
+    Raftz,
 }
 
 impl Endpoint {
@@ -65,6 +67,7 @@ impl Endpoint {
             Endpoint::Subsz => "subsz",
             Endpoint::Gatewayz => "gatewayz",
             Endpoint::Leafz => "leafz",
+            Endpoint::Raftz => "raftz",
         }
     }
 }

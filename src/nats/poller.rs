@@ -21,6 +21,7 @@ use super::client::NatsClient;
 use super::connz::{self, ConnzSummary};
 use super::jsz::{self, Jsz};
 use super::paging::PageGuard;
+use super::raftz::{self, Raftz};
 use super::snapshot::{NodePoll, Store};
 use super::{Endpoint, PollError, accstatz, gatewayz, healthz, leafz, routez, subsz, varz};
 use crate::config::{Node, Settings};
@@ -306,7 +307,9 @@ pub async fn poll_node(ctx: &PollContext, node: &Node, memory: &NodeMemory) -> N
     poll.subsz = keep(&mut poll, Endpoint::Subsz, subsz);
     if let Some(v) = &poll.varz {
         let (gw, leaf) = (v.gateway_configured(), v.leafnodes_configured());
-        let (g, l) = tokio::join!(
+        // 2.9 nodes have no /raftz: they are not asked, and poll exactly as before.
+        let raft_accounts = raftz::supported(&v.version).then(|| raft_accounts(poll.jsz.as_ref()));
+        let (g, l, r) = tokio::join!(
             async {
                 if gw {
                     Some(
@@ -341,7 +344,25 @@ pub async fn poll_node(ctx: &PollContext, node: &Node, memory: &NodeMemory) -> N
                     None
                 }
             },
+            async {
+                match raft_accounts {
+                    Some(accounts) => Some(
+                        endpoint(
+                            ctx,
+                            node,
+                            memory,
+                            Endpoint::Raftz,
+                            fetch_raftz(ctx, node, accounts),
+                        )
+                        .await,
+                    ),
+                    None => None,
+                }
+            },
         );
+        if let Some(r) = r {
+            poll.raftz = keep(&mut poll, Endpoint::Raftz, r);
+        }
         if let Some(g) = g {
             poll.gatewayz = keep(&mut poll, Endpoint::Gatewayz, g);
         }
@@ -386,6 +407,79 @@ fn keep<T>(poll: &mut NodePoll, e: Endpoint, r: Outcome<T>) -> Option<T> {
             None
         }
     }
+}
+
+/// The JetStream accounts of a node's `/jsz` that host streams, each with the number of
+/// replicated groups (streams and consumers with peers) it has there: what `/raftz` is
+/// asked about beside the system account, and the estimate of what is left unasked.
+fn raft_accounts(jsz: Option<&Jsz>) -> Vec<(String, u64)> {
+    // A filtered `/jsz` shows only the streams the node leads; it hosts replicas in
+    // every account it lists.
+    let filtered = jsz.is_some_and(|j| j.stream_leader_only);
+    jsz.into_iter()
+        .flat_map(|j| &j.account_details)
+        .filter(|a| filtered || !a.stream_detail.is_empty())
+        .map(|a| {
+            let groups = a
+                .stream_detail
+                .iter()
+                .map(|s| {
+                    let replicated = |c: Option<&jsz::ClusterInfo>| {
+                        u64::from(c.is_some_and(|c| !c.replicas.is_empty()))
+                    };
+                    replicated(s.cluster.as_ref())
+                        + s.consumer_detail
+                            .iter()
+                            .map(|c| replicated(c.cluster.as_ref()))
+                            .sum::<u64>()
+                })
+                .sum();
+            (a.name.clone(), groups)
+        })
+        .collect()
+}
+
+/// Query-string form of an account name (names are usually NKeys or plain words).
+fn query_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// `/raftz` lists only the system account's groups unless asked for an account: ask
+/// for it, then for each account that hosts replicated streams or consumers, until the
+/// node has `raftz::GROUP_LIMIT` groups; the accounts left are counted from `/jsz`. A
+/// 404 for the first request means the node has no Raft groups (the endpoint is absent).
+async fn fetch_raftz(
+    ctx: &PollContext,
+    node: &Node,
+    accounts: Vec<(String, u64)>,
+) -> Result<Raftz, PollError> {
+    let mut all: Raftz = request(ctx, node, Endpoint::Raftz, raftz::PATH, &[]).await?;
+    for (account, groups) in accounts {
+        // R1 streams and consumers have no Raft group: nothing to ask about.
+        if groups == 0 || all.accounts.contains_key(&account) {
+            continue;
+        }
+        if all.group_count() >= raftz::GROUP_LIMIT {
+            all.not_asked += groups;
+            continue;
+        }
+        let path = format!("{}?acc={}", raftz::PATH, query_escape(&account));
+        match request::<Raftz>(ctx, node, Endpoint::Raftz, &path, &[]).await {
+            Ok(r) => all.merge(r),
+            // The account's groups went away between /jsz and now.
+            Err(PollError::Status(404)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(all)
 }
 
 /// Runs one endpoint's fetch (all its pages) unless the node is known not to serve it,
@@ -598,6 +692,29 @@ async fn fetch_connz(ctx: &PollContext, node: &Node) -> Result<ConnzSummary, Pol
 mod tests {
     use super::*;
     use std::sync::atomic::AtomicUsize;
+
+    #[test]
+    fn raftz_is_asked_for_accounts_with_streams_with_their_replicated_groups() {
+        let j: Jsz = serde_json::from_str(
+            r#"{"account_details": [
+              {"name": "A", "stream_detail": [
+                {"name": "ORDERS", "cluster": {"leader": "n1", "replicas": [{"name": "n2"}]},
+                 "consumer_detail": [
+                   {"name": "billing", "cluster": {"leader": "n1", "replicas": [{"name": "n2"}]}},
+                   {"name": "r1", "cluster": {"leader": "n1"}}]},
+                {"name": "R1", "cluster": {"leader": "n1", "replicas": null}}]},
+              {"name": "EMPTY", "stream_detail": null},
+              {"name": "B/x y", "stream_detail": [{"name": "E"}]}]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            raft_accounts(Some(&j)),
+            vec![("A".to_string(), 2), ("B/x y".to_string(), 0)]
+        );
+        assert!(raft_accounts(None).is_empty());
+        assert_eq!(query_escape("B/x y"), "B%2Fx%20y");
+        assert_eq!(query_escape("ACC-1_a.b~"), "ACC-1_a.b~");
+    }
 
     fn up_poll() -> NodePoll {
         NodePoll {

@@ -14,6 +14,7 @@ use super::gatewayz::Gatewayz;
 use super::healthz::Healthz;
 use super::jsz::Jsz;
 use super::leafz::Leafz;
+use super::raftz::Raftz;
 use super::routez::Routez;
 use super::subsz::Subsz;
 use super::varz::Varz;
@@ -30,6 +31,8 @@ pub struct NodePoll {
     pub subsz: Option<Subsz>,
     pub gatewayz: Option<Gatewayz>,
     pub leafz: Option<Leafz>,
+    /// Asked only of 2.10.17+ nodes (`raftz::supported`).
+    pub raftz: Option<Raftz>,
     /// The last error of each endpoint that failed in this poll.
     pub errors: BTreeMap<Endpoint, String>,
     /// Why `/varz` failed, when the node is down: the `reason` of its error.

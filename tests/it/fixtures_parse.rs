@@ -10,7 +10,7 @@ use natsmon::nats::aggregate;
 use natsmon::nats::jsz::Jsz;
 use natsmon::nats::snapshot::NodePoll;
 use natsmon::nats::varz::Varz;
-use natsmon::nats::{accstatz, connz, gatewayz, healthz, leafz, routez, subsz};
+use natsmon::nats::{accstatz, connz, gatewayz, healthz, leafz, raftz, routez, subsz};
 use serde::de::DeserializeOwned;
 
 fn load<T: DeserializeOwned>(version: &str, file: &str) -> T {
@@ -24,7 +24,7 @@ fn load<T: DeserializeOwned>(version: &str, file: &str) -> T {
 
 #[test]
 fn every_fixture_parses() {
-    for version in ["2.9.10", "2.12"] {
+    for version in ["2.9.10", "2.12", "2.15.1"] {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("tests/fixtures/nats")
             .join(version);
@@ -42,6 +42,7 @@ fn every_fixture_parses() {
                 "subsz" => drop(load::<subsz::Subsz>(version, &name)),
                 "gatewayz" => drop(load::<gatewayz::Gatewayz>(version, &name)),
                 "leafz" => drop(load::<leafz::Leafz>(version, &name)),
+                "raftz" => drop(load::<raftz::Raftz>(version, &name)),
                 other => panic!("fixture {name} has no parser ({other})"),
             }
             n += 1;
@@ -202,4 +203,85 @@ fn gateway_and_leaf_configuration_is_detected() {
     let v: Varz = load("2.9.10", "varz.json");
     assert!(!v.gateway_configured());
     assert!(!v.leafnodes_configured());
+}
+
+/// The live captures of `/raftz` (tests/it/capture.rs): merged as the poller merges the
+/// system account's answer and account A's, the leader leads all three R3 groups and
+/// sees both peers current; the follower leads none and has no peers_current.
+#[test]
+fn captured_raftz_gives_every_group_once_with_its_leader() {
+    for version in ["2.12", "2.15.1"] {
+        let merged = |stem: &str| {
+            let mut r: raftz::Raftz = load(version, &format!("{stem}.json"));
+            r.merge(load(version, &format!("{stem}_A.json")));
+            r
+        };
+        let mut set = MetricSet::default();
+        assert_eq!(raftz::collect(&merged("raftz"), "lead", &mut set), 0);
+        assert_eq!(
+            raftz::collect(&merged("raftz_follower"), "follow", &mut set),
+            0
+        );
+        for kind in ["meta", "stream", "consumer"] {
+            let l = |node| [("node", node), ("kind", kind)];
+            assert_eq!(
+                get(&set, "nats_raft_group_is_leader", &l("lead")),
+                Some(1.0)
+            );
+            assert_eq!(
+                get(&set, "nats_raft_group_is_leader", &l("follow")),
+                Some(0.0)
+            );
+            assert_eq!(
+                get(&set, "nats_raft_group_peers_current", &l("lead")),
+                Some(2.0)
+            );
+            assert_eq!(
+                get(&set, "nats_raft_group_peers_current", &l("follow")),
+                None
+            );
+            assert_eq!(get(&set, "nats_raft_group_size", &l("follow")), Some(3.0));
+            assert_eq!(
+                get(&set, "nats_raft_group_apply_lag", &l("lead")),
+                Some(0.0)
+            );
+        }
+        assert_eq!(
+            get(&set, "nats_raft_groups", &[("node", "lead")]),
+            Some(3.0)
+        );
+        // Account B's only stream is R1: no Raft group.
+        let b: raftz::Raftz = load(version, "raftz_B.json");
+        assert_eq!(b.group_count(), 0, "{version}");
+    }
+}
+
+/// A standalone server with a TLS listener and GOMEMLIMIT (captured live).
+#[test]
+fn captured_tls_varz_has_certificate_expiry_and_memory_limit() {
+    for version in ["2.12", "2.15.1"] {
+        let v: Varz = load(version, "varz_tls.json");
+        let mut set = MetricSet::default();
+        natsmon::nats::varz::collect(&v, "t", &mut set);
+        let t = get(
+            &set,
+            "nats_varz_tls_cert_not_after_seconds",
+            &[("listener", "client")],
+        )
+        .unwrap();
+        assert!(t > 1.7e9, "{version}: {t}");
+        assert_eq!(
+            get(&set, "nats_varz_gomemlimit_bytes", &[]),
+            Some(536_870_912.0),
+            "{version}"
+        );
+        // Only the client listener has TLS.
+        assert_eq!(
+            set.get(
+                "nats_varz_tls_cert_not_after_seconds",
+                &[("listener", "cluster")]
+            ),
+            None
+        );
+    }
 }

@@ -1,5 +1,6 @@
 //! Golden tests: the exact exposition text natsmon renders for fixed snapshots built
-//! from captured nats-server 2.9.10 responses and from 2.12-shaped ones. Set
+//! from nats-server 2.9.10, 2.12.8 and 2.15.1 responses captured from live clusters
+//! (`tests/it/capture.rs` makes the 2.12 and 2.15.1 ones). Set
 //! `NATSMON_UPDATE_GOLDEN=1` to rewrite the expected files after a deliberate change,
 //! then review the diff.
 
@@ -9,6 +10,7 @@ use natsmon::config::ConsumerPolicy;
 use natsmon::exposition::openmetrics_to_prometheus;
 use natsmon::nats::aggregate;
 use natsmon::nats::connz::{Connz, ConnzSummary};
+use natsmon::nats::raftz::Raftz;
 use natsmon::nats::snapshot::NodePoll;
 use serde::de::DeserializeOwned;
 
@@ -22,8 +24,34 @@ fn fixture<T: DeserializeOwned>(version: &str, name: &str) -> T {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("parsing {}: {e}", p.display()))
 }
 
+fn fixture_path(version: &str, name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/nats")
+        .join(version)
+        .join(name)
+}
+
+/// A fixture the version has (gateways and leaf nodes are not captured everywhere).
+fn optional<T: DeserializeOwned>(version: &str, name: &str) -> Option<T> {
+    fixture_path(version, name)
+        .is_file()
+        .then(|| fixture(version, name))
+}
+
+/// `/raftz` as the poller merges it: the system account's answer, then one per
+/// account (`<stem>_<account>.json`). `None` for versions without `/raftz` captures.
+fn raftz(version: &str, stem: &str) -> Option<Raftz> {
+    let mut all: Raftz = optional(version, &format!("{stem}.json"))?;
+    for acc in ["A", "B"] {
+        if let Some(r) = optional::<Raftz>(version, &format!("{stem}_{acc}.json")) {
+            all.merge(r);
+        }
+    }
+    Some(all)
+}
+
 /// A full poll of one node from a fixture directory; `varz`/`jsz` name the role's files.
-fn poll(version: &str, varz: &str, jsz: &str, healthz: &str) -> NodePoll {
+fn poll(version: &str, varz: &str, jsz: &str, healthz: &str, raft: &str) -> NodePoll {
     let mut connz = ConnzSummary::default();
     let page: Connz = fixture(version, "connz.json");
     connz.absorb(page, 1);
@@ -35,8 +63,9 @@ fn poll(version: &str, varz: &str, jsz: &str, healthz: &str) -> NodePoll {
         healthz: Some(fixture(version, healthz)),
         accstatz: Some(fixture(version, "accstatz.json")),
         subsz: Some(fixture(version, "subsz.json")),
-        gatewayz: Some(fixture(version, "gatewayz.json")),
-        leafz: Some(fixture(version, "leafz.json")),
+        gatewayz: optional(version, "gatewayz.json"),
+        leafz: optional(version, "leafz.json"),
+        raftz: raftz(version, raft),
         finished_at: Some(std::time::UNIX_EPOCH),
         ..Default::default()
     }
@@ -75,7 +104,7 @@ fn check(name: &str, actual: &str) {
 }
 
 fn render(version: &str) -> String {
-    let leader = poll(version, "varz.json", "jsz.json", "healthz.json");
+    let leader = poll(version, "varz.json", "jsz.json", "healthz.json", "raftz");
     // 2.10+ servers explain an unhealthy state per check; the follower shows one.
     let follower_health = if version == "2.9.10" {
         "healthz.json"
@@ -87,13 +116,31 @@ fn render(version: &str) -> String {
         "varz_follower.json",
         "jsz_follower.json",
         follower_health,
+        "raftz_follower",
     );
     // The third node is down: only nats_up must appear for it.
     let down = NodePoll {
         finished_at: Some(std::time::UNIX_EPOCH),
         ..Default::default()
     };
-    let polls = [("n1", &follower), ("n2", &leader), ("n3", &down)];
+    let mut polls = vec![("n1", &follower), ("n2", &leader), ("n3", &down)];
+    // A standalone server with TLS and GOMEMLIMIT (captured), and for 2.15.1 a node
+    // whose /varz shows the fields an idle capture leaves out or at zero (hand-written).
+    let varz_only = |name: &str| {
+        optional(version, name).map(|v| NodePoll {
+            varz: Some(v),
+            finished_at: Some(std::time::UNIX_EPOCH),
+            ..Default::default()
+        })
+    };
+    let tls = varz_only("varz_tls.json");
+    let busy = varz_only("varz_busy.json");
+    if let Some(p) = &tls {
+        polls.push(("n4", p));
+    }
+    if let Some(p) = &busy {
+        polls.push(("n5", p));
+    }
     aggregate::collect(&polls, &ConsumerPolicy::default()).encode_openmetrics()
 }
 
@@ -113,4 +160,9 @@ fn golden_2_9_10_prometheus_text() {
 #[test]
 fn golden_2_12_openmetrics() {
     check("2.12.om.txt", &render("2.12"));
+}
+
+#[test]
+fn golden_2_15_1_openmetrics() {
+    check("2.15.1.om.txt", &render("2.15.1"));
 }

@@ -5,6 +5,7 @@
 mod harness;
 
 mod alertmanager;
+mod capture;
 mod compose;
 mod console;
 mod dashboards;

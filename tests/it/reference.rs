@@ -15,7 +15,7 @@ use async_nats::jetstream::{self, stream};
 fn golden_families() -> BTreeSet<String> {
     let dir = repo_root().join("tests/golden");
     let mut all = BTreeSet::new();
-    for f in ["2.9.10.om.txt", "2.12.om.txt"] {
+    for f in ["2.9.10.om.txt", "2.12.om.txt", "2.15.1.om.txt"] {
         let om = std::fs::read_to_string(dir.join(f)).unwrap();
         all.extend(families(&openmetrics_to_prometheus(&om)));
     }

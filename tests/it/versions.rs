@@ -2,7 +2,10 @@
 //! 2.12 and 2.15 by default; `NATS_VERSIONS` picks the set), each as a real 3-node
 //! cluster with an R3 stream and a durable consumer in known state. natsmon must read
 //! each exactly, de-duplicate the replicas, survive a node kill with the leaders moving,
-//! and count no poll error on a healthy node. The full suite runs on Debian's 2.9.10;
+//! and count no poll error on a healthy node. What newer releases add (`/raftz`, and the
+//! newer `/varz` fields, some on a standalone TLS server with GOMEMLIMIT) is asserted
+//! present with sane values where the release has it and absent where it has not.
+//! The full suite runs on Debian's 2.9.10;
 //! this lighter sweep runs on every other release. A failure names the version.
 
 use std::time::Duration;
@@ -34,6 +37,7 @@ async fn sweep_one(version: &str, bin: std::path::PathBuf, read_leaders: bool) {
         Duration::from_secs(30),
         wait_for(&base, Duration::from_secs(30), |e| {
             e.sum("nats_up", &[]) == 3.0
+                && raft_settled(e)
                 && e.get("nats_stream_messages", &s) == Some(50.0)
                 && e.get("nats_consumer_num_pending", &c) == Some(30.0)
                 && e.get("nats_consumer_num_ack_pending", &c) == Some(5.0)
@@ -96,6 +100,8 @@ async fn sweep_one(version: &str, bin: std::path::PathBuf, read_leaders: bool) {
     );
     let (ok, out) = promtool_check_metrics(&exp.text);
     assert!(ok, "{version}: promtool check metrics: {out}");
+    newer_fields(version, &exp);
+    tls_and_memory_limit(version, &cluster).await;
 
     // Kill the stream leader: figures stay exact and a new leader is polled.
     let leader = exp
@@ -137,6 +143,252 @@ async fn sweep_one(version: &str, bin: std::path::PathBuf, read_leaders: bool) {
     let after_count = |name: &str| after.samples.iter().filter(|x| x.name == name).count();
     assert_eq!(after_count("nats_stream_messages"), 1, "{version}");
     assert_eq!(after_count("nats_consumer_num_pending"), 1, "{version}");
+}
+
+/// `(major, minor, patch)` of a release name such as `2.12.8`.
+fn release(version: &str) -> (u64, u64, u64) {
+    let mut p = version
+        .split(['.', '-'])
+        .map(|x| x.parse::<u64>().unwrap_or(0));
+    (
+        p.next().unwrap_or(0),
+        p.next().unwrap_or(0),
+        p.next().unwrap_or(0),
+    )
+}
+
+/// Every node reports its Raft groups, and the meta, ORDERS and billing groups each
+/// have exactly one leader among them (all releases of the sweep serve /raftz).
+fn raft_settled(e: &Exposition) -> bool {
+    ["meta", "stream", "consumer"]
+        .iter()
+        .all(|k| e.sum("nats_raft_group_is_leader", &[("kind", k)]) == 1.0)
+}
+
+/// What /varz, /raftz and /healthz?details=true of newer releases add, read from the
+/// live cluster: present with sane values where the release has it, absent where not.
+fn newer_fields(version: &str, exp: &Exposition) {
+    let v = release(version);
+    let nodes = 3;
+    let present = |name: &str, want: bool| {
+        let n = exp.count(name, &[]);
+        if want {
+            assert_eq!(n, nodes, "{version}: {name} on every node:\n{}", exp.text);
+        } else {
+            assert_eq!(n, 0, "{version}: {name} must be absent:\n{}", exp.text);
+        }
+    };
+    // /raftz (2.10.17+): meta, ORDERS and billing on every node, each group R3.
+    for node in ["n1", "n2", "n3"] {
+        let n = [("node", node)];
+        assert_eq!(
+            exp.get("nats_raft_groups", &n),
+            Some(3.0),
+            "{version}: {node}"
+        );
+        assert_eq!(
+            exp.get("nats_raft_groups_behind", &n),
+            Some(0.0),
+            "{version}: {node}"
+        );
+        for kind in ["meta", "stream", "consumer"] {
+            let g = [("node", node), ("kind", kind)];
+            assert_eq!(
+                exp.get("nats_raft_group_size", &g),
+                Some(3.0),
+                "{version}: {node} {kind}"
+            );
+            assert_eq!(
+                exp.get("nats_raft_group_quorum_needed", &g),
+                Some(2.0),
+                "{version}: {node} {kind}"
+            );
+            assert_eq!(
+                exp.get("nats_raft_group_peers", &g),
+                Some(2.0),
+                "{version}: {node} {kind}"
+            );
+            assert_eq!(
+                exp.get("nats_raft_group_has_leader", &g),
+                Some(1.0),
+                "{version}"
+            );
+            assert_eq!(
+                exp.get("nats_raft_group_wal_error", &g),
+                Some(0.0),
+                "{version}"
+            );
+            assert_eq!(
+                exp.get("nats_raft_group_catching_up", &g),
+                Some(0.0),
+                "{version}"
+            );
+            assert!(
+                exp.get("nats_raft_group_term", &g) >= Some(1.0),
+                "{version}: term"
+            );
+            let committed = exp.get("nats_raft_group_committed_index", &g).unwrap();
+            let applied = exp.get("nats_raft_group_applied_index", &g).unwrap();
+            assert!(
+                committed >= 1.0 && applied <= committed,
+                "{version}: {node} {kind}"
+            );
+        }
+    }
+    for kind in ["meta", "stream", "consumer"] {
+        // Only the leader knows how current its peers are.
+        let current = exp.filter("nats_raft_group_peers_current", &[("kind", kind)]);
+        assert_eq!(
+            current.len(),
+            1,
+            "{version}: {kind} peers_current on the leader only"
+        );
+        assert!(current[0].value <= 2.0, "{version}");
+    }
+    let accounts = exp.label_values("nats_raft_group_term", "account");
+    assert_eq!(accounts, ["A", "SYS"], "{version}: groups by account");
+    // slow_consumer_stats (2.10+): four kinds per node, none slow here.
+    assert_eq!(
+        exp.count("nats_varz_slow_consumers_by_kind_total", &[]),
+        4 * nodes
+    );
+    assert_eq!(exp.sum("nats_varz_slow_consumers_by_kind_total", &[]), 0.0);
+    // meta.pending (2.10+).
+    present("nats_jetstream_meta_pending", true);
+    assert_eq!(
+        exp.sum("nats_jetstream_meta_pending", &[]),
+        0.0,
+        "{version}"
+    );
+    // api.level (2.11+): 1 on 2.11, 3 on 2.12, 5 on 2.15.
+    present("nats_jetstream_api_level", v >= (2, 11, 0));
+    if v >= (2, 11, 0) {
+        assert!(exp.sum("nats_jetstream_api_level", &[]) >= 3.0, "{version}");
+    }
+    // stale_connections, stalled_clients and stale_connection_stats (2.12+).
+    present("nats_varz_stale_connections_total", v >= (2, 12, 0));
+    present("nats_varz_stalled_clients_total", v >= (2, 12, 0));
+    assert_eq!(
+        exp.count("nats_varz_stale_connections_by_kind_total", &[]),
+        if v >= (2, 12, 0) { 4 * nodes } else { 0 },
+        "{version}"
+    );
+    assert_eq!(exp.sum("nats_varz_stale_connections_total", &[]), 0.0);
+    assert_eq!(exp.sum("nats_varz_stalled_clients_total", &[]), 0.0);
+    // disk_io_wait_stats (2.12.14+): idle, so no waiter now.
+    present("nats_varz_disk_io_waiters", v >= (2, 12, 14));
+    present("nats_varz_disk_io_waits_total", v >= (2, 12, 14));
+    present("nats_varz_disk_io_wait_seconds_total", v >= (2, 12, 14));
+    present("nats_varz_disk_io_max_wait_seconds", v >= (2, 12, 14));
+    assert_eq!(exp.sum("nats_varz_disk_io_waiters", &[]), 0.0, "{version}");
+    // meta.snapshot: /varz has it `null` up to 2.12.8 (filled in /jsz only); 2.15
+    // fills it. Entries since the last snapshot: the streams and consumers created.
+    let snapshot = v >= (2, 15, 0);
+    present("nats_jetstream_meta_snapshot_pending_entries", snapshot);
+    present("nats_jetstream_meta_snapshot_pending_bytes", snapshot);
+    for s in exp.all("nats_jetstream_meta_snapshot_pending_bytes") {
+        assert!(
+            s.value < 1e9,
+            "{version}: meta snapshot backlog {}",
+            s.value
+        );
+    }
+    // No TLS and no GOMEMLIMIT on the cluster: see tls_and_memory_limit.
+    present("nats_varz_tls_cert_not_after_seconds", false);
+    present("nats_varz_gomemlimit_bytes", false);
+    // A healthy cluster has no /healthz errors.
+    present("nats_healthz_errors", false);
+}
+
+/// `tls_cert_not_after` (2.11.12+) and `gomemlimit` (2.11.11+) need a TLS listener and
+/// GOMEMLIMIT: one standalone server of the release with both, and natsmon on it.
+async fn tls_and_memory_limit(version: &str, cluster: &Cluster) {
+    let v = release(version);
+    let tmp = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "key.pem",
+            "-out",
+            "cert.pem",
+            "-days",
+            "30",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ])
+        .current_dir(tmp.path())
+        .output()
+        .expect("openssl must be installed (scripts/test.sh installs it)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let http = free_port();
+    let conf = tmp.path().join("tls.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "server_name: tls-1\nlisten: 127.0.0.1:{}\nhttp: 127.0.0.1:{http}\n\
+             tls {{ cert_file: \"{d}/cert.pem\", key_file: \"{d}/key.pem\" }}\n",
+            free_port(),
+            d = tmp.path().display()
+        ),
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(cluster.bin())
+        .arg("-c")
+        .arg(&conf)
+        .env("GOMEMLIMIT", "512MiB")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let args: Vec<String> = [
+        "--nats-url",
+        &format!("tls-1=http://127.0.0.1:{http}"),
+        "--poll-interval",
+        "500ms",
+        "--poll-timeout",
+        "400ms",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let nm = Natsmon::start(&args).await;
+    let exp = tokio::time::timeout(
+        Duration::from_secs(20),
+        wait_for(&nm.base_url(), Duration::from_secs(20), |e| {
+            e.get("nats_up", &[("node", "tls-1")]) == Some(1.0)
+        }),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("{version}: the TLS server was never up:\n{}", nm.output()));
+    let _ = child.kill();
+    let _ = child.wait();
+    let tls = exp.filter("nats_varz_tls_cert_not_after_seconds", &[]);
+    if v >= (2, 11, 12) {
+        assert_eq!(tls.len(), 1, "{version}: {}", exp.text);
+        assert_eq!(tls[0].label("listener"), Some("client"), "{version}");
+        // The certificate was made valid for 30 days.
+        let left = tls[0].value - ::natsmon::time::unix_now_f64();
+        assert!(
+            (29.0 * 86400.0..=30.0 * 86400.0 + 60.0).contains(&left),
+            "{version}: certificate expires in {left}s"
+        );
+    } else {
+        assert!(tls.is_empty(), "{version}: {}", exp.text);
+    }
+    let limit = exp.get("nats_varz_gomemlimit_bytes", &[("node", "tls-1")]);
+    let want = (v >= (2, 11, 11)).then_some(512.0 * 1024.0 * 1024.0);
+    assert_eq!(limit, want, "{version}: GOMEMLIMIT=512MiB");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

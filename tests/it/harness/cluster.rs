@@ -170,6 +170,11 @@ impl Cluster {
         node.child = Some(child);
     }
 
+    /// The nats-server binary node 0 runs (every node's, but in a mixed cluster).
+    pub fn bin(&self) -> &std::path::Path {
+        &self.bins[0]
+    }
+
     pub fn len(&self) -> usize {
         self.nodes.len()
     }
