@@ -653,27 +653,46 @@ fn emit_streams(
 
 /// What a consumer's chosen report says of its pending messages. Only the consumer's
 /// leader counts them: a replica reports 0. From a replica's report the figure is
-/// derived where that is exact (a consumer of every subject, a stream without interior
-/// deletes: every message after the delivered sequence is pending); else the consumer's
-/// leader must be read whole (`None`).
-fn pending(pick: &Pick<'_, ConsumerInfo>, stream: Option<&Pick<'_, StreamDetail>>) -> Option<u64> {
+/// derived where that is exact (see `derivable`); else the consumer's leader must be
+/// read whole (`None`).
+fn pending(
+    pick: &Pick<'_, ConsumerInfo>,
+    stream: Option<&Pick<'_, StreamDetail>>,
+    presence: &Presence<'_>,
+) -> Option<u64> {
     let c = pick.item;
     if pick.leader {
         return Some(c.num_pending);
     }
     let st = &stream?.item.state;
-    derivable(c, stream).then(|| {
+    derivable(pick, stream, presence).then(|| {
         st.last_seq
             .saturating_sub(c.delivered.stream_seq.max(st.first_seq.saturating_sub(1)))
     })
 }
 
-/// Whether a replica's report gives a consumer's exact pending count (see `pending`).
-/// It depends on the consumer and its stream, not on whose report was chosen, so the
-/// reads it asks for do not flip between polls.
-fn derivable(c: &ConsumerInfo, stream: Option<&Pick<'_, StreamDetail>>) -> bool {
-    let unfiltered = c.config.as_ref().is_some_and(|cfg| cfg.unfiltered());
-    unfiltered && stream.is_some_and(|s| s.item.state.num_deleted == 0)
+/// Whether a replica's report gives a consumer's exact pending count: a consumer of
+/// every subject of a stream without interior deletes has every message after its
+/// delivered sequence pending, and a replica of 2.10 and later keeps the delivered
+/// sequence current (one of 2.9 does not: it reported delivered 0 while its leader had
+/// delivered 12). So the stream's leader, whose report carries every consumer of the
+/// stream, must have been read filtered (2.10.19 and later); the most advanced replica
+/// is then at least as current as its report. The answer depends on the stream's
+/// leader, not on whose consumer report was chosen, so the reads it asks for do not
+/// flip between polls.
+fn derivable(
+    pick: &Pick<'_, ConsumerInfo>,
+    stream: Option<&Pick<'_, StreamDetail>>,
+    presence: &Presence<'_>,
+) -> bool {
+    let unfiltered = pick
+        .item
+        .config
+        .as_ref()
+        .is_some_and(|cfg| cfg.unfiltered());
+    unfiltered
+        && stream
+            .is_some_and(|s| presence.leader_only.contains(s.from) && s.item.state.num_deleted == 0)
 }
 
 fn emit_consumers(
@@ -723,13 +742,13 @@ fn emit_consumers(
         if !pick.named.is_empty()
             && presence.up.contains(pick.named)
             && stream_pick.is_none_or(|sp| sp.named != pick.named)
-            && (policy.read_consumer_leaders || !derivable(c, stream_pick))
+            && (policy.read_consumer_leaders || !derivable(pick, stream_pick, presence))
         {
             view.full_jsz.insert(pick.named.to_string());
         }
         // Until that read arrives, the figure is derived where exact, else the last one
         // stands.
-        let num_pending = pending(pick, stream_pick).or_else(|| {
+        let num_pending = pending(pick, stream_pick, presence).or_else(|| {
             memory
                 .consumers
                 .get(&key)

@@ -308,7 +308,28 @@ pub async fn poll_node(ctx: &PollContext, node: &Node, memory: &NodeMemory) -> N
     if let Some(v) = &poll.varz {
         let (gw, leaf) = (v.gateway_configured(), v.leafnodes_configured());
         // 2.9 nodes have no /raftz: they are not asked, and poll exactly as before.
-        let raft_accounts = raftz::supported(&v.version).then(|| raft_accounts(poll.jsz.as_ref()));
+        let raft_accounts = raftz::supported(&v.version).then(|| {
+            let mut accounts = raft_accounts(poll.jsz.as_ref());
+            // A filtered `/jsz` leaves out the accounts where the node leads no stream,
+            // yet it may host replicas there: ask about every account the cluster view
+            // has streams in too.
+            if poll.jsz.as_ref().is_some_and(|j| j.stream_leader_only) {
+                let view = ctx.store.view();
+                for s in view.streams.iter().filter(|s| s.replicas > 1) {
+                    // The stream's group and those of its consumers.
+                    let groups = 1 + view
+                        .consumers
+                        .iter()
+                        .filter(|c| c.account == s.account && c.stream == s.name)
+                        .count() as u64;
+                    match accounts.iter_mut().find(|(a, _)| *a == s.account) {
+                        Some((_, n)) => *n = (*n).max(groups),
+                        None => accounts.push((s.account.clone(), groups)),
+                    }
+                }
+            }
+            accounts
+        });
         let (g, l, r) = tokio::join!(
             async {
                 if gw {
@@ -413,12 +434,9 @@ fn keep<T>(poll: &mut NodePoll, e: Endpoint, r: Outcome<T>) -> Option<T> {
 /// replicated groups (streams and consumers with peers) it has there: what `/raftz` is
 /// asked about beside the system account, and the estimate of what is left unasked.
 fn raft_accounts(jsz: Option<&Jsz>) -> Vec<(String, u64)> {
-    // A filtered `/jsz` shows only the streams the node leads; it hosts replicas in
-    // every account it lists.
-    let filtered = jsz.is_some_and(|j| j.stream_leader_only);
     jsz.into_iter()
         .flat_map(|j| &j.account_details)
-        .filter(|a| filtered || !a.stream_detail.is_empty())
+        .filter(|a| !a.stream_detail.is_empty())
         .map(|a| {
             let groups = a
                 .stream_detail

@@ -34,7 +34,7 @@ async fn sweep_one(version: &str, bin: std::path::PathBuf, read_leaders: bool) {
     let s = [("stream", "ORDERS")];
     let c = [("stream", "ORDERS"), ("consumer", "billing")];
     let exp = tokio::time::timeout(
-        Duration::from_secs(30),
+        Duration::from_secs(35),
         wait_for(&base, Duration::from_secs(30), |e| {
             e.sum("nats_up", &[]) == 3.0
                 && raft_settled(e)
@@ -160,9 +160,14 @@ fn release(version: &str) -> (u64, u64, u64) {
 /// Every node reports its Raft groups, and the meta, ORDERS and billing groups each
 /// have exactly one leader among them (all releases of the sweep serve /raftz).
 fn raft_settled(e: &Exposition) -> bool {
+    // Every node reports meta, ORDERS and billing: a node that leads no stream learns
+    // which accounts to ask `/raftz` about from the cluster view, one poll later.
     ["meta", "stream", "consumer"]
         .iter()
         .all(|k| e.sum("nats_raft_group_is_leader", &[("kind", k)]) == 1.0)
+        && ["n1", "n2", "n3"]
+            .iter()
+            .all(|n| e.get("nats_raft_groups", &[("node", n)]) == Some(3.0))
 }
 
 /// What /varz, /raftz and /healthz?details=true of newer releases add, read from the
@@ -436,7 +441,7 @@ async fn a_mixed_version_cluster_is_read_exactly() {
                 == 1
     };
     let exp = tokio::time::timeout(
-        Duration::from_secs(30),
+        Duration::from_secs(35),
         wait_for(&base, Duration::from_secs(30), |e| {
             e.sum("nats_up", &[]) == 3.0 && exact(e)
         }),
