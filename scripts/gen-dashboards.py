@@ -907,7 +907,8 @@ def jetstream():
 
 def logs():
     c = Ctx("loki")
-    SEL = 'job="nats", container_name=~"$container", service=~"$service", stream=~"$stream"'
+    SEL = ('job="nats", host=~"$host", container_name=~"$container", service=~"$service", '
+           'stream=~"$stream"')
 
     def sel(level='log_level=~"$level"'):
         return "{%s, %s}" % (SEL, level)
@@ -956,6 +957,7 @@ def logs():
     ]
     variables = [
         ds_var("loki"),
+        loki_var("host", "Host", "host"),
         loki_var("container", "Container", "container_name"),
         loki_var("service", "Service", "service"),
         loki_var("level", "Level", "log_level"),

@@ -28,6 +28,9 @@ async fn every_line_once_with_labels_levels_and_timestamps() {
         &docker::as_strs(&docker::nats_style_log_cmd(300, 2)),
     );
     let nm = Natsmon::start(&sh.natsmon_args(&["--default-job", "apps"])).await;
+    let docker_host_name = docker::docker(&["info", "--format", "{{.Name}}"])
+        .trim()
+        .to_string();
     docker::docker(&["tag", docker::IMAGE, "natsmon-test/busybox:latest"]);
     let app = Container::run_image(
         &format!("{prefix}-app"),
@@ -87,8 +90,10 @@ async fn every_line_once_with_labels_levels_and_timestamps() {
         let names: Vec<&String> = e.labels.keys().collect();
         assert_eq!(
             names,
-            ["container_name", "job", "log_level", "service", "stream"]
+            ["container_name", "host", "job", "log_level", "service", "stream"]
         );
+        // The Docker daemon's Name, as `docker info` shows it.
+        assert_eq!(e.label("host"), Some(docker_host_name.as_str()));
     }
     let exp = scrape(&nm.base_url()).await;
     assert_eq!(
