@@ -554,17 +554,27 @@ enum Next {
 
 /// Restart a stream that broke while its container runs, or when Docker cannot tell
 /// (a daemon restart breaks every stream, and the containers may be back with it);
-/// never after a cancel, a closed channel or a refusal.
-fn next_step(reason: &StopReason, inspected: Inspected) -> Next {
+/// never after a cancel, a closed channel or a refusal. A stream that *failed* (cut, not
+/// ended by Docker) on a container that has stopped meanwhile may not have delivered its
+/// last lines: it is read once more (`drain`), since a follow request on a stopped
+/// container reads to the end of its log and then ends.
+fn next_step(reason: &StopReason, inspected: Inspected, drain: bool) -> Next {
     if !reason.unasked() {
         return Next::Stop;
     }
     match inspected {
         Inspected::Running | Inspected::Unavailable => Next::Restart,
+        Inspected::NotRunning if drain && matches!(reason, StopReason::StreamError(_)) => {
+            Next::Restart
+        }
         Inspected::NotRunning => Next::Stop,
         Inspected::Gone => Next::Forget,
     }
 }
+
+/// Times a stopped container's failed stream is read again before giving up on it (it
+/// resumes at its next start).
+const STOPPED_DRAINS: u32 = 3;
 
 /// Runs one container's tailer, restarting it with backoff while its stream breaks and
 /// the container keeps running. Logs once per incident: a WARN when a healthy stream
@@ -588,6 +598,8 @@ async fn keep_tailing(tailer: Tailer, resume: Option<Position>, token: Cancellat
     let mut broken = false;
     // It was told at WARN, so its end is told at INFO.
     let mut told = false;
+    // Reads of a stopped container whose stream failed, see `next_step`.
+    let mut drains = 0;
     loop {
         let exit = tailer.run(&mut asm, broken && told, &token).await;
         asm.rearm();
@@ -621,8 +633,12 @@ async fn keep_tailing(tailer: Tailer, resume: Option<Position>, token: Cancellat
         }
         let reason = exit.reason.reason();
         let inspected = Inspected::of(&r);
-        match next_step(&exit.reason, inspected) {
+        let drain = drains < STOPPED_DRAINS;
+        match next_step(&exit.reason, inspected, drain) {
             Next::Restart => {
+                if inspected == Inspected::NotRunning {
+                    drains += 1;
+                }
                 tailer
                     .metrics
                     .tailer_restarts
@@ -682,18 +698,24 @@ mod tests {
         let ended = StopReason::StreamEnded;
         let failed = StopReason::StreamError("connection reset".into());
         for r in [&ended, &failed] {
-            assert_eq!(next_step(r, Running), Next::Restart);
-            assert_eq!(next_step(r, Unavailable), Next::Restart);
-            assert_eq!(next_step(r, NotRunning), Next::Stop);
-            assert_eq!(next_step(r, Gone), Next::Forget);
+            for drain in [true, false] {
+                assert_eq!(next_step(r, Running, drain), Next::Restart);
+                assert_eq!(next_step(r, Unavailable, drain), Next::Restart);
+                assert_eq!(next_step(r, Gone, drain), Next::Forget);
+            }
+            assert_eq!(next_step(r, NotRunning, false), Next::Stop);
         }
+        // Docker ended the stream of a stopped container: it has read everything.
+        assert_eq!(next_step(&ended, NotRunning, true), Next::Stop);
+        // A cut stream of a container that stopped meanwhile: read its last lines.
+        assert_eq!(next_step(&failed, NotRunning, true), Next::Restart);
         for r in [
             StopReason::Cancelled,
             StopReason::ChannelClosed,
             StopReason::Refused("409".into()),
         ] {
             for i in [Running, Unavailable, NotRunning, Gone] {
-                assert_eq!(next_step(&r, i), Next::Stop, "{r:?} {i:?}");
+                assert_eq!(next_step(&r, i, true), Next::Stop, "{r:?} {i:?}");
             }
         }
     }
