@@ -196,13 +196,19 @@ async fn main() {
     loop {
         let text = nm.metrics().await;
         if steady.iter().all(|c| lines_read(&text, &c.name) > 0.0)
-            && steady
-                .iter()
-                .all(|c| text.contains(&format!("natsmon_logs_lines_sent_total{{container=\"{}\"}}", c.name)))
+            && steady.iter().all(|c| {
+                text.contains(&format!(
+                    "natsmon_logs_lines_sent_total{{container=\"{}\"}}",
+                    c.name
+                ))
+            })
         {
             break;
         }
-        assert!(t0.elapsed() < Duration::from_secs(60), "steady writers not shipped");
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "steady writers not shipped"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -292,7 +298,9 @@ async fn main() {
         "| natsmon RSS after the first {} containers / at the end | {rss_200:.1} MiB / {rss_end:.1} MiB ({rss_change:+.1}%) |",
         200.min(total)
     );
-    println!("| natsmon_logs_* samples: steady state / peak / end | {at_steady} / {peak} / {at_end} |");
+    println!(
+        "| natsmon_logs_* samples: steady state / peak / end | {at_steady} / {peak} / {at_end} |"
+    );
     println!(
         "| positions.json entries: peak during churn / end | {peak_positions} / {end_positions} |"
     );

@@ -510,7 +510,10 @@ mod tests {
         ] {
             let mut a = vec!["--loki-url", "http://l"];
             a.extend_from_slice(bad);
-            assert!(LogSettings::from_raw(&raw(&a), &|_| None).is_err(), "{bad:?}");
+            assert!(
+                LogSettings::from_raw(&raw(&a), &|_| None).is_err(),
+                "{bad:?}"
+            );
         }
     }
 

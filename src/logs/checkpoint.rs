@@ -209,8 +209,12 @@ impl Checkpoints {
     }
 
     /// Containers with a position.
-    pub fn len(&self) -> usize {
-        self.inner.lock().expect("checkpoints poisoned").containers.len()
+    pub fn tracked(&self) -> usize {
+        self.inner
+            .lock()
+            .expect("checkpoints poisoned")
+            .containers
+            .len()
     }
 
     /// Writes the file if anything changed since the last save.
@@ -305,7 +309,7 @@ mod tests {
         c2.advance("b", Position { ts_ns: 1, seq: 0 });
         c2.forget("b");
         c2.forget("never");
-        assert_eq!((c2.len(), c2.get("b")), (1, None), "forgotten");
+        assert_eq!((c2.tracked(), c2.get("b")), (1, None), "forgotten");
         assert_eq!(c2.previous_run_ns(), None, "never touched");
         c2.touch(42);
         c2.save().unwrap();

@@ -278,7 +278,10 @@ mod tests {
         m.forget_container("gone");
         let left = series(&r);
         assert_eq!(left.len(), 8, "{left:?}");
-        assert!(left.iter().all(|l| l.contains("container=\"kept\"")), "{left:?}");
+        assert!(
+            left.iter().all(|l| l.contains("container=\"kept\"")),
+            "{left:?}"
+        );
         // Forgetting twice, or a name never seen, changes nothing.
         m.forget_container("gone");
         m.forget_container("never");

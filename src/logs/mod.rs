@@ -222,7 +222,7 @@ impl InFlight {
             .collect()
     }
 
-    /// Containers with an entry, for tests and the soak benchmark's bound.
+    /// Containers with an entry: bounded by the containers that exist or hold lines.
     pub fn containers(&self) -> usize {
         self.by_container.lock().expect("in-flight poisoned").len()
     }
@@ -323,7 +323,10 @@ mod tests {
         assert!(f.take_retired(Duration::ZERO).is_empty(), "taken once");
         let d: Arc<str> = "d".into();
         f.retire("d", &d);
-        assert!(f.take_retired(Duration::from_secs(60)).is_empty(), "within the grace");
+        assert!(
+            f.take_retired(Duration::from_secs(60)).is_empty(),
+            "within the grace"
+        );
         assert_eq!(f.take_retired(Duration::ZERO), vec![d]);
     }
 }

@@ -106,7 +106,12 @@ impl Supervisor {
             running: HashMap::new(),
             read_pos: HashMap::new(),
             tailed: HashMap::new(),
-            host: self.settings.host_label.as_deref().unwrap_or_default().into(),
+            host: self
+                .settings
+                .host_label
+                .as_deref()
+                .unwrap_or_default()
+                .into(),
             tracker: TaskTracker::new(),
             done_tx,
             done_rx,
@@ -365,8 +370,8 @@ impl Supervisor {
             .in_flight
             .take_retired(self.settings.container_series_grace)
         {
-            let live = st.running.values().any(|r| r.meta.name == name)
-                || self.in_flight.has_name(&name);
+            let live =
+                st.running.values().any(|r| r.meta.name == name) || self.in_flight.has_name(&name);
             if !live {
                 self.metrics.forget_container(&name);
             }

@@ -145,7 +145,10 @@ impl Tailer {
                 .into_iter()
                 .map(|l| {
                     let labels = LogMetrics::level(&self.meta.name, l);
-                    (l, self.metrics.lines_by_level.get_or_create(&labels).clone())
+                    (
+                        l,
+                        self.metrics.lines_by_level.get_or_create(&labels).clone(),
+                    )
                 })
                 .collect();
         let mut read_any = false;

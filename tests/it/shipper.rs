@@ -90,7 +90,14 @@ async fn every_line_once_with_labels_levels_and_timestamps() {
         let names: Vec<&String> = e.labels.keys().collect();
         assert_eq!(
             names,
-            ["container_name", "host", "job", "log_level", "service", "stream"]
+            [
+                "container_name",
+                "host",
+                "job",
+                "log_level",
+                "service",
+                "stream"
+            ]
         );
         // The Docker daemon's Name, as `docker info` shows it.
         assert_eq!(e.label("host"), Some(docker_host_name.as_str()));

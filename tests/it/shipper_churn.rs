@@ -12,8 +12,7 @@ use crate::harness::docker::{self, Container};
 use crate::harness::docker_proxy::DockerProxy;
 use crate::harness::loki::Mode;
 use crate::harness::shipper::{
-    ShipperSetup, assert_exactly_once_as, docker_truth, logs_series,
-    positions, stored, wait_lines,
+    ShipperSetup, assert_exactly_once_as, docker_truth, logs_series, positions, stored, wait_lines,
 };
 use crate::harness::{Natsmon, scrape, wait_for};
 
@@ -40,7 +39,8 @@ async fn wave(sh: &ShipperSetup, nm: &Natsmon, first: usize) -> Vec<(String, Tru
             .iter()
             .map(|n| {
                 s.spawn(move || {
-                    let cmd = docker::log_generator_cmd_opts(SHORT_LINES, &format!("{n} line"), 0, 3);
+                    let cmd =
+                        docker::log_generator_cmd_opts(SHORT_LINES, &format!("{n} line"), 0, 3);
                     Container::run(n, &[], &docker::as_strs(&cmd))
                 })
             })
@@ -117,7 +117,9 @@ async fn back_to_steady(nm: &Natsmon, steady: usize, steady_names: &[&str], what
                 .filter(|l| !steady_names.iter().any(|s| l.contains(&format!("\"{s}\""))))
                 .take(10)
                 .collect();
-            panic!("{what}: {n} natsmon_logs_* samples, {steady} at steady state; left: {extra:#?}");
+            panic!(
+                "{what}: {n} natsmon_logs_* samples, {steady} at steady state; left: {extra:#?}"
+            );
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
@@ -140,7 +142,11 @@ async fn shipper_churn_keeps_state_bounded_and_every_line_once() {
         .iter()
         .map(|s| {
             let cmd = docker::log_generator_cmd(1_000_000, &format!("steady {s} line"), 100);
-            Container::run(&sh.name(&format!("steady-{s}")), &[], &docker::as_strs(&cmd))
+            Container::run(
+                &sh.name(&format!("steady-{s}")),
+                &[],
+                &docker::as_strs(&cmd),
+            )
         })
         .collect();
     let steady_names: Vec<&str> = steady.iter().map(|c| c.name.as_str()).collect();
@@ -210,7 +216,11 @@ async fn shipper_churn_keeps_state_bounded_and_every_line_once() {
     back_to_steady(&nm, at_steady2, &steady_names, "after the restart").await;
 
     // Every line of every container exactly once.
-    assert!(sh.loki.decode_errors().is_empty(), "{:?}", sh.loki.decode_errors());
+    assert!(
+        sh.loki.decode_errors().is_empty(),
+        "{:?}",
+        sh.loki.decode_errors()
+    );
     let all = sh.loki.entries();
     assert_eq!(gone.len(), PHASES.iter().sum::<usize>());
     for (name, truth) in &gone {
@@ -229,7 +239,10 @@ async fn shipper_churn_keeps_state_bounded_and_every_line_once() {
     let existing = existing_ids();
     let kept = positions(sh.state.path());
     let stale: Vec<&String> = kept.difference(&existing).collect();
-    assert!(stale.is_empty(), "positions.json keeps removed containers: {stale:?}");
+    assert!(
+        stale.is_empty(),
+        "positions.json keeps removed containers: {stale:?}"
+    );
     let steady_ids: BTreeSet<String> = steady.iter().map(|c| c.id.clone()).collect();
     assert_eq!(kept, steady_ids, "the steady writers' positions");
     assert_eq!(exp.get("natsmon_logs_rotation_gaps_total", &[]), Some(0.0));
@@ -238,7 +251,10 @@ async fn shipper_churn_keeps_state_bounded_and_every_line_once() {
         gone.len(),
         started.elapsed()
     );
-    assert!(peak > at_steady, "churn showed in the series ({peak} vs {at_steady})");
+    assert!(
+        peak > at_steady,
+        "churn showed in the series ({peak} vs {at_steady})"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -264,7 +280,10 @@ async fn shipper_rotation_while_down_is_counted_and_told_once() {
     // While natsmon is down the container writes far more than Docker keeps.
     docker::docker(&["exec", &c.id, "touch", "/tmp/go"]);
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !docker_truth(&c).iter().any(|(_, _, l)| l.starts_with("during 2000 ")) {
+    while !docker_truth(&c)
+        .iter()
+        .any(|(_, _, l)| l.starts_with("during 2000 "))
+    {
         assert!(Instant::now() < deadline, "the writer did not finish");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -307,7 +326,12 @@ async fn shipper_rotation_while_down_is_counted_and_told_once() {
         .filter(|l| l.contains("WARN") && l.contains("rotated away"))
         .collect();
     assert_eq!(warns.len(), 1, "{log}");
-    for field in [c.name.as_str(), "last_read=", "oldest_available=", "lost_seconds="] {
+    for field in [
+        c.name.as_str(),
+        "last_read=",
+        "oldest_available=",
+        "lost_seconds=",
+    ] {
         assert!(warns[0].contains(field), "{field} missing: {}", warns[0]);
     }
 }
