@@ -112,6 +112,34 @@ async fn every_line_once_with_labels_levels_and_timestamps() {
         Some(500.0)
     );
     assert_eq!(exp.get("natsmon_logs_loki_up", &[]), Some(1.0));
+    // Lines by level: the NATS container's tags counted; ERROR and FATAL exist from 0.
+    for (tag, level) in [("ERR", "ERROR"), ("WRN", "WARN"), ("INF", "INFO")] {
+        let want = (1..=300)
+            .filter(|i| docker::nats_style_level(*i) == tag)
+            .count();
+        assert_eq!(
+            exp.get(
+                "natsmon_logs_lines_by_level_total",
+                &[("container", &nats.name), ("log_level", level)]
+            ),
+            Some(want as f64),
+            "{level}"
+        );
+    }
+    assert_eq!(
+        exp.get(
+            "natsmon_logs_lines_by_level_total",
+            &[("container", &app.name), ("log_level", "FATAL")]
+        ),
+        Some(0.0)
+    );
+    assert_eq!(
+        exp.get(
+            "natsmon_logs_lines_by_level_total",
+            &[("container", &app.name), ("log_level", "UNKNOWN")]
+        ),
+        Some(500.0)
+    );
     assert_eq!(
         exp.get("natsmon_logs_lag_seconds", &[("container", &app.name)]),
         Some(0.0)

@@ -178,6 +178,17 @@ async fn shipper_churn_keeps_state_bounded_and_every_line_once() {
         held.get("natsmon_logs_buffered_lines", &[]).unwrap_or(0.0) > 0.0,
         "lines are held while Loki refuses"
     );
+    // Removed containers whose lines are not acknowledged have no position yet; the
+    // acknowledged ones' went with their last line.
+    let existing = existing_ids();
+    let stale: Vec<String> = positions(sh.state.path())
+        .difference(&existing)
+        .cloned()
+        .collect();
+    assert!(
+        stale.is_empty(),
+        "positions of removed containers: {stale:?}"
+    );
     sh.loki.set_mode(Mode::Accept);
     back_to_steady(&nm, at_steady, &steady_names, "through the proxy").await;
 
@@ -261,7 +272,9 @@ async fn shipper_churn_keeps_state_bounded_and_every_line_once() {
 async fn shipper_rotation_while_down_is_counted_and_told_once() {
     let _d = docker::dockerd_shared();
     let sh = ShipperSetup::start("rotate").await;
-    let mut nm = Natsmon::start(&sh.natsmon_args(&[])).await;
+    // The host label from the option rather than Docker's name.
+    let host = ["--host-label", "rot-host-7"];
+    let mut nm = Natsmon::start(&sh.natsmon_args(&host)).await;
     // json-file keeps two files of at most 4 KiB: about 100 lines of this size in all.
     let cmd = "trap 'exit 143' TERM; i=1; while [ $i -le 20 ]; do echo \"before $i\"; i=$((i+1)); done; \
                while [ ! -e /tmp/go ]; do sleep 0.1; done; \
@@ -293,7 +306,7 @@ async fn shipper_rotation_while_down_is_counted_and_told_once() {
         "Docker did not rotate the checkpointed lines away"
     );
 
-    let nm = Natsmon::start(&sh.natsmon_args(&[])).await;
+    let nm = Natsmon::start(&sh.natsmon_args(&host)).await;
     docker::docker(&["exec", &c.id, "touch", "/tmp/end"]);
     c.wait_exit(Duration::from_secs(30));
     let exp = wait_for(&nm.base_url(), Duration::from_secs(30), |e| {
@@ -314,6 +327,13 @@ async fn shipper_rotation_while_down_is_counted_and_told_once() {
         .map(|e| e.line.clone())
         .collect();
     let unique: BTreeSet<&String> = got.iter().collect();
+    assert!(
+        sh.loki
+            .entries()
+            .iter()
+            .all(|e| e.label("host") == Some("rot-host-7")),
+        "--host-label sets host"
+    );
     assert_eq!(unique.len(), got.len(), "no line twice");
     for (_, _, l) in &truth {
         assert!(unique.contains(l), "{l} missing");
