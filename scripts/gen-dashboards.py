@@ -966,7 +966,8 @@ def jetstream():
 
 def logs():
     c = Ctx("loki")
-    SEL = 'job="nats", container_name=~"$container", service=~"$service", stream=~"$stream"'
+    SEL = ('job="nats", host=~"$host", container_name=~"$container", service=~"$service", '
+           'stream=~"$stream"')
 
     def sel(level='log_level=~"$level"'):
         return "{%s, %s}" % (SEL, level)
@@ -1015,6 +1016,7 @@ def logs():
     ]
     variables = [
         ds_var("loki"),
+        loki_var("host", "Host", "host"),
         loki_var("container", "Container", "container_name"),
         loki_var("service", "Service", "service"),
         loki_var("level", "Level", "log_level"),
@@ -1169,6 +1171,16 @@ def natsmon_self():
            "timestamps excluded (natsmon_logs_bytes_read_total).", "Bps",
            [prom('sum by (container) (rate(natsmon_logs_bytes_read_total[%s]))' % RI,
                  "{{container}}")], w=12),
+        ts(c, "Lines read by level", "Lines per second read from Docker, by log_level "
+           "(natsmon_logs_lines_by_level_total), all containers.", "cps",
+           [prom('sum by (log_level) (rate(natsmon_logs_lines_by_level_total[%s]))' % RI,
+                 "{{log_level}}")], w=12, stack=True),
+        ts(c, "ERROR and FATAL lines per container", "ERROR and FATAL lines per interval by "
+           "container, as the NatsmonContainerErrorBurst alert counts them "
+           "(natsmon_logs_lines_by_level_total).", "short",
+           [prom('sum by (container) (increase(natsmon_logs_lines_by_level_total'
+                 '{log_level=~"ERROR|FATAL"}[%s]))' % RI, "{{container}}")],
+           w=12, bars=True, stack=True),
         ts(c, "Push retries", "Push attempts per interval that failed and are retried, by "
            "reason (increase of natsmon_logs_push_retries_total).", "short",
            [prom('sum by (reason) (increase(natsmon_logs_push_retries_total[%s]))' % RI,
@@ -1205,12 +1217,15 @@ def natsmon_self():
            "(natsmon_logs_push_duration_seconds_count).", "reqps",
            [prom('sum(rate(natsmon_logs_push_duration_seconds_count[%s]))' % RI, "pushes")],
            w=12),
-        ts(c, "Docker and checkpoint errors", "Docker API failures (events, list, logs) and "
-           "failed checkpoint reads/writes per interval, by reason.", "short",
+        ts(c, "Docker and checkpoint errors", "Docker API failures (events, list, logs), "
+           "failed checkpoint reads/writes per interval, by reason, and logs found rotated "
+           "away on resume (natsmon_logs_rotation_gaps_total).", "short",
            [prom('sum by (reason) (increase(natsmon_logs_docker_errors_total[%s]))' % RI,
                  "docker {{reason}}"),
             prom('sum by (reason) (increase(natsmon_logs_checkpoint_errors_total[%s]))' % RI,
-                 "checkpoint {{reason}}")], w=12, bars=True, stack=True),
+                 "checkpoint {{reason}}"),
+            prom('sum(increase(natsmon_logs_rotation_gaps_total[%s]))' % RI,
+                 "rotation gaps")], w=12, bars=True, stack=True),
     ]
     variables = [ds_var("prometheus"), CLUSTER_VAR, NODE_VAR]
     return dashboard("natsmon-self", "natsmon / Exporter and log shipper",

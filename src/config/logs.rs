@@ -19,6 +19,8 @@ pub const DEFAULT_DOCKER_HOST: &str = "unix:///var/run/docker.sock";
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/natsmon";
 pub const DEFAULT_JOB: &str = "docker";
 pub const DEFAULT_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
+/// Several scrape intervals of a usual Prometheus, so the final values are scraped.
+pub const DEFAULT_CONTAINER_SERIES_GRACE: Duration = Duration::from_secs(300);
 
 /// How pushes are encoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,6 +102,10 @@ pub struct LogSettings {
     pub exclude_labels: Vec<LabelSelector>,
     pub default_job: String,
     pub checkpoint_interval: Duration,
+    /// The `host` label; `None`: the Docker daemon's name.
+    pub host_label: Option<String>,
+    /// How long a removed container's per-container series outlive its last acknowledged line.
+    pub container_series_grace: Duration,
 }
 
 /// Where and how to push.
@@ -199,7 +205,26 @@ impl LogSettings {
                 DEFAULT_CHECKPOINT_INTERVAL,
                 MILLIS_100..=HOUR,
             )?,
+            host_label: host_label(raw.host_label.as_deref())?,
+            container_series_grace: duration(
+                "container-series-grace",
+                raw.container_series_grace.as_deref(),
+                DEFAULT_CONTAINER_SERIES_GRACE,
+                Duration::from_secs(1)..=HOUR,
+            )?,
         }))
+    }
+}
+
+/// `--host-label`: given, it must say something (an empty one would be a missing label).
+fn host_label(v: Option<&str>) -> Result<Option<String>, ConfigError> {
+    match v.map(str::trim) {
+        None => Ok(None),
+        Some("") => Err(ConfigError::Invalid {
+            option: "host-label",
+            why: "must not be empty".into(),
+        }),
+        Some(h) => Ok(Some(h.to_string())),
     }
 }
 
@@ -454,6 +479,42 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    #[test]
+    fn host_label_and_series_grace() {
+        let s = LogSettings::from_raw(&raw(&["--loki-url", "http://l"]), &|_| None)
+            .unwrap()
+            .unwrap();
+        assert_eq!(s.host_label, None, "the Docker daemon's name");
+        assert_eq!(s.container_series_grace, DEFAULT_CONTAINER_SERIES_GRACE);
+        let s = LogSettings::from_raw(
+            &raw(&[
+                "--loki-url",
+                "http://l",
+                "--host-label",
+                "edge-7",
+                "--container-series-grace",
+                "10s",
+            ]),
+            &|_| None,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(s.host_label.as_deref(), Some("edge-7"));
+        assert_eq!(s.container_series_grace, Duration::from_secs(10));
+        for bad in [
+            &["--host-label", " "][..],
+            &["--container-series-grace", "0s"],
+            &["--container-series-grace", "2h"],
+        ] {
+            let mut a = vec!["--loki-url", "http://l"];
+            a.extend_from_slice(bad);
+            assert!(
+                LogSettings::from_raw(&raw(&a), &|_| None).is_err(),
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]

@@ -439,6 +439,25 @@ pub struct RawConfig {
     )]
     pub checkpoint_interval: Option<String>,
 
+    /// `host` label of every shipped line. [default: the Docker daemon's name, from /info]
+    #[arg(
+        help_heading = "Log shipping (Loki and Docker)",
+        long,
+        env = "NATSMON_HOST_LABEL",
+        value_name = "NAME"
+    )]
+    pub host_label: Option<String>,
+
+    /// How long a removed container's natsmon_logs_* series stay after its last line was
+    /// acknowledged, so that Prometheus scrapes their final values. [default: 5m]
+    #[arg(
+        help_heading = "Log shipping (Loki and Docker)",
+        long,
+        env = "NATSMON_CONTAINER_SERIES_GRACE",
+        value_name = "DURATION"
+    )]
+    pub container_series_grace: Option<String>,
+
     /// Log filter in tracing-subscriber's EnvFilter syntax. [default: info]
     #[arg(
         help_heading = "Logging",
@@ -524,6 +543,8 @@ impl RawConfig {
             exclude_labels,
             default_job,
             checkpoint_interval,
+            host_label,
+            container_series_grace,
             log,
             log_format,
             shutdown_grace,

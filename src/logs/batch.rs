@@ -23,7 +23,7 @@ use super::metrics::{LogMetrics, ReasonLabels};
 use super::service::{LokiClient, Outcome, PushError};
 use super::status::{PushResult, ShipperStatus};
 use super::wire::{self, StreamRef};
-use super::{InFlight, Incident, LogEntry};
+use super::{InFlight, Incident, LogEntry, Settled};
 use crate::backoff::Backoff;
 use crate::config::LogSettings;
 use crate::time::unix_now_ns;
@@ -329,12 +329,20 @@ impl Batcher {
 
     fn ack(&self, batch: &[LogEntry]) {
         for e in batch {
-            self.checkpoints.advance(&e.container_id, e.line.pos);
-            self.in_flight.done(&e.container_id);
             self.metrics
                 .lines_sent
                 .get_or_create(&LogMetrics::container(&e.container_name))
                 .inc();
+            self.checkpoints.advance(&e.container_id, e.line.pos);
+            // A destroyed container's last line: nothing of it is left to resume, so its
+            // position goes (saved below with the others) and its lag is over. Its other
+            // series wait out the grace for Prometheus to see their final values.
+            if self.in_flight.done(&e.container_id) == Settled::Retired {
+                self.checkpoints.forget(&e.container_id);
+                self.metrics
+                    .lag
+                    .remove(&LogMetrics::container(&e.container_name));
+            }
         }
         self.update_gauges();
     }

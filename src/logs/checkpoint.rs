@@ -200,6 +200,23 @@ impl Checkpoints {
         }
     }
 
+    /// Drops a destroyed container whose last line Loki has acknowledged.
+    pub fn forget(&self, container: &str) {
+        let mut g = self.inner.lock().expect("checkpoints poisoned");
+        if g.containers.remove(container).is_some() {
+            g.dirty = true;
+        }
+    }
+
+    /// Containers with a position.
+    pub fn tracked(&self) -> usize {
+        self.inner
+            .lock()
+            .expect("checkpoints poisoned")
+            .containers
+            .len()
+    }
+
     /// Writes the file if anything changed since the last save.
     pub fn save(&self) -> Result<bool, CheckpointError> {
         let snapshot = {
@@ -289,6 +306,10 @@ mod tests {
         assert!(!c.save().unwrap(), "nothing changed");
         let c2 = Checkpoints::open(dir.path(), &m).unwrap();
         assert_eq!(c2.get("a"), Some(Position { ts_ns: 10, seq: 1 }));
+        c2.advance("b", Position { ts_ns: 1, seq: 0 });
+        c2.forget("b");
+        c2.forget("never");
+        assert_eq!((c2.tracked(), c2.get("b")), (1, None), "forgotten");
         assert_eq!(c2.previous_run_ns(), None, "never touched");
         c2.touch(42);
         c2.save().unwrap();

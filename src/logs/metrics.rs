@@ -2,6 +2,10 @@
 //! exporter's: what was read from Docker, what Loki accepted, rejected or made us retry,
 //! how much is buffered, how far behind each container is, and how often Docker's side
 //! failed (API errors, tailers restarted after a broken log stream).
+//!
+//! Per-container series are bounded by the containers that exist: a destroyed
+//! container's series are removed ([`LogMetrics::forget_container`]) a grace period after
+//! its last line was acknowledged, so that Prometheus scrapes their final values first.
 
 use std::sync::atomic::AtomicU64;
 
@@ -12,9 +16,33 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
+use super::level::Level;
+
+/// Every `log_level`, to remove a container's per-level series.
+const LEVELS: [Level; 7] = [
+    Level::Trace,
+    Level::Debug,
+    Level::Info,
+    Level::Warn,
+    Level::Error,
+    Level::Fatal,
+    Level::Unknown,
+];
+
+/// Levels whose per-container counters exist from a tailer's start at 0, so that
+/// `increase()` (and the error-burst alert) sees the first such line; the others are
+/// created by their first line, to keep the series count low.
+pub const ALERTED_LEVELS: [Level; 2] = [Level::Error, Level::Fatal];
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct ContainerLabels {
     pub container: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct LevelLabels {
+    pub container: String,
+    pub log_level: &'static str,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
@@ -25,6 +53,7 @@ pub struct ReasonLabels {
 #[derive(Debug)]
 pub struct LogMetrics {
     pub lines_read: Family<ContainerLabels, Counter>,
+    pub lines_by_level: Family<LevelLabels, Counter>,
     pub bytes_read: Family<ContainerLabels, Counter>,
     pub lines_sent: Family<ContainerLabels, Counter>,
     pub lines_truncated: Family<ContainerLabels, Counter>,
@@ -40,12 +69,15 @@ pub struct LogMetrics {
     pub docker_errors: Family<ReasonLabels, Counter>,
     pub tailer_restarts: Family<ReasonLabels, Counter>,
     pub checkpoint_errors: Family<ReasonLabels, Counter>,
+    pub rotation_gaps: Counter,
+    pub rotation_gap_seconds: Counter<f64, AtomicU64>,
 }
 
 impl LogMetrics {
     pub fn register(registry: &mut Registry) -> LogMetrics {
         let m = LogMetrics {
             lines_read: Family::default(),
+            lines_by_level: Family::default(),
             bytes_read: Family::default(),
             lines_sent: Family::default(),
             lines_truncated: Family::default(),
@@ -63,6 +95,8 @@ impl LogMetrics {
             docker_errors: Family::default(),
             tailer_restarts: Family::default(),
             checkpoint_errors: Family::default(),
+            rotation_gaps: Counter::default(),
+            rotation_gap_seconds: Counter::default(),
         };
         // Known reasons start at 0, so `increase()` and alerts see the first event.
         for reason in ["bad_request", "client_error", "too_large"] {
@@ -88,6 +122,11 @@ impl LogMetrics {
             "lines_read",
             "Log lines read from a container",
             m.lines_read.clone(),
+        );
+        r.register(
+            "lines_by_level",
+            "Log lines read from a container, by log_level (the Loki label); ERROR and FATAL start at 0",
+            m.lines_by_level.clone(),
         );
         r.register(
             "bytes_read",
@@ -164,12 +203,88 @@ impl LogMetrics {
             "Failed checkpoint reads and writes, and corrupt checkpoint files kept aside, by reason",
             m.checkpoint_errors.clone(),
         );
+        r.register(
+            "rotation_gaps",
+            "Resumes that found Docker had rotated away log lines natsmon had not read",
+            m.rotation_gaps.clone(),
+        );
+        r.register(
+            "rotation_gap_seconds",
+            "Seconds of container logs lost to rotation between a checkpoint and the oldest line Docker still had",
+            m.rotation_gap_seconds.clone(),
+        );
         m
+    }
+
+    pub fn level(name: &str, level: Level) -> LevelLabels {
+        LevelLabels {
+            container: name.to_string(),
+            log_level: level.as_str(),
+        }
+    }
+
+    /// Removes every per-container series of container `name`.
+    pub fn forget_container(&self, name: &str) {
+        let c = Self::container(name);
+        self.lines_read.remove(&c);
+        self.bytes_read.remove(&c);
+        self.lines_sent.remove(&c);
+        self.lines_truncated.remove(&c);
+        self.lag.remove(&c);
+        for l in LEVELS {
+            self.lines_by_level.remove(&Self::level(name, l));
+        }
     }
 
     pub fn container(name: &str) -> ContainerLabels {
         ContainerLabels {
             container: name.to_string(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prometheus_client::encoding::text::encode;
+
+    fn series(r: &Registry) -> Vec<String> {
+        let mut out = String::new();
+        encode(&mut out, r).unwrap();
+        out.lines()
+            .filter(|l| !l.starts_with('#') && l.contains("container=\""))
+            .map(String::from)
+            .collect()
+    }
+
+    #[test]
+    fn forgetting_a_container_removes_all_its_series_and_only_its() {
+        let mut r = Registry::default();
+        let m = LogMetrics::register(&mut r);
+        for name in ["gone", "kept"] {
+            let c = LogMetrics::container(name);
+            m.lines_read.get_or_create(&c).inc();
+            m.bytes_read.get_or_create(&c).inc();
+            m.lines_sent.get_or_create(&c).inc();
+            m.lines_truncated.get_or_create(&c).inc();
+            m.lag.get_or_create(&c).set(1.0);
+            for l in ALERTED_LEVELS.into_iter().chain([Level::Info]) {
+                m.lines_by_level
+                    .get_or_create(&LogMetrics::level(name, l))
+                    .inc();
+            }
+        }
+        assert_eq!(series(&r).len(), 16);
+        m.forget_container("gone");
+        let left = series(&r);
+        assert_eq!(left.len(), 8, "{left:?}");
+        assert!(
+            left.iter().all(|l| l.contains("container=\"kept\"")),
+            "{left:?}"
+        );
+        // Forgetting twice, or a name never seen, changes nothing.
+        m.forget_container("gone");
+        m.forget_container("never");
+        assert_eq!(series(&r).len(), 8);
     }
 }

@@ -15,6 +15,7 @@ pub mod checkpoint;
 pub mod container;
 pub mod level;
 pub mod metrics;
+pub mod rotation;
 pub mod service;
 pub mod status;
 pub mod supervisor;
@@ -98,13 +99,32 @@ impl Incident {
 struct Pending {
     name: Arc<str>,
     lines: VecDeque<(i64, usize)>,
+    /// The container is gone and its tailer has stopped: once its last line is
+    /// acknowledged the entry goes, and with it the container's checkpoint.
+    retired: bool,
+}
+
+/// What an acknowledgement or a retirement did to a container's bookkeeping.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Settled {
+    /// Lines remain, or the container is still there.
+    Pending,
+    /// The container was retired and has no line left in flight: its entry is gone, and
+    /// the caller drops its checkpoint. Its name is kept among [`InFlight::retired`].
+    Retired,
 }
 
 /// Lines read but not yet acknowledged, by container, for the lag and buffer gauges.
 /// Lines of one container are acknowledged in the order they were read.
+///
+/// Entries of destroyed containers are retired, so the map holds only containers that
+/// exist or still have lines in flight; a retired container's name waits in `retired`
+/// until its metric series are removed.
 #[derive(Debug, Default)]
 pub struct InFlight {
     by_container: Mutex<HashMap<Arc<str>, Pending>>,
+    /// Names of retired containers whose last line has been acknowledged, and when.
+    retired: Mutex<Vec<(Arc<str>, Instant)>>,
     /// Bytes of all pending lines, kept as a sum so the gauge costs no walk.
     bytes: AtomicUsize,
 }
@@ -116,6 +136,7 @@ impl InFlight {
         let e = g.entry(id.clone()).or_insert_with(|| Pending {
             name: name.clone(),
             lines: VecDeque::new(),
+            retired: false,
         });
         e.name = name.clone();
         e.lines.push_back((ts_ns, bytes));
@@ -123,11 +144,87 @@ impl InFlight {
     }
 
     /// Records that container `id`'s oldest pending line was acknowledged or dropped.
-    pub fn done(&self, id: &str) {
+    pub fn done(&self, id: &str) -> Settled {
         let mut g = self.by_container.lock().expect("in-flight poisoned");
-        if let Some((_, bytes)) = g.get_mut(id).and_then(|e| e.lines.pop_front()) {
+        let Some(e) = g.get_mut(id) else {
+            return Settled::Pending;
+        };
+        if let Some((_, bytes)) = e.lines.pop_front() {
             self.bytes.fetch_sub(bytes, Ordering::Relaxed);
         }
+        if e.retired && e.lines.is_empty() {
+            let e = g.remove(id).expect("present");
+            self.retired_now(e.name);
+            return Settled::Retired;
+        }
+        Settled::Pending
+    }
+
+    /// Container `id` (named `name`) is gone and no tailer reads it any more: its entry
+    /// goes once its last line is acknowledged, at once when none is in flight.
+    pub fn retire(&self, id: &str, name: &Arc<str>) -> Settled {
+        let mut g = self.by_container.lock().expect("in-flight poisoned");
+        match g.get_mut(id) {
+            Some(e) if !e.lines.is_empty() => {
+                e.retired = true;
+                Settled::Pending
+            }
+            Some(_) => {
+                let e = g.remove(id).expect("present");
+                self.retired_now(e.name);
+                Settled::Retired
+            }
+            None => {
+                self.retired_now(name.clone());
+                Settled::Retired
+            }
+        }
+    }
+
+    /// Queues `name`'s series for removal after the grace (a container renamed away).
+    pub fn forget_name_later(&self, name: Arc<str>) {
+        self.retired_now(name);
+    }
+
+    fn retired_now(&self, name: Arc<str>) {
+        self.retired
+            .lock()
+            .expect("in-flight poisoned")
+            .push((name, Instant::now()));
+    }
+
+    /// Names of containers retired at least `grace` ago (their last line acknowledged),
+    /// taken out of the list; names retired more recently stay for a later call.
+    pub fn take_retired(&self, grace: Duration) -> Vec<Arc<str>> {
+        let mut g = self.retired.lock().expect("in-flight poisoned");
+        let (due, later): (Vec<_>, Vec<_>) = g.drain(..).partition(|(_, at)| at.elapsed() >= grace);
+        *g = later;
+        due.into_iter().map(|(n, _)| n).collect()
+    }
+
+    /// Whether some container named `name` still has an entry (lines in flight, or a
+    /// tailer that read from it).
+    pub fn has_name(&self, name: &str) -> bool {
+        self.by_container
+            .lock()
+            .expect("in-flight poisoned")
+            .values()
+            .any(|p| &*p.name == name)
+    }
+
+    /// Ids of the containers with an entry.
+    pub fn ids(&self) -> Vec<Arc<str>> {
+        self.by_container
+            .lock()
+            .expect("in-flight poisoned")
+            .keys()
+            .cloned()
+            .collect()
+    }
+
+    /// Containers with an entry: bounded by the containers that exist or hold lines.
+    pub fn containers(&self) -> usize {
+        self.by_container.lock().expect("in-flight poisoned").len()
     }
 
     /// (container name, age in seconds of its oldest unacknowledged line, 0 if none).
@@ -201,5 +298,35 @@ mod tests {
         f.done("a");
         f.done("unknown");
         assert_eq!(f.total_bytes(), 0);
+    }
+
+    #[test]
+    fn a_retired_container_goes_with_its_last_acknowledged_line() {
+        let f = InFlight::default();
+        let (a, b, c): (Arc<str>, Arc<str>, Arc<str>) = ("a".into(), "b".into(), "c".into());
+        f.read(&a, &a, 10, 100);
+        f.read(&a, &a, 20, 30);
+        f.read(&b, &b, 15, 7);
+        f.done("b");
+        assert_eq!(f.retire("a", &a), Settled::Pending, "two lines in flight");
+        assert_eq!(f.retire("b", &b), Settled::Retired, "nothing in flight");
+        assert_eq!(f.retire("c", &c), Settled::Retired, "never read");
+        assert_eq!(f.done("a"), Settled::Pending);
+        assert!(f.has_name("a"));
+        assert_eq!(f.done("a"), Settled::Retired, "its last line");
+        assert!(!f.has_name("a"));
+        assert_eq!((f.containers(), f.total(), f.total_bytes()), (0, 0, 0));
+        assert_eq!(f.done("a"), Settled::Pending, "gone already");
+        let mut names = f.take_retired(Duration::ZERO);
+        names.sort();
+        assert_eq!(names, vec![a, b, c]);
+        assert!(f.take_retired(Duration::ZERO).is_empty(), "taken once");
+        let d: Arc<str> = "d".into();
+        f.retire("d", &d);
+        assert!(
+            f.take_retired(Duration::from_secs(60)).is_empty(),
+            "within the grace"
+        );
+        assert_eq!(f.take_retired(Duration::ZERO), vec![d]);
     }
 }

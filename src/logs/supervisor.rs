@@ -6,6 +6,11 @@
 //! container started again later resumes where its last tailer stopped. Docker being
 //! away is one incident however many reconnects fail: one WARN with the cause, one INFO
 //! when listing works again, and every failed attempt counted.
+//!
+//! State stays bounded under container churn: a destroyed container is retired once its
+//! tailer has stopped. Its read position goes at once; its in-flight entry and its
+//! checkpoint go when Loki has acknowledged its last line (never before, so nothing is
+//! lost or sent twice); its metric series `container_series_grace` after that.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -24,15 +29,19 @@ use super::assemble::Assembler;
 use super::checkpoint::{Checkpoints, Position};
 use super::container::{ContainerMeta, DockerError, connect, selected};
 use super::metrics::{LogMetrics, ReasonLabels};
+use super::rotation;
 use super::status::{ShipperStatus, TailedContainer};
 use super::tailer::{StopReason, Tailer, TailerExit};
-use super::{InFlight, Incident, LogEntry};
+use super::{InFlight, Incident, LogEntry, Settled};
 use crate::backoff::{Backoff, sleep_or_cancel};
 use crate::config::LogSettings;
 use crate::time::{unix_now_ns, unix_now_secs};
 
 /// Cap of the backoff between a container's tailer restarts.
 const RESTART_MAX_BACKOFF: Duration = Duration::from_secs(10);
+
+/// How often removed containers' series are looked at for removal.
+const PRUNE_INTERVAL: Duration = Duration::from_secs(1);
 
 pub struct Supervisor {
     pub settings: LogSettings,
@@ -53,6 +62,8 @@ struct Running {
     /// A `start` event arrived while the task ran; if the task then stops for good, the
     /// container is looked at again, so that a quick restart is not missed.
     started_again: bool,
+    /// A `destroy` event arrived while the task ran: retire the container when it ends.
+    destroyed: bool,
 }
 
 /// What a tailer task reports when it ends for good.
@@ -70,6 +81,11 @@ struct State {
     /// Where each container's last tailer stopped reading, so that a restart in this
     /// process resumes after lines already in the pipeline, not after the checkpoint.
     read_pos: HashMap<Arc<str>, Position>,
+    /// Every container tailed in this process and not yet retired, with its name: what
+    /// retiring one needs once it is gone.
+    tailed: HashMap<Arc<str>, Arc<str>>,
+    /// The `host` label, from the Docker daemon's name unless configured.
+    host: Arc<str>,
     tracker: TaskTracker,
     done_tx: mpsc::UnboundedSender<Done>,
     done_rx: mpsc::UnboundedReceiver<Done>,
@@ -89,6 +105,13 @@ impl Supervisor {
         let mut st = State {
             running: HashMap::new(),
             read_pos: HashMap::new(),
+            tailed: HashMap::new(),
+            host: self
+                .settings
+                .host_label
+                .as_deref()
+                .unwrap_or_default()
+                .into(),
             tracker: TaskTracker::new(),
             done_tx,
             done_rx,
@@ -140,6 +163,25 @@ impl Supervisor {
                 return None;
             }
         };
+        if self.settings.host_label.is_none() {
+            let info = tokio::select! {
+                _ = token.cancelled() => return None,
+                i = docker.info() => i,
+            };
+            match info.map(|i| i.name.filter(|n| !n.is_empty())) {
+                Ok(Some(name)) => st.host = name.into(),
+                Ok(None) => {
+                    let e = DockerError::Api("/info has no Name; set --host-label".into());
+                    self.docker_error(&mut st.docker, &e, "Reading Docker's host name failed.");
+                    return None;
+                }
+                Err(e) => {
+                    let e = DockerError::of(&self.settings.docker_host, &e);
+                    self.docker_error(&mut st.docker, &e, "Reading Docker's host name failed.");
+                    return None;
+                }
+            }
+        }
         st.backoff.reset();
         if let Some((down_for, failures)) = st.docker.recover() {
             info!(
@@ -149,7 +191,22 @@ impl Supervisor {
                 "Docker is reachable again."
             );
         }
-        self.checkpoints.retain(|id| existing.contains(id));
+        // Containers destroyed while the event stream was down.
+        let vanished: Vec<Arc<str>> = st
+            .tailed
+            .keys()
+            .filter(|id| !existing.contains(&***id) && !st.running.contains_key(*id))
+            .cloned()
+            .collect();
+        for id in vanished {
+            st.read_pos.remove(&id);
+            self.retire(st, &id);
+        }
+        // Positions of containers removed while natsmon was away; those still holding
+        // lines in flight go when Loki has acknowledged them.
+        let pending: HashSet<Arc<str>> = self.in_flight.ids().into_iter().collect();
+        self.checkpoints
+            .retain(|id| existing.contains(id) || pending.contains(id));
         for meta in tail {
             self.ensure_tailer(st, &docker, meta);
         }
@@ -174,9 +231,12 @@ impl Supervisor {
             filters: Some(filters),
         }));
         let token = st.token.clone();
+        let mut prune = tokio::time::interval(PRUNE_INTERVAL);
+        prune.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 _ = token.cancelled() => return,
+                _ = prune.tick() => self.prune_series(st),
                 Some(done) = st.done_rx.recv() => self.handle_done(st, docker, done).await,
                 ev = events.next() => match ev {
                     Some(Ok(ev)) => self.handle_event(st, docker, ev).await,
@@ -227,6 +287,8 @@ impl Supervisor {
                 };
                 r.token.cancel();
                 info!(container = %r.meta.name, "Container renamed; restarting its tailer.");
+                // The old name's series go after the grace, like a removed container's.
+                self.in_flight.forget_name_later(r.meta.name.clone());
                 if self.wait_stopped(st, docker, &id).await
                     && let Some(meta) = self.inspect(docker, &id, &mut st.docker).await
                 {
@@ -235,6 +297,12 @@ impl Supervisor {
             }
             "destroy" => {
                 st.read_pos.remove(&id);
+                match st.running.get_mut(&id) {
+                    // Its tailer may still be reading the last records: retire it when
+                    // the task ends.
+                    Some(r) => r.destroyed = true,
+                    None => self.retire(st, &id),
+                }
             }
             _ => {}
         }
@@ -263,8 +331,9 @@ impl Supervisor {
     async fn handle_done(&self, st: &mut State, docker: &Docker, done: Done) {
         let running = st.running.remove(&done.id);
         self.publish_containers(st);
-        if done.gone {
+        if done.gone || running.as_ref().is_some_and(|r| r.destroyed) {
             st.read_pos.remove(&done.id);
+            self.retire(st, &done.id);
             return;
         }
         if let Some(p) = done.exit.last_read {
@@ -276,6 +345,36 @@ impl Supervisor {
             && let Some(meta) = self.inspect(docker, &done.id, &mut st.docker).await
         {
             self.ensure_tailer(st, docker, meta);
+        }
+    }
+
+    /// Forgets a destroyed container whose tailer has stopped: its checkpoint at once if
+    /// Loki has all its lines, else when the batcher acknowledges the last of them.
+    fn retire(&self, st: &mut State, id: &Arc<str>) {
+        let Some(name) = st.tailed.remove(id) else {
+            // Never tailed in this process: nothing in flight, no series.
+            self.checkpoints.forget(id);
+            return;
+        };
+        if self.in_flight.retire(id, &name) == Settled::Retired {
+            self.checkpoints.forget(id);
+            self.metrics.lag.remove(&LogMetrics::container(&name));
+        }
+        debug!(container = %name, "Container removed; forgetting it once Loki has its lines.");
+    }
+
+    /// Removes the series of containers retired longer than the grace ago, unless a
+    /// container of the same name is tailed or holds lines (it owns them now).
+    fn prune_series(&self, st: &State) {
+        for name in self
+            .in_flight
+            .take_retired(self.settings.container_series_grace)
+        {
+            let live =
+                st.running.values().any(|r| r.meta.name == name) || self.in_flight.has_name(&name);
+            if !live {
+                self.metrics.forget_container(&name);
+            }
         }
     }
 
@@ -394,18 +493,21 @@ impl Supervisor {
         let meta = Arc::new(meta);
         let token = st.token.child_token();
         info!(container = %meta.name, job = %meta.job(&self.settings.default_job), resume = ?resume, "Tailing container.");
+        st.tailed.insert(meta.id.clone(), meta.name.clone());
         st.running.insert(
             meta.id.clone(),
             Running {
                 token: token.clone(),
                 meta: meta.clone(),
                 started_again: false,
+                destroyed: false,
             },
         );
         self.publish_containers(st);
         let tailer = Tailer {
             docker: docker.clone(),
             meta,
+            host: st.host.clone(),
             settings: self.settings.clone(),
             metrics: self.metrics.clone(),
             in_flight: self.in_flight.clone(),
@@ -457,17 +559,27 @@ enum Next {
 
 /// Restart a stream that broke while its container runs, or when Docker cannot tell
 /// (a daemon restart breaks every stream, and the containers may be back with it);
-/// never after a cancel, a closed channel or a refusal.
-fn next_step(reason: &StopReason, inspected: Inspected) -> Next {
+/// never after a cancel, a closed channel or a refusal. A stream that *failed* (cut, not
+/// ended by Docker) on a container that has stopped meanwhile may not have delivered its
+/// last lines: it is read once more (`drain`), since a follow request on a stopped
+/// container reads to the end of its log and then ends.
+fn next_step(reason: &StopReason, inspected: Inspected, drain: bool) -> Next {
     if !reason.unasked() {
         return Next::Stop;
     }
     match inspected {
         Inspected::Running | Inspected::Unavailable => Next::Restart,
+        Inspected::NotRunning if drain && matches!(reason, StopReason::StreamError(_)) => {
+            Next::Restart
+        }
         Inspected::NotRunning => Next::Stop,
         Inspected::Gone => Next::Forget,
     }
 }
+
+/// Times a stopped container's failed stream is read again before giving up on it (it
+/// resumes at its next start).
+const STOPPED_DRAINS: u32 = 3;
 
 /// Runs one container's tailer, restarting it with backoff while its stream breaks and
 /// the container keeps running. Logs once per incident: a WARN when a healthy stream
@@ -480,11 +592,19 @@ async fn keep_tailing(tailer: Tailer, resume: Option<Position>, token: Cancellat
     // shipped in two halves or lost.
     let mut asm = Assembler::new(resume, tailer.settings.max_line_bytes);
     let name = tailer.meta.name.clone();
+    if let Some(resume) = resume {
+        tokio::select! {
+            _ = token.cancelled() => {}
+            _ = check_rotation(&tailer, resume) => {}
+        }
+    }
     let mut backoff = Backoff::new(RESTART_MAX_BACKOFF);
     // An incident is open: a stream broke and no line has been read since.
     let mut broken = false;
     // It was told at WARN, so its end is told at INFO.
     let mut told = false;
+    // Reads of a stopped container whose stream failed, see `next_step`.
+    let mut drains = 0;
     loop {
         let exit = tailer.run(&mut asm, broken && told, &token).await;
         asm.rearm();
@@ -518,8 +638,12 @@ async fn keep_tailing(tailer: Tailer, resume: Option<Position>, token: Cancellat
         }
         let reason = exit.reason.reason();
         let inspected = Inspected::of(&r);
-        match next_step(&exit.reason, inspected) {
+        let drain = drains < STOPPED_DRAINS;
+        match next_step(&exit.reason, inspected, drain) {
             Next::Restart => {
+                if inspected == Inspected::NotRunning {
+                    drains += 1;
+                }
                 tailer
                     .metrics
                     .tailer_restarts
@@ -544,6 +668,31 @@ async fn keep_tailing(tailer: Tailer, resume: Option<Position>, token: Cancellat
     }
 }
 
+/// Compares the resume position with the oldest line Docker still has, and counts and
+/// tells a gap: lines rotated away before natsmon read them (see [`super::rotation`]).
+async fn check_rotation(tailer: &Tailer, resume: Position) {
+    let name = &tailer.meta.name;
+    let oldest = match rotation::oldest_record_ns(&tailer.docker, &tailer.meta.id).await {
+        Ok(o) => o,
+        Err(e) => {
+            // The follow request right after says what is wrong, and is the one told.
+            debug!(container = %name, error = %e, "Reading the oldest log line failed; not checking for rotated lines.");
+            return;
+        }
+    };
+    if let Some(g) = rotation::gap(resume, oldest) {
+        tailer.metrics.rotation_gaps.inc();
+        tailer.metrics.rotation_gap_seconds.inc_by(g.seconds());
+        warn!(
+            container = %name,
+            last_read = %rotation::rfc3339(g.after_ns),
+            oldest_available = %rotation::rfc3339(g.oldest_ns),
+            lost_seconds = g.seconds(),
+            "Docker rotated away log lines natsmon had not read; lines between these times are lost."
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -554,18 +703,24 @@ mod tests {
         let ended = StopReason::StreamEnded;
         let failed = StopReason::StreamError("connection reset".into());
         for r in [&ended, &failed] {
-            assert_eq!(next_step(r, Running), Next::Restart);
-            assert_eq!(next_step(r, Unavailable), Next::Restart);
-            assert_eq!(next_step(r, NotRunning), Next::Stop);
-            assert_eq!(next_step(r, Gone), Next::Forget);
+            for drain in [true, false] {
+                assert_eq!(next_step(r, Running, drain), Next::Restart);
+                assert_eq!(next_step(r, Unavailable, drain), Next::Restart);
+                assert_eq!(next_step(r, Gone, drain), Next::Forget);
+            }
+            assert_eq!(next_step(r, NotRunning, false), Next::Stop);
         }
+        // Docker ended the stream of a stopped container: it has read everything.
+        assert_eq!(next_step(&ended, NotRunning, true), Next::Stop);
+        // A cut stream of a container that stopped meanwhile: read its last lines.
+        assert_eq!(next_step(&failed, NotRunning, true), Next::Restart);
         for r in [
             StopReason::Cancelled,
             StopReason::ChannelClosed,
             StopReason::Refused("409".into()),
         ] {
             for i in [Running, Unavailable, NotRunning, Gone] {
-                assert_eq!(next_step(&r, i), Next::Stop, "{r:?} {i:?}");
+                assert_eq!(next_step(&r, i, true), Next::Stop, "{r:?} {i:?}");
             }
         }
     }

@@ -18,7 +18,7 @@ use super::assemble::{Assembler, StreamKind};
 use super::checkpoint::Position;
 use super::container::ContainerMeta;
 use super::level::{Level, parse_level};
-use super::metrics::{LogMetrics, ReasonLabels};
+use super::metrics::{ALERTED_LEVELS, LogMetrics, ReasonLabels};
 use super::wire::render_labels;
 use super::{InFlight, LogEntry};
 use crate::config::LogSettings;
@@ -99,6 +99,8 @@ pub struct TailerExit {
 pub struct Tailer {
     pub docker: Docker,
     pub meta: Arc<ContainerMeta>,
+    /// The `host` label: the Docker daemon's name, or the configured override.
+    pub host: Arc<str>,
     pub settings: LogSettings,
     pub metrics: Arc<LogMetrics>,
     pub in_flight: Arc<InFlight>,
@@ -136,6 +138,19 @@ impl Tailer {
             self.metrics.bytes_read.get_or_create(&cl).clone(),
             self.metrics.lines_truncated.get_or_create(&cl).clone(),
         );
+        // Per-level counters, created as levels are first seen; ERROR and FATAL from the
+        // start, so an alert's `increase()` sees the first of them.
+        let mut by_level: HashMap<Level, prometheus_client::metrics::counter::Counter> =
+            ALERTED_LEVELS
+                .into_iter()
+                .map(|l| {
+                    let labels = LogMetrics::level(&self.meta.name, l);
+                    (
+                        l,
+                        self.metrics.lines_by_level.get_or_create(&labels).clone(),
+                    )
+                })
+                .collect();
         let mut read_any = false;
         let reason = 'read: loop {
             let item = tokio::select! {
@@ -182,11 +197,19 @@ impl Tailer {
                     truncated.inc();
                 }
                 let level = parse_level(&line.text);
+                by_level
+                    .entry(level)
+                    .or_insert_with(|| {
+                        let labels = LogMetrics::level(&self.meta.name, level);
+                        self.metrics.lines_by_level.get_or_create(&labels).clone()
+                    })
+                    .inc();
                 let labels = label_cache
                     .entry((line.stream, level))
                     .or_insert_with(|| {
                         render_labels(&[
                             ("job", &job),
+                            ("host", &self.host),
                             ("container_name", &self.meta.name),
                             ("service", self.meta.service()),
                             ("stream", line.stream.as_str()),

@@ -12,7 +12,7 @@
 //!   rate/irate/increase, every range is `[$__rate_interval]`, every metric is in the
 //!   README reference, label matchers, `by (...)` labels and `{{legend}}` labels exist
 //!   on the metrics used;
-//! - LogQL: only the Loki labels natsmon ships (job, container_name, service, stream,
+//! - LogQL: only the Loki labels natsmon ships (job, host, container_name, service, stream,
 //!   log_level), ranges are `[$__auto]`;
 //! - every `$variable` used is defined and every defined variable is used;
 //! - provisioning: the datasource uids the dashboards default to exist with the right
@@ -46,7 +46,14 @@ const PANEL_TYPES: &[&str] = &[
     "row",
 ];
 
-const LOKI_LABELS: &[&str] = &["job", "container_name", "service", "stream", "log_level"];
+const LOKI_LABELS: &[&str] = &[
+    "job",
+    "host",
+    "container_name",
+    "service",
+    "stream",
+    "log_level",
+];
 
 /// Grafana unit ids (packages/grafana-data/src/valueFormats/categories.ts), the subset
 /// dashboard-linter's panel-units-rule accepts that makes sense for these dashboards.

@@ -28,6 +28,7 @@ mod reference;
 mod rules;
 mod security;
 mod shipper;
+mod shipper_churn;
 mod shipper_dockerd;
 mod shipper_faults;
 mod versions;

@@ -26,7 +26,14 @@ const LOKI_RULES: &str = "alerting_rules/loki/natsmon-logs.yml";
 const RUNBOOK: &str = "docs/runbook.md";
 const RUNBOOK_URL: &str = "https://github.com/natsmon/natsmon/blob/main/docs/runbook.md#";
 const SEVERITIES: [&str; 3] = ["critical", "warning", "info"];
-const LOKI_LABELS: [&str; 5] = ["job", "container_name", "service", "stream", "log_level"];
+const LOKI_LABELS: [&str; 6] = [
+    "job",
+    "host",
+    "container_name",
+    "service",
+    "stream",
+    "log_level",
+];
 
 // ---------------------------------------------------------------------------------------
 // promtool

@@ -28,6 +28,9 @@ async fn every_line_once_with_labels_levels_and_timestamps() {
         &docker::as_strs(&docker::nats_style_log_cmd(300, 2)),
     );
     let nm = Natsmon::start(&sh.natsmon_args(&["--default-job", "apps"])).await;
+    let docker_host_name = docker::docker(&["info", "--format", "{{.Name}}"])
+        .trim()
+        .to_string();
     docker::docker(&["tag", docker::IMAGE, "natsmon-test/busybox:latest"]);
     let app = Container::run_image(
         &format!("{prefix}-app"),
@@ -87,8 +90,17 @@ async fn every_line_once_with_labels_levels_and_timestamps() {
         let names: Vec<&String> = e.labels.keys().collect();
         assert_eq!(
             names,
-            ["container_name", "job", "log_level", "service", "stream"]
+            [
+                "container_name",
+                "host",
+                "job",
+                "log_level",
+                "service",
+                "stream"
+            ]
         );
+        // The Docker daemon's Name, as `docker info` shows it.
+        assert_eq!(e.label("host"), Some(docker_host_name.as_str()));
     }
     let exp = scrape(&nm.base_url()).await;
     assert_eq!(
@@ -100,6 +112,34 @@ async fn every_line_once_with_labels_levels_and_timestamps() {
         Some(500.0)
     );
     assert_eq!(exp.get("natsmon_logs_loki_up", &[]), Some(1.0));
+    // Lines by level: the NATS container's tags counted; ERROR and FATAL exist from 0.
+    for (tag, level) in [("ERR", "ERROR"), ("WRN", "WARN"), ("INF", "INFO")] {
+        let want = (1..=300)
+            .filter(|i| docker::nats_style_level(*i) == tag)
+            .count();
+        assert_eq!(
+            exp.get(
+                "natsmon_logs_lines_by_level_total",
+                &[("container", &nats.name), ("log_level", level)]
+            ),
+            Some(want as f64),
+            "{level}"
+        );
+    }
+    assert_eq!(
+        exp.get(
+            "natsmon_logs_lines_by_level_total",
+            &[("container", &app.name), ("log_level", "FATAL")]
+        ),
+        Some(0.0)
+    );
+    assert_eq!(
+        exp.get(
+            "natsmon_logs_lines_by_level_total",
+            &[("container", &app.name), ("log_level", "UNKNOWN")]
+        ),
+        Some(500.0)
+    );
     assert_eq!(
         exp.get("natsmon_logs_lag_seconds", &[("container", &app.name)]),
         Some(0.0)

@@ -121,23 +121,31 @@ pub fn for_container<'a>(entries: &'a [Received], name: &str) -> Vec<&'a Receive
 /// Asserts Loki holds exactly the container's lines: same set, each once, right stream
 /// label and timestamps to the nanosecond, in time order within each Loki stream.
 pub fn assert_exactly_once(entries: &[Received], c: &Container) {
-    let truth = docker_truth(c);
-    let got = for_container(entries, &c.name);
+    assert_exactly_once_as(entries, &c.name, &docker_truth(c));
+}
+
+/// [`assert_exactly_once`] against lines taken from `docker logs` earlier (of a container
+/// removed since).
+pub fn assert_exactly_once_as(
+    entries: &[Received],
+    name: &str,
+    truth: &[(i128, &'static str, String)],
+) {
+    let got = for_container(entries, name);
     let mut got_set: Vec<(i128, &str, String)> = got
         .iter()
         .map(|e| (e.ts_ns, e.label("stream").unwrap_or("?"), e.line.clone()))
         .collect();
     got_set.sort();
     let dupes = got_set.windows(2).filter(|w| w[0] == w[1]).count();
-    assert_eq!(dupes, 0, "{}: duplicated lines", c.name);
+    assert_eq!(dupes, 0, "{name}: duplicated lines");
     if got_set != truth {
         let t: BTreeSet<_> = truth.iter().collect();
         let g: BTreeSet<_> = got_set.iter().collect();
         let missing: Vec<_> = t.difference(&g).take(5).collect();
         let extra: Vec<_> = g.difference(&t).take(5).collect();
         panic!(
-            "{}: {} shipped vs {} in docker; missing {missing:?}; unexpected {extra:?}",
-            c.name,
+            "{name}: {} shipped vs {} in docker; missing {missing:?}; unexpected {extra:?}",
             got_set.len(),
             truth.len()
         );
@@ -145,9 +153,31 @@ pub fn assert_exactly_once(entries: &[Received], c: &Container) {
     let mut by_stream: HashMap<&BTreeMap<String, String>, i128> = HashMap::new();
     for e in &got {
         let last = by_stream.entry(&e.labels).or_insert(i128::MIN);
-        assert!(e.ts_ns >= *last, "{}: out of order within a stream", c.name);
+        assert!(e.ts_ns >= *last, "{name}: out of order within a stream");
         *last = e.ts_ns;
     }
+}
+
+/// Samples of the shipper's own families (`natsmon_logs_*`) on a /metrics text.
+pub fn logs_series(metrics_text: &str) -> usize {
+    metrics_text
+        .lines()
+        .filter(|l| l.starts_with("natsmon_logs_"))
+        .count()
+}
+
+/// Container ids in the state dir's positions.json (none when it does not exist yet).
+pub fn positions(state_dir: &std::path::Path) -> BTreeSet<String> {
+    let Ok(text) = std::fs::read_to_string(state_dir.join("positions.json")) else {
+        return BTreeSet::new();
+    };
+    let v: serde_json::Value = serde_json::from_str(&text).expect("positions.json parses");
+    v["containers"]
+        .as_object()
+        .expect("positions.json has containers")
+        .keys()
+        .cloned()
+        .collect()
 }
 
 pub async fn wait_lines(loki: &LokiReceiver, c: &Container, n: usize, timeout: Duration) {
