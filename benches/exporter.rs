@@ -1,7 +1,8 @@
 //! End-to-end scale benchmark for the natsmon exporter.
 //!
 //! Run: `cargo bench --bench exporter` (harness = false). Optional env:
-//! - `NATSMON_BENCH_SCALES=a,b,c` — subset of scales (default all)
+//! - `NATSMON_BENCH_SCALES=a,b,c` — subset of scales (default all: a, b, c and
+//!   b12-all, b12, b12-cl, scale (b) served 2.12-shaped and read three ways)
 //! - `NATSMON_BENCH_CYCLES=4`     — measured poll cycles per scale
 //! - `NATSMON_BENCH_SCRAPE_SECS=5` — duration of the concurrent /metrics load
 //! - `NATSMON_BENCH_DUMP=<dir>` — write node n0's synthetic responses there
@@ -13,7 +14,9 @@
 //! cost and /metrics latency under 10 concurrent scrapers are reported. A
 //! baseline (bare in-process fetch + `serde_json::Value` parse of the same
 //! endpoint bodies, single thread) is measured in the same run so ratios are
-//! comparable across noisy machines.
+//! comparable across noisy machines. The baseline is what natsmon read before it
+//! filtered by stream leader: every endpoint of every node, `/jsz` whole with configs,
+//! every `/connz` page.
 
 mod synth;
 
@@ -21,7 +24,7 @@ use std::collections::HashMap;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use synth::{SynthCluster, SynthScale};
+use synth::{Shape, SynthCluster, SynthScale};
 
 const ACCEPT_OM: &str = "application/openmetrics-text; version=1.0.0";
 const SCRAPERS: usize = 10;
@@ -30,9 +33,29 @@ struct ScaleDef {
     key: &'static str,
     synth: SynthScale,
     interval: Duration,
+    /// Extra natsmon arguments (how it reads the servers).
+    args: &'static [&'static str],
+}
+
+/// Scale (b): 3 nodes, R3, 10k connections, 1,000 streams, 5,000 consumers.
+fn scale_b(shape: Shape) -> SynthScale {
+    SynthScale {
+        nodes: 3,
+        conns_per_node: 10_000,
+        streams_per_node: 1_000,
+        consumers_per_node: 5_000,
+        accounts: 10,
+        shape,
+    }
 }
 
 fn scales() -> Vec<ScaleDef> {
+    let b12 = |key, args| ScaleDef {
+        key,
+        synth: scale_b(Shape::V2_12),
+        interval: Duration::from_secs(5),
+        args,
+    };
     vec![
         ScaleDef {
             key: "a",
@@ -42,19 +65,16 @@ fn scales() -> Vec<ScaleDef> {
                 streams_per_node: 10,
                 consumers_per_node: 20,
                 accounts: 10,
+                shape: Shape::V2_9,
             },
             interval: Duration::from_secs(5),
+            args: &[],
         },
         ScaleDef {
             key: "b",
-            synth: SynthScale {
-                nodes: 3,
-                conns_per_node: 10_000,
-                streams_per_node: 1_000,
-                consumers_per_node: 5_000,
-                accounts: 10,
-            },
+            synth: scale_b(Shape::V2_9),
             interval: Duration::from_secs(5),
+            args: &[],
         },
         ScaleDef {
             key: "c",
@@ -64,9 +84,19 @@ fn scales() -> Vec<ScaleDef> {
                 streams_per_node: 1_000,
                 consumers_per_node: 5_000,
                 accounts: 10,
+                shape: Shape::V2_9,
             },
             interval: Duration::from_secs(15),
+            args: &[],
         },
+        // Every replica read, as before the leader filter (configs still cached).
+        b12(
+            "b12-all",
+            &["--jsz-stream-leader-only=false", "--connz-all-pages"],
+        ),
+        // Defaults: stream-leader-only, configs every 5m, one /connz page.
+        b12("b12", &[]),
+        b12("b12-cl", &["--jsz-read-consumer-leaders"]),
     ]
 }
 
@@ -208,7 +238,7 @@ struct Natsmon {
 }
 
 impl Natsmon {
-    fn spawn(cluster: &SynthCluster, interval: Duration) -> Natsmon {
+    fn spawn(cluster: &SynthCluster, interval: Duration, args: &[&str]) -> Natsmon {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -225,6 +255,7 @@ impl Natsmon {
             .arg("--poll-timeout")
             // Below the interval, as in production; still generous for 30 large nodes.
             .arg(format!("{}ms", interval.as_millis() * 4 / 5))
+            .args(args)
             .env("NATSMON_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -295,6 +326,10 @@ async fn scrape_count(client: &reqwest::Client, url: &str) -> Result<(usize, Dur
 #[derive(Default, Clone)]
 struct Row {
     key: String,
+    version: &'static str,
+    args: String,
+    /// Bytes of every node's first cycle (configs read; later cycles use the cache).
+    first_cycle_bytes: f64,
     nodes: usize,
     cycle_wall_max_ms: f64,
     cycle_wall_mean_ms: f64,
@@ -422,7 +457,55 @@ async fn self_check(client: &reqwest::Client, cluster: &SynthCluster) {
         );
         let (h, _) = get_json(client, &format!("{base}/healthz")).await;
         assert_eq!(h["status"], "ok");
+        assert_eq!(vz["version"].as_str(), Some(scale.shape.version()));
+        if scale.shape == Shape::V2_12 {
+            check_2_12(client, cluster, n).await;
+        }
     }
+}
+
+/// The 2.12 shape honours `stream-leader-only` and `config=false` as real servers do.
+async fn check_2_12(client: &reqwest::Client, cluster: &SynthCluster, n: usize) {
+    let scale = &cluster.scale;
+    let node = &cluster.nodes[n];
+    let base = node.url();
+    let (v, _) = get_json(
+        client,
+        &format!("{base}/jsz?accounts=true&streams=true&consumers=true&stream-leader-only=true"),
+    )
+    .await;
+    let led: Vec<usize> = (0..scale.total_streams())
+        .filter(|i| scale.stream_peers(*i)[0] == n)
+        .collect();
+    let (mut streams, mut consumers, mut elsewhere) = (0, 0, 0);
+    for acc in v["account_details"].as_array().expect("account_details[]") {
+        for s in acc["stream_detail"].as_array().map(Vec::as_slice).unwrap_or(&[]) {
+            streams += 1;
+            assert_eq!(s["cluster"]["leader"].as_str(), Some(node.name.as_str()));
+            assert!(s.get("config").is_none(), "config=false yet a stream config");
+            for c in s["consumer_detail"].as_array().expect("consumer_detail[]") {
+                consumers += 1;
+                assert!(c.get("config").is_none(), "config=false yet a consumer config");
+                if c["cluster"]["leader"].as_str() != Some(node.name.as_str()) {
+                    elsewhere += 1;
+                    assert_eq!(c["num_pending"].as_u64(), Some(0), "a replica counts no pending");
+                }
+            }
+        }
+    }
+    assert_eq!(streams, led.len(), "{}: leader-only stream count", node.name);
+    let want_consumers: usize = (0..scale.total_consumers())
+        .filter(|j| scale.stream_peers(j % scale.total_streams())[0] == n)
+        .count();
+    assert_eq!(consumers, want_consumers, "{}: every consumer of a led stream", node.name);
+    assert!(
+        elsewhere * 2 > consumers,
+        "most consumers should be led elsewhere than their stream ({elsewhere} of {consumers})"
+    );
+    assert_eq!(v["total"].as_u64(), Some(scale.accounts as u64));
+    let (cz, _) = get_json(client, &format!("{base}/connz?sort=pending&limit=1")).await;
+    assert_eq!(cz["connections"].as_array().map(Vec::len), Some(1));
+    assert_eq!(cz["total"].as_u64(), Some(scale.conns_per_node as u64));
 }
 
 /// One bare fetch+parse pass over all nodes' endpoints; returns bytes fetched.
@@ -559,7 +642,7 @@ fn run_scale(def: &ScaleDef, tck: f64, cycles: usize, scrape_secs: f64) -> Row {
     );
 
     // ---- natsmon
-    let mut nm = Natsmon::spawn(&cluster, def.interval);
+    let mut nm = Natsmon::spawn(&cluster, def.interval, def.args);
     let pid = nm.pid();
     let url = nm.url.clone();
     let mut row = rt.block_on(async {
@@ -594,11 +677,13 @@ fn run_scale(def: &ScaleDef, tck: f64, cycles: usize, scrape_secs: f64) -> Row {
         // Wait for every node to finish a first cycle, then one more full cycle (warm-up).
         let first_deadline = Instant::now() + def.interval * 4 + Duration::from_secs(120);
         let mut last;
+        let first_cycle_bytes;
         loop {
             let m = get(&mut nm, false, &mut 0).await;
             let per = m.all("natsmon_poll_cycles_total");
             if per.len() >= nodes && per.iter().all(|s| s.value >= 1.0) {
                 last = m.sum("natsmon_poll_cycles_total");
+                first_cycle_bytes = m.sum("natsmon_poll_response_bytes_total");
                 break;
             }
             assert!(
@@ -721,6 +806,9 @@ fn run_scale(def: &ScaleDef, tck: f64, cycles: usize, scrape_secs: f64) -> Row {
 
         Row {
             key: def.key.to_string(),
+            version: scale.shape.version(),
+            args: if def.args.is_empty() { "defaults".into() } else { def.args.join(" ") },
+            first_cycle_bytes,
             nodes,
             cycle_wall_max_ms: wall_max * 1e3,
             cycle_wall_mean_ms: wall_all.iter().sum::<f64>() / wall_all.len() as f64 * 1e3,
@@ -769,7 +857,11 @@ fn main() {
         );
     }
     let wanted: Vec<String> = std::env::var("NATSMON_BENCH_SCALES")
-        .unwrap_or_else(|_| if smoke { "a".into() } else { "a,b,c".into() })
+        .unwrap_or_else(|_| if smoke {
+            "a".into()
+        } else {
+            "a,b,c,b12-all,b12,b12-cl".into()
+        })
         .split(',')
         .map(|s| s.trim().to_lowercase())
         .filter(|s| !s.is_empty())
@@ -784,7 +876,7 @@ fn main() {
         .collect();
     assert!(
         !defs.is_empty(),
-        "NATSMON_BENCH_SCALES={wanted:?} selects no scale (use a,b,c)"
+        "NATSMON_BENCH_SCALES={wanted:?} selects no scale (use a,b,c,b12-all,b12,b12-cl)"
     );
     eprintln!(
         "natsmon exporter bench: {} cycles/scale, {SCRAPERS} scrapers x {scrape_secs}s, CLK_TCK={tck}, {} CPUs",
@@ -802,17 +894,22 @@ fn main() {
 
     println!();
     println!(
-        "| scale | nodes | cycle wall ms (max) | cycle CPU ms | bytes/cycle MiB | baseline fetch+parse ms | ratio | render ms | /metrics bytes | scrape p50 ms | scrape p99 ms | peak RSS MiB |"
+        "| scale | server | natsmon flags | nodes | cycle wall ms (max) | cycle CPU ms | bytes/cycle MiB | first cycle MiB | baseline MiB | bytes ratio | baseline fetch+parse ms | CPU ratio | render ms | /metrics bytes | scrape p50 ms | scrape p99 ms | peak RSS MiB |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for r in &rows {
         println!(
-            "| {} | {} | {:.1} | {:.1} | {:.2} | {:.1} | {:.2} | {:.2} | {} | {:.2} | {:.2} | {:.1} |",
+            "| {} | {} | {} | {} | {:.1} | {:.1} | {:.2} | {:.2} | {:.2} | {:.3} | {:.1} | {:.2} | {:.2} | {} | {:.2} | {:.2} | {:.1} |",
             r.key,
+            r.version,
+            r.args,
             r.nodes,
             r.cycle_wall_max_ms,
             r.cycle_cpu_ms,
             mib(r.bytes_per_cycle),
+            mib(r.first_cycle_bytes),
+            mib(r.base_bytes),
+            r.bytes_per_cycle / r.base_bytes.max(1.0),
             r.base_cpu_ms,
             r.cycle_cpu_ms / r.base_cpu_ms.max(1e-9),
             r.render_ms,
@@ -878,5 +975,30 @@ fn main() {
             verdict(c.cycle_wall_max_ms < 15_000.0)
         ),
         None => println!("- scale (c) cycle target: not run"),
+    }
+    // Against the baseline, i.e. what natsmon read before the leader filter.
+    let all_bytes = find("b12-all").map(|r| r.bytes_per_cycle);
+    for r in rows.iter().filter(|r| r.key.starts_with("b12")) {
+        let vs_all = all_bytes
+            .map(|a| format!(", {:.3} of b12-all's", r.bytes_per_cycle / a))
+            .unwrap_or_default();
+        println!(
+            "- {} ({}): bytes/cycle <= 1/3 of every replica read (baseline): {:.2} MiB = {:.3} of {:.2} MiB{vs_all} — {}",
+            r.key,
+            r.args,
+            mib(r.bytes_per_cycle),
+            r.bytes_per_cycle / r.base_bytes,
+            mib(r.base_bytes),
+            verdict(r.bytes_per_cycle * 3.0 <= r.base_bytes)
+        );
+        println!(
+            "- {} ({}): CPU/cycle <= 0.35x bare parse of the old reads: {:.1} ms = {:.2}x {:.1} ms — {}",
+            r.key,
+            r.args,
+            r.cycle_cpu_ms,
+            r.cycle_cpu_ms / r.base_cpu_ms,
+            r.base_cpu_ms,
+            verdict(r.cycle_cpu_ms <= 0.35 * r.base_cpu_ms)
+        );
     }
 }
