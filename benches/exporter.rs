@@ -35,6 +35,8 @@ struct ScaleDef {
     interval: Duration,
     /// Extra natsmon arguments (how it reads the servers).
     args: &'static [&'static str],
+    /// What natsmon reads in steady state with those arguments (configs cached).
+    now_reads: Reads,
 }
 
 /// Scale (b): 3 nodes, R3, 10k connections, 1,000 streams, 5,000 consumers.
@@ -50,11 +52,20 @@ fn scale_b(shape: Shape) -> SynthScale {
 }
 
 fn scales() -> Vec<ScaleDef> {
-    let b12 = |key, args| ScaleDef {
+    let b12 = |key, args, jsz, connz_all_pages| ScaleDef {
         key,
         synth: scale_b(Shape::V2_12),
         interval: Duration::from_secs(5),
         args,
+        now_reads: Reads {
+            jsz,
+            connz_all_pages,
+        },
+    };
+    // 2.9 nodes are read whole; configs are cached, one /connz page.
+    let v29 = Reads {
+        jsz: JSZ_WHOLE,
+        connz_all_pages: false,
     };
     vec![
         ScaleDef {
@@ -69,12 +80,14 @@ fn scales() -> Vec<ScaleDef> {
             },
             interval: Duration::from_secs(5),
             args: &[],
+            now_reads: v29,
         },
         ScaleDef {
             key: "b",
             synth: scale_b(Shape::V2_9),
             interval: Duration::from_secs(5),
             args: &[],
+            now_reads: v29,
         },
         ScaleDef {
             key: "c",
@@ -88,15 +101,19 @@ fn scales() -> Vec<ScaleDef> {
             },
             interval: Duration::from_secs(15),
             args: &[],
+            now_reads: v29,
         },
         // Every replica read, as before the leader filter (configs still cached).
         b12(
             "b12-all",
             &["--jsz-stream-leader-only=false", "--connz-all-pages"],
+            JSZ_WHOLE,
+            true,
         ),
         // Defaults: stream-leader-only, configs every 5m, one /connz page.
-        b12("b12", &[]),
-        b12("b12-cl", &["--jsz-read-consumer-leaders"]),
+        b12("b12", &[], JSZ_LEADER_ONLY, false),
+        // Every node leads a consumer of a stream it does not lead, so all are read whole.
+        b12("b12-cl", &["--jsz-read-consumer-leaders"], JSZ_WHOLE, false),
     ]
 }
 
@@ -341,6 +358,9 @@ struct Row {
     base_cpu_ms: f64,
     base_wall_ms: f64,
     base_bytes: f64,
+    /// Bare fetch + `Value` parse of what natsmon reads in steady state.
+    now_cpu_ms: f64,
+    now_bytes: f64,
     render_ms: f64,
     render_bytes_metric: f64,
     metrics_bytes: usize,
@@ -508,14 +528,35 @@ async fn check_2_12(client: &reqwest::Client, cluster: &SynthCluster, n: usize) 
     assert_eq!(cz["total"].as_u64(), Some(scale.conns_per_node as u64));
 }
 
+/// What a bare pass reads of each node.
+#[derive(Clone, Copy)]
+struct Reads {
+    jsz: &'static str,
+    connz_all_pages: bool,
+}
+
+/// What natsmon read before the leader filter: every replica whole, with configs, and
+/// every `/connz` page. The baseline of every row.
+const OLD_READS: Reads = Reads {
+    jsz: "/jsz?accounts=true&streams=true&consumers=true&config=true",
+    connz_all_pages: true,
+};
+const JSZ_WHOLE: &str = "/jsz?accounts=true&streams=true&consumers=true";
+const JSZ_LEADER_ONLY: &str =
+    "/jsz?accounts=true&streams=true&consumers=true&stream-leader-only=true";
+
 /// One bare fetch+parse pass over all nodes' endpoints; returns bytes fetched.
-async fn baseline_pass(client: &reqwest::Client, cluster: &SynthCluster) -> usize {
+async fn baseline_pass(client: &reqwest::Client, cluster: &SynthCluster, reads: Reads) -> usize {
     let mut bytes = 0;
     for node in &cluster.nodes {
         let base = node.url();
+        if !reads.connz_all_pages {
+            let (_, n) = get_json(client, &format!("{base}/connz?sort=pending&limit=1")).await;
+            bytes += n;
+        }
         for path in [
             "/varz",
-            "/jsz?accounts=true&streams=true&consumers=true&config=true",
+            reads.jsz,
             "/routez",
             "/healthz",
             "/accstatz?unused=1",
@@ -526,7 +567,7 @@ async fn baseline_pass(client: &reqwest::Client, cluster: &SynthCluster) -> usiz
             drop(v);
         }
         let mut offset = 0u64;
-        loop {
+        while reads.connz_all_pages {
             let (v, n) =
                 get_json(client, &format!("{base}/connz?limit=1024&offset={offset}")).await;
             bytes += n;
@@ -619,14 +660,14 @@ fn run_scale(def: &ScaleDef, tck: f64, cycles: usize, scrape_secs: f64) -> Row {
     }
 
     // ---- baseline: before natsmon exists, so nothing competes with it.
-    let (base_cpu_ms, base_wall_ms, base_bytes) = rt.block_on(async {
-        baseline_pass(&client, &cluster).await; // warm connections/caches
+    let measure = async |reads: Reads| {
+        baseline_pass(&client, &cluster, reads).await; // warm connections/caches
         let reps = if nodes > 10 { 2 } else { 3 };
         let (mut cpu, mut wall, mut bytes) = (0.0, 0.0, 0);
         for _ in 0..reps {
             let c0 = thread_cpu_secs(tck);
             let t0 = Instant::now();
-            bytes = baseline_pass(&client, &cluster).await;
+            bytes = baseline_pass(&client, &cluster, reads).await;
             wall += t0.elapsed().as_secs_f64();
             cpu += thread_cpu_secs(tck) - c0;
         }
@@ -635,10 +676,18 @@ fn run_scale(def: &ScaleDef, tck: f64, cycles: usize, scrape_secs: f64) -> Row {
             wall / reps as f64 * 1e3,
             bytes as f64,
         )
-    });
+    };
+    let (base_cpu_ms, base_wall_ms, base_bytes) = rt.block_on(measure(OLD_READS));
     eprintln!(
         "   baseline fetch+parse: cpu {base_cpu_ms:.1} ms, wall {base_wall_ms:.1} ms, {:.2} MiB",
         base_bytes / 1048576.0
+    );
+    // The same bare parse of what natsmon reads now, in steady state: how much of
+    // natsmon's CPU a faster JSON parser could save at most.
+    let (now_cpu_ms, _, now_bytes) = rt.block_on(measure(def.now_reads));
+    eprintln!(
+        "   bare fetch+parse of natsmon's steady-state reads: cpu {now_cpu_ms:.1} ms, {:.2} MiB",
+        now_bytes / 1048576.0
     );
 
     // ---- natsmon
@@ -835,6 +884,8 @@ fn run_scale(def: &ScaleDef, tck: f64, cycles: usize, scrape_secs: f64) -> Row {
     row.base_cpu_ms = base_cpu_ms;
     row.base_wall_ms = base_wall_ms;
     row.base_bytes = base_bytes;
+    row.now_cpu_ms = now_cpu_ms;
+    row.now_bytes = now_bytes;
     row.synth_setup_s = synth_setup_s;
     drop(nm);
     drop(rt);
@@ -894,12 +945,12 @@ fn main() {
 
     println!();
     println!(
-        "| scale | server | natsmon flags | nodes | cycle wall ms (max) | cycle CPU ms | bytes/cycle MiB | first cycle MiB | baseline MiB | bytes ratio | baseline fetch+parse ms | CPU ratio | render ms | /metrics bytes | scrape p50 ms | scrape p99 ms | peak RSS MiB |"
+        "| scale | server | natsmon flags | nodes | cycle wall ms (max) | cycle CPU ms | bytes/cycle MiB | first cycle MiB | baseline MiB | bytes ratio | baseline fetch+parse ms | CPU ratio | bare parse of natsmon's reads ms | render ms | /metrics bytes | scrape p50 ms | scrape p99 ms | peak RSS MiB |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for r in &rows {
         println!(
-            "| {} | {} | {} | {} | {:.1} | {:.1} | {:.2} | {:.2} | {:.2} | {:.3} | {:.1} | {:.2} | {:.2} | {} | {:.2} | {:.2} | {:.1} |",
+            "| {} | {} | {} | {} | {:.1} | {:.1} | {:.2} | {:.2} | {:.2} | {:.3} | {:.1} | {:.2} | {:.1} | {:.2} | {} | {:.2} | {:.2} | {:.1} |",
             r.key,
             r.version,
             r.args,
@@ -912,6 +963,7 @@ fn main() {
             r.bytes_per_cycle / r.base_bytes.max(1.0),
             r.base_cpu_ms,
             r.cycle_cpu_ms / r.base_cpu_ms.max(1e-9),
+            r.now_cpu_ms,
             r.render_ms,
             r.metrics_bytes,
             r.p50_ms,
@@ -925,7 +977,7 @@ fn main() {
     );
     for r in &rows {
         println!(
-            "- {}: cycle wall mean {:.1} ms; cycle CPU raw {:.1} ms ({:.1} detection scrapes/cycle at {:.2} ms CPU each); baseline wall {:.1} ms, {:.2} MiB fetched (natsmon {:.2} MiB); render_bytes metric {} vs GET body {}; scrape max {:.2} ms, {:.1} scrapes/s (CPU utilisation during scrape load: natsmon {:.2} cores, single-thread scraper client {:.2}); VmRSS {:.1} MiB; synth setup {:.1}s",
+            "- {}: cycle wall mean {:.1} ms; cycle CPU raw {:.1} ms ({:.1} detection scrapes/cycle at {:.2} ms CPU each); baseline wall {:.1} ms, {:.2} MiB fetched (natsmon {:.2} MiB; bare read of natsmon's steady-state requests {:.2} MiB); render_bytes metric {} vs GET body {}; scrape max {:.2} ms, {:.1} scrapes/s (CPU utilisation during scrape load: natsmon {:.2} cores, single-thread scraper client {:.2}); VmRSS {:.1} MiB; synth setup {:.1}s",
             r.key,
             r.cycle_wall_mean_ms,
             r.cycle_cpu_raw_ms,
@@ -934,6 +986,7 @@ fn main() {
             r.base_wall_ms,
             mib(r.base_bytes),
             mib(r.bytes_per_cycle),
+            mib(r.now_bytes),
             r.render_bytes_metric,
             r.metrics_bytes,
             r.max_ms,
