@@ -499,25 +499,48 @@ async fn check_2_12(client: &reqwest::Client, cluster: &SynthCluster, n: usize) 
         .collect();
     let (mut streams, mut consumers, mut elsewhere) = (0, 0, 0);
     for acc in v["account_details"].as_array().expect("account_details[]") {
-        for s in acc["stream_detail"].as_array().map(Vec::as_slice).unwrap_or(&[]) {
+        for s in acc["stream_detail"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+        {
             streams += 1;
             assert_eq!(s["cluster"]["leader"].as_str(), Some(node.name.as_str()));
-            assert!(s.get("config").is_none(), "config=false yet a stream config");
+            assert!(
+                s.get("config").is_none(),
+                "config=false yet a stream config"
+            );
             for c in s["consumer_detail"].as_array().expect("consumer_detail[]") {
                 consumers += 1;
-                assert!(c.get("config").is_none(), "config=false yet a consumer config");
+                assert!(
+                    c.get("config").is_none(),
+                    "config=false yet a consumer config"
+                );
                 if c["cluster"]["leader"].as_str() != Some(node.name.as_str()) {
                     elsewhere += 1;
-                    assert_eq!(c["num_pending"].as_u64(), Some(0), "a replica counts no pending");
+                    assert_eq!(
+                        c["num_pending"].as_u64(),
+                        Some(0),
+                        "a replica counts no pending"
+                    );
                 }
             }
         }
     }
-    assert_eq!(streams, led.len(), "{}: leader-only stream count", node.name);
+    assert_eq!(
+        streams,
+        led.len(),
+        "{}: leader-only stream count",
+        node.name
+    );
     let want_consumers: usize = (0..scale.total_consumers())
         .filter(|j| scale.stream_peers(j % scale.total_streams())[0] == n)
         .count();
-    assert_eq!(consumers, want_consumers, "{}: every consumer of a led stream", node.name);
+    assert_eq!(
+        consumers, want_consumers,
+        "{}: every consumer of a led stream",
+        node.name
+    );
     assert!(
         elsewhere * 2 > consumers,
         "most consumers should be led elsewhere than their stream ({elsewhere} of {consumers})"
@@ -567,7 +590,10 @@ async fn baseline_pass(client: &reqwest::Client, cluster: &SynthCluster, reads: 
             drop(v);
         }
         let mut offset = 0u64;
-        while reads.connz_all_pages {
+        if !reads.connz_all_pages {
+            continue;
+        }
+        loop {
             let (v, n) =
                 get_json(client, &format!("{base}/connz?limit=1024&offset={offset}")).await;
             bytes += n;
@@ -908,10 +934,12 @@ fn main() {
         );
     }
     let wanted: Vec<String> = std::env::var("NATSMON_BENCH_SCALES")
-        .unwrap_or_else(|_| if smoke {
-            "a".into()
-        } else {
-            "a,b,c,b12-all,b12,b12-cl".into()
+        .unwrap_or_else(|_| {
+            if smoke {
+                "a".into()
+            } else {
+                "a,b,c,b12-all,b12,b12-cl".into()
+            }
         })
         .split(',')
         .map(|s| s.trim().to_lowercase())

@@ -656,11 +656,11 @@ impl JszLevel {
         let filtered = if l.leader_only { 6 } else { 0 };
         filtered
             + match (l.accounts, l.streams, l.consumers, l.config) {
-            (false, ..) => 0,
-            (true, false, ..) => 1,
-            (true, true, false, false) => 2,
-            (true, true, false, true) => 3,
-            (true, true, true, false) => 4,
+                (false, ..) => 0,
+                (true, false, ..) => 1,
+                (true, true, false, false) => 2,
+                (true, true, false, true) => 3,
+                (true, true, true, false) => 4,
                 (true, true, true, true) => 5,
             }
     }
