@@ -1,7 +1,8 @@
 //! End-to-end scale benchmark for the natsmon exporter.
 //!
 //! Run: `cargo bench --bench exporter` (harness = false). Optional env:
-//! - `NATSMON_BENCH_SCALES=a,b,c` — subset of scales (default all)
+//! - `NATSMON_BENCH_SCALES=a,b,c` — subset of scales (default all: a, b, c and
+//!   b12-all, b12, b12-cl, scale (b) served 2.12-shaped and read three ways)
 //! - `NATSMON_BENCH_CYCLES=4`     — measured poll cycles per scale
 //! - `NATSMON_BENCH_SCRAPE_SECS=5` — duration of the concurrent /metrics load
 //! - `NATSMON_BENCH_DUMP=<dir>` — write node n0's synthetic responses there
@@ -13,7 +14,9 @@
 //! cost and /metrics latency under 10 concurrent scrapers are reported. A
 //! baseline (bare in-process fetch + `serde_json::Value` parse of the same
 //! endpoint bodies, single thread) is measured in the same run so ratios are
-//! comparable across noisy machines.
+//! comparable across noisy machines. The baseline is what natsmon read before it
+//! filtered by stream leader: every endpoint of every node, `/jsz` whole with configs,
+//! every `/connz` page.
 
 mod synth;
 
@@ -21,7 +24,7 @@ use std::collections::HashMap;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use synth::{SynthCluster, SynthScale};
+use synth::{Shape, SynthCluster, SynthScale};
 
 const ACCEPT_OM: &str = "application/openmetrics-text; version=1.0.0";
 const SCRAPERS: usize = 10;
@@ -30,9 +33,40 @@ struct ScaleDef {
     key: &'static str,
     synth: SynthScale,
     interval: Duration,
+    /// Extra natsmon arguments (how it reads the servers).
+    args: &'static [&'static str],
+    /// What natsmon reads in steady state with those arguments (configs cached).
+    now_reads: Reads,
+}
+
+/// Scale (b): 3 nodes, R3, 10k connections, 1,000 streams, 5,000 consumers.
+fn scale_b(shape: Shape) -> SynthScale {
+    SynthScale {
+        nodes: 3,
+        conns_per_node: 10_000,
+        streams_per_node: 1_000,
+        consumers_per_node: 5_000,
+        accounts: 10,
+        shape,
+    }
 }
 
 fn scales() -> Vec<ScaleDef> {
+    let b12 = |key, args, jsz, connz_all_pages| ScaleDef {
+        key,
+        synth: scale_b(Shape::V2_12),
+        interval: Duration::from_secs(5),
+        args,
+        now_reads: Reads {
+            jsz,
+            connz_all_pages,
+        },
+    };
+    // 2.9 nodes are read whole; configs are cached, one /connz page.
+    let v29 = Reads {
+        jsz: JSZ_WHOLE,
+        connz_all_pages: false,
+    };
     vec![
         ScaleDef {
             key: "a",
@@ -42,19 +76,18 @@ fn scales() -> Vec<ScaleDef> {
                 streams_per_node: 10,
                 consumers_per_node: 20,
                 accounts: 10,
+                shape: Shape::V2_9,
             },
             interval: Duration::from_secs(5),
+            args: &[],
+            now_reads: v29,
         },
         ScaleDef {
             key: "b",
-            synth: SynthScale {
-                nodes: 3,
-                conns_per_node: 10_000,
-                streams_per_node: 1_000,
-                consumers_per_node: 5_000,
-                accounts: 10,
-            },
+            synth: scale_b(Shape::V2_9),
             interval: Duration::from_secs(5),
+            args: &[],
+            now_reads: v29,
         },
         ScaleDef {
             key: "c",
@@ -64,9 +97,23 @@ fn scales() -> Vec<ScaleDef> {
                 streams_per_node: 1_000,
                 consumers_per_node: 5_000,
                 accounts: 10,
+                shape: Shape::V2_9,
             },
             interval: Duration::from_secs(15),
+            args: &[],
+            now_reads: v29,
         },
+        // Every replica read, as before the leader filter (configs still cached).
+        b12(
+            "b12-all",
+            &["--jsz-stream-leader-only=false", "--connz-all-pages"],
+            JSZ_WHOLE,
+            true,
+        ),
+        // Defaults: stream-leader-only, configs every 5m, one /connz page.
+        b12("b12", &[], JSZ_LEADER_ONLY, false),
+        // Every node leads a consumer of a stream it does not lead, so all are read whole.
+        b12("b12-cl", &["--jsz-read-consumer-leaders"], JSZ_WHOLE, false),
     ]
 }
 
@@ -208,7 +255,7 @@ struct Natsmon {
 }
 
 impl Natsmon {
-    fn spawn(cluster: &SynthCluster, interval: Duration) -> Natsmon {
+    fn spawn(cluster: &SynthCluster, interval: Duration, args: &[&str]) -> Natsmon {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -225,6 +272,7 @@ impl Natsmon {
             .arg("--poll-timeout")
             // Below the interval, as in production; still generous for 30 large nodes.
             .arg(format!("{}ms", interval.as_millis() * 4 / 5))
+            .args(args)
             .env("NATSMON_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -295,6 +343,10 @@ async fn scrape_count(client: &reqwest::Client, url: &str) -> Result<(usize, Dur
 #[derive(Default, Clone)]
 struct Row {
     key: String,
+    version: &'static str,
+    args: String,
+    /// Bytes of every node's first cycle (configs read; later cycles use the cache).
+    first_cycle_bytes: f64,
     nodes: usize,
     cycle_wall_max_ms: f64,
     cycle_wall_mean_ms: f64,
@@ -306,6 +358,9 @@ struct Row {
     base_cpu_ms: f64,
     base_wall_ms: f64,
     base_bytes: f64,
+    /// Bare fetch + `Value` parse of what natsmon reads in steady state.
+    now_cpu_ms: f64,
+    now_bytes: f64,
     render_ms: f64,
     render_bytes_metric: f64,
     metrics_bytes: usize,
@@ -422,17 +477,109 @@ async fn self_check(client: &reqwest::Client, cluster: &SynthCluster) {
         );
         let (h, _) = get_json(client, &format!("{base}/healthz")).await;
         assert_eq!(h["status"], "ok");
+        assert_eq!(vz["version"].as_str(), Some(scale.shape.version()));
+        if scale.shape == Shape::V2_12 {
+            check_2_12(client, cluster, n).await;
+        }
     }
 }
 
+/// The 2.12 shape honours `stream-leader-only` and `config=false` as real servers do.
+async fn check_2_12(client: &reqwest::Client, cluster: &SynthCluster, n: usize) {
+    let scale = &cluster.scale;
+    let node = &cluster.nodes[n];
+    let base = node.url();
+    let (v, _) = get_json(
+        client,
+        &format!("{base}/jsz?accounts=true&streams=true&consumers=true&stream-leader-only=true"),
+    )
+    .await;
+    let led: Vec<usize> = (0..scale.total_streams())
+        .filter(|i| scale.stream_peers(*i)[0] == n)
+        .collect();
+    let (mut streams, mut consumers, mut elsewhere) = (0, 0, 0);
+    for acc in v["account_details"].as_array().expect("account_details[]") {
+        for s in acc["stream_detail"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+        {
+            streams += 1;
+            assert_eq!(s["cluster"]["leader"].as_str(), Some(node.name.as_str()));
+            assert!(
+                s.get("config").is_none(),
+                "config=false yet a stream config"
+            );
+            for c in s["consumer_detail"].as_array().expect("consumer_detail[]") {
+                consumers += 1;
+                assert!(
+                    c.get("config").is_none(),
+                    "config=false yet a consumer config"
+                );
+                if c["cluster"]["leader"].as_str() != Some(node.name.as_str()) {
+                    elsewhere += 1;
+                    assert_eq!(
+                        c["num_pending"].as_u64(),
+                        Some(0),
+                        "a replica counts no pending"
+                    );
+                }
+            }
+        }
+    }
+    assert_eq!(
+        streams,
+        led.len(),
+        "{}: leader-only stream count",
+        node.name
+    );
+    let want_consumers: usize = (0..scale.total_consumers())
+        .filter(|j| scale.stream_peers(j % scale.total_streams())[0] == n)
+        .count();
+    assert_eq!(
+        consumers, want_consumers,
+        "{}: every consumer of a led stream",
+        node.name
+    );
+    assert!(
+        elsewhere * 2 > consumers,
+        "most consumers should be led elsewhere than their stream ({elsewhere} of {consumers})"
+    );
+    assert_eq!(v["total"].as_u64(), Some(scale.accounts as u64));
+    let (cz, _) = get_json(client, &format!("{base}/connz?sort=pending&limit=1")).await;
+    assert_eq!(cz["connections"].as_array().map(Vec::len), Some(1));
+    assert_eq!(cz["total"].as_u64(), Some(scale.conns_per_node as u64));
+}
+
+/// What a bare pass reads of each node.
+#[derive(Clone, Copy)]
+struct Reads {
+    jsz: &'static str,
+    connz_all_pages: bool,
+}
+
+/// What natsmon read before the leader filter: every replica whole, with configs, and
+/// every `/connz` page. The baseline of every row.
+const OLD_READS: Reads = Reads {
+    jsz: "/jsz?accounts=true&streams=true&consumers=true&config=true",
+    connz_all_pages: true,
+};
+const JSZ_WHOLE: &str = "/jsz?accounts=true&streams=true&consumers=true";
+const JSZ_LEADER_ONLY: &str =
+    "/jsz?accounts=true&streams=true&consumers=true&stream-leader-only=true";
+
 /// One bare fetch+parse pass over all nodes' endpoints; returns bytes fetched.
-async fn baseline_pass(client: &reqwest::Client, cluster: &SynthCluster) -> usize {
+async fn baseline_pass(client: &reqwest::Client, cluster: &SynthCluster, reads: Reads) -> usize {
     let mut bytes = 0;
     for node in &cluster.nodes {
         let base = node.url();
+        if !reads.connz_all_pages {
+            let (_, n) = get_json(client, &format!("{base}/connz?sort=pending&limit=1")).await;
+            bytes += n;
+        }
         for path in [
             "/varz",
-            "/jsz?accounts=true&streams=true&consumers=true&config=true",
+            reads.jsz,
             "/routez",
             "/healthz",
             "/accstatz?unused=1",
@@ -443,6 +590,9 @@ async fn baseline_pass(client: &reqwest::Client, cluster: &SynthCluster) -> usiz
             drop(v);
         }
         let mut offset = 0u64;
+        if !reads.connz_all_pages {
+            continue;
+        }
         loop {
             let (v, n) =
                 get_json(client, &format!("{base}/connz?limit=1024&offset={offset}")).await;
@@ -536,14 +686,14 @@ fn run_scale(def: &ScaleDef, tck: f64, cycles: usize, scrape_secs: f64) -> Row {
     }
 
     // ---- baseline: before natsmon exists, so nothing competes with it.
-    let (base_cpu_ms, base_wall_ms, base_bytes) = rt.block_on(async {
-        baseline_pass(&client, &cluster).await; // warm connections/caches
+    let measure = async |reads: Reads| {
+        baseline_pass(&client, &cluster, reads).await; // warm connections/caches
         let reps = if nodes > 10 { 2 } else { 3 };
         let (mut cpu, mut wall, mut bytes) = (0.0, 0.0, 0);
         for _ in 0..reps {
             let c0 = thread_cpu_secs(tck);
             let t0 = Instant::now();
-            bytes = baseline_pass(&client, &cluster).await;
+            bytes = baseline_pass(&client, &cluster, reads).await;
             wall += t0.elapsed().as_secs_f64();
             cpu += thread_cpu_secs(tck) - c0;
         }
@@ -552,14 +702,22 @@ fn run_scale(def: &ScaleDef, tck: f64, cycles: usize, scrape_secs: f64) -> Row {
             wall / reps as f64 * 1e3,
             bytes as f64,
         )
-    });
+    };
+    let (base_cpu_ms, base_wall_ms, base_bytes) = rt.block_on(measure(OLD_READS));
     eprintln!(
         "   baseline fetch+parse: cpu {base_cpu_ms:.1} ms, wall {base_wall_ms:.1} ms, {:.2} MiB",
         base_bytes / 1048576.0
     );
+    // The same bare parse of what natsmon reads now, in steady state: how much of
+    // natsmon's CPU a faster JSON parser could save at most.
+    let (now_cpu_ms, _, now_bytes) = rt.block_on(measure(def.now_reads));
+    eprintln!(
+        "   bare fetch+parse of natsmon's steady-state reads: cpu {now_cpu_ms:.1} ms, {:.2} MiB",
+        now_bytes / 1048576.0
+    );
 
     // ---- natsmon
-    let mut nm = Natsmon::spawn(&cluster, def.interval);
+    let mut nm = Natsmon::spawn(&cluster, def.interval, def.args);
     let pid = nm.pid();
     let url = nm.url.clone();
     let mut row = rt.block_on(async {
@@ -594,11 +752,13 @@ fn run_scale(def: &ScaleDef, tck: f64, cycles: usize, scrape_secs: f64) -> Row {
         // Wait for every node to finish a first cycle, then one more full cycle (warm-up).
         let first_deadline = Instant::now() + def.interval * 4 + Duration::from_secs(120);
         let mut last;
+        let first_cycle_bytes;
         loop {
             let m = get(&mut nm, false, &mut 0).await;
             let per = m.all("natsmon_poll_cycles_total");
             if per.len() >= nodes && per.iter().all(|s| s.value >= 1.0) {
                 last = m.sum("natsmon_poll_cycles_total");
+                first_cycle_bytes = m.sum("natsmon_poll_response_bytes_total");
                 break;
             }
             assert!(
@@ -721,6 +881,9 @@ fn run_scale(def: &ScaleDef, tck: f64, cycles: usize, scrape_secs: f64) -> Row {
 
         Row {
             key: def.key.to_string(),
+            version: scale.shape.version(),
+            args: if def.args.is_empty() { "defaults".into() } else { def.args.join(" ") },
+            first_cycle_bytes,
             nodes,
             cycle_wall_max_ms: wall_max * 1e3,
             cycle_wall_mean_ms: wall_all.iter().sum::<f64>() / wall_all.len() as f64 * 1e3,
@@ -747,6 +910,8 @@ fn run_scale(def: &ScaleDef, tck: f64, cycles: usize, scrape_secs: f64) -> Row {
     row.base_cpu_ms = base_cpu_ms;
     row.base_wall_ms = base_wall_ms;
     row.base_bytes = base_bytes;
+    row.now_cpu_ms = now_cpu_ms;
+    row.now_bytes = now_bytes;
     row.synth_setup_s = synth_setup_s;
     drop(nm);
     drop(rt);
@@ -769,7 +934,13 @@ fn main() {
         );
     }
     let wanted: Vec<String> = std::env::var("NATSMON_BENCH_SCALES")
-        .unwrap_or_else(|_| if smoke { "a".into() } else { "a,b,c".into() })
+        .unwrap_or_else(|_| {
+            if smoke {
+                "a".into()
+            } else {
+                "a,b,c,b12-all,b12,b12-cl".into()
+            }
+        })
         .split(',')
         .map(|s| s.trim().to_lowercase())
         .filter(|s| !s.is_empty())
@@ -784,7 +955,7 @@ fn main() {
         .collect();
     assert!(
         !defs.is_empty(),
-        "NATSMON_BENCH_SCALES={wanted:?} selects no scale (use a,b,c)"
+        "NATSMON_BENCH_SCALES={wanted:?} selects no scale (use a,b,c,b12-all,b12,b12-cl)"
     );
     eprintln!(
         "natsmon exporter bench: {} cycles/scale, {SCRAPERS} scrapers x {scrape_secs}s, CLK_TCK={tck}, {} CPUs",
@@ -802,19 +973,25 @@ fn main() {
 
     println!();
     println!(
-        "| scale | nodes | cycle wall ms (max) | cycle CPU ms | bytes/cycle MiB | baseline fetch+parse ms | ratio | render ms | /metrics bytes | scrape p50 ms | scrape p99 ms | peak RSS MiB |"
+        "| scale | server | natsmon flags | nodes | cycle wall ms (max) | cycle CPU ms | bytes/cycle MiB | first cycle MiB | baseline MiB | bytes ratio | baseline fetch+parse ms | CPU ratio | bare parse of natsmon's reads ms | render ms | /metrics bytes | scrape p50 ms | scrape p99 ms | peak RSS MiB |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for r in &rows {
         println!(
-            "| {} | {} | {:.1} | {:.1} | {:.2} | {:.1} | {:.2} | {:.2} | {} | {:.2} | {:.2} | {:.1} |",
+            "| {} | {} | {} | {} | {:.1} | {:.1} | {:.2} | {:.2} | {:.2} | {:.3} | {:.1} | {:.2} | {:.1} | {:.2} | {} | {:.2} | {:.2} | {:.1} |",
             r.key,
+            r.version,
+            r.args,
             r.nodes,
             r.cycle_wall_max_ms,
             r.cycle_cpu_ms,
             mib(r.bytes_per_cycle),
+            mib(r.first_cycle_bytes),
+            mib(r.base_bytes),
+            r.bytes_per_cycle / r.base_bytes.max(1.0),
             r.base_cpu_ms,
             r.cycle_cpu_ms / r.base_cpu_ms.max(1e-9),
+            r.now_cpu_ms,
             r.render_ms,
             r.metrics_bytes,
             r.p50_ms,
@@ -828,7 +1005,7 @@ fn main() {
     );
     for r in &rows {
         println!(
-            "- {}: cycle wall mean {:.1} ms; cycle CPU raw {:.1} ms ({:.1} detection scrapes/cycle at {:.2} ms CPU each); baseline wall {:.1} ms, {:.2} MiB fetched (natsmon {:.2} MiB); render_bytes metric {} vs GET body {}; scrape max {:.2} ms, {:.1} scrapes/s (CPU utilisation during scrape load: natsmon {:.2} cores, single-thread scraper client {:.2}); VmRSS {:.1} MiB; synth setup {:.1}s",
+            "- {}: cycle wall mean {:.1} ms; cycle CPU raw {:.1} ms ({:.1} detection scrapes/cycle at {:.2} ms CPU each); baseline wall {:.1} ms, {:.2} MiB fetched (natsmon {:.2} MiB; bare read of natsmon's steady-state requests {:.2} MiB); render_bytes metric {} vs GET body {}; scrape max {:.2} ms, {:.1} scrapes/s (CPU utilisation during scrape load: natsmon {:.2} cores, single-thread scraper client {:.2}); VmRSS {:.1} MiB; synth setup {:.1}s",
             r.key,
             r.cycle_wall_mean_ms,
             r.cycle_cpu_raw_ms,
@@ -837,6 +1014,7 @@ fn main() {
             r.base_wall_ms,
             mib(r.base_bytes),
             mib(r.bytes_per_cycle),
+            mib(r.now_bytes),
             r.render_bytes_metric,
             r.metrics_bytes,
             r.max_ms,
@@ -878,5 +1056,30 @@ fn main() {
             verdict(c.cycle_wall_max_ms < 15_000.0)
         ),
         None => println!("- scale (c) cycle target: not run"),
+    }
+    // Against the baseline, i.e. what natsmon read before the leader filter.
+    let all_bytes = find("b12-all").map(|r| r.bytes_per_cycle);
+    for r in rows.iter().filter(|r| r.key.starts_with("b12")) {
+        let vs_all = all_bytes
+            .map(|a| format!(", {:.3} of b12-all's", r.bytes_per_cycle / a))
+            .unwrap_or_default();
+        println!(
+            "- {} ({}): bytes/cycle <= 1/3 of every replica read (baseline): {:.2} MiB = {:.3} of {:.2} MiB{vs_all} — {}",
+            r.key,
+            r.args,
+            mib(r.bytes_per_cycle),
+            r.bytes_per_cycle / r.base_bytes,
+            mib(r.base_bytes),
+            verdict(r.bytes_per_cycle * 3.0 <= r.base_bytes)
+        );
+        println!(
+            "- {} ({}): CPU/cycle <= 0.35x bare parse of the old reads: {:.1} ms = {:.2}x {:.1} ms — {}",
+            r.key,
+            r.args,
+            r.cycle_cpu_ms,
+            r.cycle_cpu_ms / r.base_cpu_ms,
+            r.base_cpu_ms,
+            verdict(r.cycle_cpu_ms <= 0.35 * r.base_cpu_ms)
+        );
     }
 }

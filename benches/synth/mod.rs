@@ -1,4 +1,4 @@
-//! Synthetic nats-server (2.9.10-shaped) monitoring endpoints for benchmarks.
+//! Synthetic nats-server monitoring endpoints (2.9.10- or 2.12.8-shaped) for benchmarks.
 //!
 //! Every node's responses are rendered once into `Bytes` when the cluster is
 //! started; request handling only slices/concatenates pre-rendered fragments
@@ -10,7 +10,15 @@
 //! `i` is led by node `i % nodes` and replicated on the next `R-1` nodes, so
 //! each node hosts `streams_per_node` streams whatever the cluster size.
 //! Consumers are spread round-robin across streams; a consumer's leader is one
-//! of its stream's peers.
+//! of its stream's peers, round-robin over them (so most consumers are led
+//! elsewhere than their stream).
+//!
+//! [`Shape::V2_12`] follows a real 2.12.8 cluster's responses (fields added
+//! since 2.9: raft groups, peer hashes, API levels, metadata, `total`, ...),
+//! honours `stream-leader-only=true` (only streams this node leads, each with
+//! all its consumers; a consumer led elsewhere shows this node's replica view,
+//! `num_pending` 0, as real servers do) and has unfiltered consumers on streams
+//! without interior deletes, so a reader can derive pending from the stream.
 
 #![allow(dead_code)]
 
@@ -27,7 +35,24 @@ use bytes::Bytes;
 use serde::Serialize;
 
 pub const CLUSTER: &str = "bench";
-pub const VERSION: &str = "2.9.10";
+/// Which nats-server release the responses imitate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shape {
+    V2_9,
+    V2_12,
+}
+
+impl Shape {
+    pub fn version(self) -> &'static str {
+        match self {
+            Shape::V2_9 => "2.9.10",
+            Shape::V2_12 => "2.12.8",
+        }
+    }
+    fn v12(self) -> bool {
+        self == Shape::V2_12
+    }
+}
 /// Unix seconds of the synthetic "now" (2024-05-01T12:00:00Z).
 const BASE_SECS: i64 = 1_714_564_800;
 
@@ -41,6 +66,7 @@ pub struct SynthScale {
     /// Consumers hosted (as leader or follower) by each node.
     pub consumers_per_node: usize,
     pub accounts: usize,
+    pub shape: Shape,
 }
 
 impl SynthScale {
@@ -198,6 +224,8 @@ fn is_zero(v: &u64) -> bool {
 
 #[derive(Serialize)]
 struct ApiStats {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    level: Option<u32>,
     total: u64,
     errors: u64,
 }
@@ -211,12 +239,22 @@ struct PeerInfo {
     active: u64,
     #[serde(skip_serializing_if = "is_zero")]
     lag: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    peer: Option<String>,
 }
 
 #[derive(Serialize)]
 struct ClusterInfo {
     name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    raft_group: Option<String>,
     leader: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    leader_since: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    system_account: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    traffic_account: Option<&'static str>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     replicas: Vec<PeerInfo>,
 }
@@ -229,6 +267,40 @@ struct MetaClusterInfo {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     replicas: Vec<PeerInfo>,
     cluster_size: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pending: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    snapshot: Option<MetaSnapshot>,
+}
+
+#[derive(Serialize)]
+struct MetaSnapshot {
+    pending_entries: u64,
+    pending_size: u64,
+    last_time: String,
+    last_duration: u64,
+}
+
+/// Serializes as `{}`, as 2.12 does for empty `limits` and `consumer_limits`.
+#[derive(Serialize)]
+struct Empty {}
+
+#[derive(Serialize)]
+struct Metadata {
+    #[serde(rename = "_nats.level")]
+    level: &'static str,
+    #[serde(rename = "_nats.req.level")]
+    req_level: &'static str,
+    #[serde(rename = "_nats.ver")]
+    ver: &'static str,
+}
+
+fn metadata() -> Metadata {
+    Metadata {
+        level: "1",
+        req_level: "0",
+        ver: "2.12.8",
+    }
 }
 
 #[derive(Serialize)]
@@ -236,6 +308,12 @@ struct JsConfig {
     max_memory: i64,
     max_storage: i64,
     store_dir: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sync_interval: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    compress_ok: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    strict: Option<bool>,
 }
 
 #[derive(Serialize)]
@@ -363,6 +441,14 @@ struct StreamConfig {
     allow_rollup_hdrs: bool,
     allow_direct: bool,
     mirror_direct: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    compression: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    consumer_limits: Option<Empty>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    allow_msg_ttl: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    metadata: Option<Metadata>,
 }
 
 #[derive(Serialize)]
@@ -396,11 +482,14 @@ struct ConsumerConfig {
     ack_policy: &'static str,
     ack_wait: u64,
     max_deliver: i64,
-    filter_subject: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    filter_subject: Option<String>,
     replay_policy: &'static str,
     max_waiting: u32,
     max_ack_pending: u32,
     num_replicas: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    metadata: Option<Metadata>,
 }
 
 #[derive(Serialize)]
@@ -417,6 +506,8 @@ struct ConsumerInfo {
     num_waiting: u64,
     num_pending: u64,
     cluster: ClusterInfo,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ts: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -463,6 +554,8 @@ struct Jsz {
     messages: u64,
     bytes: u64,
     meta_cluster: MetaClusterInfo,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    limits: Option<Empty>,
 }
 
 #[derive(Serialize)]
@@ -539,6 +632,8 @@ struct JszLevel {
     streams: bool,
     consumers: bool,
     config: bool,
+    /// `stream-leader-only=true` (2.12 shape only; 2.9 ignores the parameter).
+    leader_only: bool,
 }
 
 impl JszLevel {
@@ -552,25 +647,29 @@ impl JszLevel {
         }
         if !self.streams {
             self.config = false;
+            self.leader_only = false;
         }
         self
     }
     fn index(self) -> usize {
         let l = self.normalize();
-        match (l.accounts, l.streams, l.consumers, l.config) {
-            (false, ..) => 0,
-            (true, false, ..) => 1,
-            (true, true, false, false) => 2,
-            (true, true, false, true) => 3,
-            (true, true, true, false) => 4,
-            (true, true, true, true) => 5,
-        }
+        let filtered = if l.leader_only { 6 } else { 0 };
+        filtered
+            + match (l.accounts, l.streams, l.consumers, l.config) {
+                (false, ..) => 0,
+                (true, false, ..) => 1,
+                (true, true, false, false) => 2,
+                (true, true, false, true) => 3,
+                (true, true, true, false) => 4,
+                (true, true, true, true) => 5,
+            }
     }
     const FULL: JszLevel = JszLevel {
         accounts: true,
         streams: true,
         consumers: true,
         config: true,
+        leader_only: false,
     };
 }
 
@@ -594,7 +693,7 @@ pub struct NodeData {
     accstatz_used: Bytes,
     /// `/jsz` top-level object, serialized (ends with `}`).
     jsz_head: Vec<u8>,
-    jsz: [OnceLock<JszVariant>; 6],
+    jsz: [OnceLock<JszVariant>; 12],
     /// Connection objects joined by `,`; `conn_starts[k]` is where conn k
     /// starts, with a sentinel `buf.len()+1` at the end.
     conn_buf: Bytes,
@@ -668,6 +767,7 @@ impl NodeData {
             }
         }
         let _ = c_total;
+        let v12 = scale.shape.v12();
         let js_acc_count = js_accounts.iter().filter(|x| **x).count();
         let meta = || MetaClusterInfo {
             name: CLUSTER,
@@ -681,19 +781,31 @@ impl NodeData {
                         offline: false,
                         active: 150_000_000 + p as u64 * 1_000,
                         lag: 0,
+                        peer: v12.then(|| peer_hash(p)),
                     })
                     .collect()
             } else {
                 vec![]
             },
             cluster_size: nodes,
+            pending: v12.then_some(0),
+            snapshot: v12.then(|| MetaSnapshot {
+                pending_entries: 3,
+                pending_size: 1342,
+                last_time: ts_ago(60, 0x5A),
+                last_duration: 1_873_423,
+            }),
         };
         let js_config = || JsConfig {
             max_memory: 6_442_450_944,
             max_storage: 1_099_511_627_776,
             store_dir: "/data/jetstream".into(),
+            sync_interval: v12.then_some(120_000_000_000),
+            compress_ok: v12.then_some(true),
+            strict: v12.then_some(true),
         };
         let api = || ApiStats {
+            level: v12.then_some(3),
             total: 1_000_000 + n as u64,
             errors: 17,
         };
@@ -703,10 +815,10 @@ impl NodeData {
         let varz = Varz {
             server_id: id.clone(),
             server_name: name.clone(),
-            version: VERSION,
+            version: scale.shape.version(),
             proto: 1,
-            git_commit: "7cb0d9a",
-            go: "go1.19.4",
+            git_commit: if v12 { "b692325" } else { "7cb0d9a" },
+            go: if v12 { "go1.26.2" } else { "go1.19.4" },
             host: "0.0.0.0",
             port: 4222,
             max_connections: 65_536,
@@ -761,7 +873,11 @@ impl NodeData {
             config_load_time: ts_ago(uptime_secs as i64, 99),
             system_account: "$SYS",
         };
-        let varz = Bytes::from(serde_json::to_vec(&varz).unwrap());
+        let varz = if v12 {
+            Bytes::from(serde_json::to_vec(&varz_2_12(varz, n, nodes, k)).unwrap())
+        } else {
+            Bytes::from(serde_json::to_vec(&varz).unwrap())
+        };
 
         let jsz_head = serde_json::to_vec(&Jsz {
             server_id: id.clone(),
@@ -779,6 +895,7 @@ impl NodeData {
             messages: msgs,
             bytes: bytes_,
             meta_cluster: meta(),
+            limits: v12.then_some(Empty {}),
         })
         .unwrap();
 
@@ -889,7 +1006,19 @@ impl NodeData {
             streams: false,
             consumers: false,
             config: false,
+            leader_only: false,
         });
+        if scale.shape.v12() {
+            // natsmon's reads of a 2.10.19+ node: filtered, configs only when due, and
+            // whole without configs where the render asks for it.
+            for (config, leader_only) in [(false, false), (true, true), (false, true)] {
+                node.jsz_variant(JszLevel {
+                    config,
+                    leader_only,
+                    ..JszLevel::FULL
+                });
+            }
+        }
         node
     }
 
@@ -910,6 +1039,7 @@ impl NodeData {
                     per_acc[scale.stream_account(i)].push(i);
                 }
             }
+            let v12 = scale.shape.v12();
             // accounts sorted by name; account_name() is zero padded.
             for (a, streams) in per_acc.iter().enumerate() {
                 if streams.is_empty() {
@@ -926,19 +1056,20 @@ impl NodeData {
                     accounts: 0,
                     ha_assets: 0,
                     api: ApiStats {
+                        level: v12.then_some(0),
                         total: 10_000 + a as u64,
                         errors: a as u64,
                     },
-                    stream_detail: if level.streams {
-                        Some(
-                            streams
-                                .iter()
-                                .map(|i| stream_detail(scale, n, *i, level))
-                                .collect(),
-                        )
-                    } else {
-                        None
-                    },
+                    // The account stays listed when the filter leaves it no stream, as
+                    // on 2.12, with `stream_detail` omitted (omitempty).
+                    stream_detail: Some(
+                        streams
+                            .iter()
+                            .filter(|i| !level.leader_only || scale.stream_peers(**i)[0] == n)
+                            .map(|i| stream_detail(scale, n, *i, level))
+                            .collect::<Vec<_>>(),
+                    )
+                    .filter(|d| level.streams && !d.is_empty()),
                 };
                 accounts.push(Bytes::from(serde_json::to_vec(&detail).unwrap()));
             }
@@ -970,7 +1101,12 @@ impl NodeData {
             }
             out.extend_from_slice(b);
         }
-        out.extend_from_slice(b"]}");
+        out.push(b']');
+        if self.scale.shape.v12() {
+            // 2.10.28+ say how many accounts there are in all.
+            out.extend_from_slice(format!(",\"total\":{}", accounts.len()).as_bytes());
+        }
+        out.push(b'}');
         out
     }
 
@@ -1017,6 +1153,44 @@ impl NodeData {
     }
 }
 
+/// `/varz` with what 2.12.8 adds to 2.9's (small, so merged as a `Value`).
+fn varz_2_12(varz: Varz, n: usize, nodes: usize, conns: usize) -> serde_json::Value {
+    let mut v = serde_json::to_value(varz).unwrap();
+    let o = v.as_object_mut().unwrap();
+    let zeros = || serde_json::json!({"clients": 0, "routes": 0, "gateways": 0, "leafs": 0});
+    let extra = serde_json::json!({
+        "connect_urls": (0..nodes).map(|p| format!("10.0.0.{}:4222", p + 1)).collect::<Vec<_>>(),
+        "auth_timeout": 2,
+        "max_control_line": 4096,
+        "http_base_path": "",
+        "https_port": 0,
+        "gateway": {},
+        "leaf": {},
+        "mqtt": {},
+        "websocket": {},
+        "tls_timeout": 2,
+        "write_deadline": 10_000_000_000u64,
+        "in_client_msgs": 61_000_000 + n,
+        "in_client_bytes": 5_126_000_000u64,
+        "out_client_msgs": 38_000_000 + n,
+        "out_client_bytes": 4_907_000_000u64,
+        "stale_connections": 0,
+        "stalled_clients": 0,
+        "config_digest": "sha256:6f1c0e3a9b5d47e2c8a1f0d9b3e7c6a5d4f2e1b0c9a8d7e6f5a4b3c2d1e0f9a8",
+        "slow_consumer_stats": zeros(),
+        "stale_connection_stats": zeros(),
+        "disk_io_wait_stats": {"waiters": 0, "waits": 0, "wait_time": 0, "max_wait_time": 0},
+    });
+    o.extend(extra.as_object().unwrap().clone());
+    o["routes"] = serde_json::json!((nodes - 1) * 4);
+    o["subscriptions"] = serde_json::json!(conns * 3 + 250);
+    let js = o["jetstream"].as_object_mut().unwrap();
+    js.insert("limits".into(), serde_json::json!({}));
+    js["stats"]["api"]["inflight"] = serde_json::json!(1);
+    js["meta"]["snapshot"] = serde_json::Value::Null;
+    v
+}
+
 fn stream_msgs(i: usize) -> (u64, u64) {
     let m = 1_000 + (splitmix(i as u64) % 100_000);
     (m, m * 256 + 37)
@@ -1028,7 +1202,6 @@ fn consumers_of_stream(scale: &SynthScale, i: usize) -> Vec<usize> {
 }
 
 fn replicas_except(scale: &SynthScale, peers: &[usize], me: usize, salt: u64) -> Vec<PeerInfo> {
-    let _ = scale;
     peers
         .iter()
         .filter(|p| **p != me)
@@ -1041,12 +1214,40 @@ fn replicas_except(scale: &SynthScale, peers: &[usize], me: usize, salt: u64) ->
                 offline: false,
                 active: 100_000 + r % 900_000_000,
                 lag: if lagging { 1 + r % 50 } else { 0 },
+                peer: scale.shape.v12().then(|| peer_hash(*p)),
             }
         })
         .collect()
 }
 
+/// A 2.12 raft group name (`S-R3F-xxxxxxxx`, `C-R3F-...`).
+fn raft_group(kind: char, replicas: usize, salt: u64) -> String {
+    format!("{kind}-R{replicas}F-{}", &peer_hash(salt as usize ^ 0x7A11))
+}
+
+fn cluster_info(
+    scale: &SynthScale,
+    peers: &[usize],
+    leader: usize,
+    me: usize,
+    kind: char,
+    salt: u64,
+) -> ClusterInfo {
+    let v12 = scale.shape.v12();
+    ClusterInfo {
+        name: CLUSTER.into(),
+        raft_group: v12.then(|| raft_group(kind, peers.len(), salt)),
+        leader: server_name(leader),
+        // Only the leader itself knows when it took over.
+        leader_since: (v12 && leader == me).then(|| ts_ago(3600, salt ^ 0x1EAD)),
+        system_account: v12.then_some(true),
+        traffic_account: v12.then_some("$SYS"),
+        replicas: replicas_except(scale, peers, me, salt),
+    }
+}
+
 fn stream_detail(scale: &SynthScale, me: usize, i: usize, level: JszLevel) -> StreamDetail {
+    let v12 = scale.shape.v12();
     let peers = scale.stream_peers(i);
     let name = format!("STREAM_{i:05}");
     let (msgs, bytes_) = stream_msgs(i);
@@ -1055,11 +1256,7 @@ fn stream_detail(scale: &SynthScale, me: usize, i: usize, level: JszLevel) -> St
     StreamDetail {
         name: name.clone(),
         created: ts_ago(86_400 * 2 + i as i64, i as u64),
-        cluster: ClusterInfo {
-            name: CLUSTER.into(),
-            leader: server_name(peers[0]),
-            replicas: replicas_except(scale, &peers, me, salt),
-        },
+        cluster: cluster_info(scale, &peers, peers[0], me, 'S', salt),
         config: level.config.then(|| StreamConfig {
             name: name.clone(),
             subjects: vec![format!("bench.s{i}.>")],
@@ -1080,6 +1277,10 @@ fn stream_detail(scale: &SynthScale, me: usize, i: usize, level: JszLevel) -> St
             allow_rollup_hdrs: false,
             allow_direct: false,
             mirror_direct: false,
+            compression: v12.then_some("none"),
+            consumer_limits: v12.then_some(Empty {}),
+            allow_msg_ttl: v12.then_some(false),
+            metadata: v12.then(metadata),
         }),
         state: StreamState {
             messages: msgs,
@@ -1101,6 +1302,7 @@ fn stream_detail(scale: &SynthScale, me: usize, i: usize, level: JszLevel) -> St
                     let r = splitmix(*j as u64);
                     let delivered = msgs - (r % 100).min(msgs);
                     let ack = delivered - (r % 7).min(delivered);
+                    let leader = peers[k % peers.len()];
                     ConsumerInfo {
                         stream_name: name.clone(),
                         name: cname.clone(),
@@ -1112,11 +1314,14 @@ fn stream_detail(scale: &SynthScale, me: usize, i: usize, level: JszLevel) -> St
                             ack_policy: "explicit",
                             ack_wait: 30_000_000_000,
                             max_deliver: -1,
-                            filter_subject: format!("bench.s{i}.{k}"),
+                            // 2.12-shaped consumers read the whole stream, so pending
+                            // is derivable from a replica's report.
+                            filter_subject: (!v12).then(|| format!("bench.s{i}.{k}")),
                             replay_policy: "instant",
                             max_waiting: 512,
                             max_ack_pending: 1000,
                             num_replicas: 0,
+                            metadata: v12.then(metadata),
                         }),
                         delivered: SequenceInfo {
                             consumer_seq: delivered,
@@ -1131,12 +1336,15 @@ fn stream_detail(scale: &SynthScale, me: usize, i: usize, level: JszLevel) -> St
                         num_ack_pending: delivered - ack,
                         num_redelivered: r % 3,
                         num_waiting: r % 4,
-                        num_pending: msgs - delivered,
-                        cluster: ClusterInfo {
-                            name: CLUSTER.into(),
-                            leader: server_name(peers[k % peers.len()]),
-                            replicas: replicas_except(scale, &peers, me, r),
+                        // A replica does not count pending messages (real 2.10+ servers
+                        // report 0 where they do not lead the consumer).
+                        num_pending: if !v12 || leader == me {
+                            msgs - delivered
+                        } else {
+                            0
                         },
+                        cluster: cluster_info(scale, &peers, leader, me, 'C', r),
+                        ts: v12.then(now_str),
                     }
                 })
                 .collect()
@@ -1230,6 +1438,12 @@ async fn h_connz(State(n): State<Arc<NodeData>>, RawQuery(q): RawQuery) -> Respo
         (Ok(o), Ok(l)) => (o.max(0) as usize, if l <= 0 { 1024 } else { l as usize }),
         (Err(e), _) | (_, Err(e)) => return bad_request(e),
     };
+    // `sort=pending` (natsmon's one-page read) needs no reordering: every synthetic
+    // connection has 0 pending bytes, so cid order is already a valid answer.
+    match q.get("sort").map(String::as_str) {
+        None | Some("" | "cid" | "pending") => {}
+        Some(other) => return bad_request(format!("invalid sorting option: {other}")),
+    }
     json(n.connz(offset, limit))
 }
 async fn h_jsz(State(n): State<Arc<NodeData>>, RawQuery(q): RawQuery) -> Response {
@@ -1240,6 +1454,8 @@ async fn h_jsz(State(n): State<Arc<NodeData>>, RawQuery(q): RawQuery) -> Respons
             streams: q_bool(&q, "streams")?,
             consumers: q_bool(&q, "consumers")?,
             config: q_bool(&q, "config")?,
+            // 2.9 does not know the parameter and ignores it.
+            leader_only: n.scale.shape.v12() && q_bool(&q, "stream-leader-only")?,
         })
     })() {
         Ok(l) => l.normalize(),
