@@ -31,7 +31,7 @@ pub async fn run(
         }
         tokio::select! {
             _ = token.cancelled() => break,
-            _ = tokio::time::sleep(Duration::from_millis(25)) => {}
+            _ = tokio::time::sleep(coalesce_window(settings.poll_interval)) => {}
         }
         let store2 = store.clone();
         let settings2 = settings.clone();
@@ -55,6 +55,14 @@ pub async fn run(
     }
 }
 
+/// How long a render waits after the first report of a round for the other nodes'.
+/// Nodes poll independently, and their cycles end tens of milliseconds apart on a large
+/// cluster: a window of a twentieth of the interval (25 ms to 500 ms) renders each
+/// round once instead of once per node, and delays its figures by at most that.
+fn coalesce_window(poll_interval: Duration) -> Duration {
+    (poll_interval / 20).clamp(Duration::from_millis(25), Duration::from_millis(500))
+}
+
 /// One render: every configured node that has finished a poll, joined by its label.
 /// Stores the cluster view beside it; returns the exposition and its series count.
 pub fn render(store: &Store, settings: &Settings, memory: &mut Memory) -> (Rendered, usize) {
@@ -75,4 +83,25 @@ pub fn render(store: &Store, settings: &Settings, memory: &mut Memory) -> (Rende
     store.set_view(view);
     let series = set.len();
     (Rendered::new(set.encode_openmetrics()), series)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_window_scales_with_the_interval_within_bounds() {
+        assert_eq!(
+            coalesce_window(Duration::from_millis(300)),
+            Duration::from_millis(25)
+        );
+        assert_eq!(
+            coalesce_window(Duration::from_secs(5)),
+            Duration::from_millis(250)
+        );
+        assert_eq!(
+            coalesce_window(Duration::from_secs(15)),
+            Duration::from_millis(500)
+        );
+    }
 }
