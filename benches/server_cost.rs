@@ -141,8 +141,13 @@ async fn wait_ready(http: &reqwest::Client, c: &Cluster) {
 
 async fn create_state(c: &Cluster) -> Vec<async_nats::Client> {
     use async_nats::jetstream::{self, consumer::pull, stream};
-    let url = format!("nats://a:a@127.0.0.1:{}", c.nodes[0].client);
-    let nc = async_nats::connect(&url).await.expect("connect");
+    let connect = |port: u16| async move {
+        async_nats::ConnectOptions::with_user_and_password("a".into(), "a".into())
+            .connect(format!("nats://127.0.0.1:{port}"))
+            .await
+            .expect("connect as a")
+    };
+    let nc = connect(c.nodes[0].client).await;
     let js = jetstream::new(nc.clone());
     for s in 0..STREAMS {
         let cfg = stream::Config {

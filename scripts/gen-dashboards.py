@@ -24,7 +24,11 @@ TAGS = ["nats", "natsmon"]
 RI = "$__rate_interval"
 
 # Prometheus selectors used throughout.
-N = 'node=~"$node"'
+# Every node-level NATS series carries `cluster` (one natsmon may watch several
+# clusters of a supercluster), so node panels follow the cluster variable too.
+N = 'cluster=~"$cluster", node=~"$node"'
+# natsmon's own per-node series have no `cluster` label.
+N_SELF = 'node=~"$node"'
 JS = 'cluster=~"$cluster", account=~"$account", stream=~"$stream"'
 JSC = JS + ', consumer=~"$consumer"'
 
@@ -370,7 +374,7 @@ def loki_var(name, label, lbl, stream='{job="nats"}'):
 
 CLUSTER_VAR = prom_var("cluster", "Cluster", "label_values(nats_server_info, cluster)",
                        all_value=".*")
-NODE_VAR = prom_var("node", "Node", "label_values(nats_up, node)")
+NODE_VAR = prom_var("node", "Node", 'label_values(nats_up{cluster=~"$cluster"}, node)')
 
 
 def dashboard(uid, title, description, ctx, items, variables, links_to=()):
@@ -447,7 +451,7 @@ def overview():
                  value_map([(1, "OK", "green"), (0, "FAILING", "red")]), w=12, h=7),
         table(c, "Servers", "Identity of the server behind each node (nats_server_info) and "
               "its uptime. server_id changes on every restart; node does not.", "none",
-              [prom('nats_server_info{%s, cluster=~"$cluster"}' % N, instant=True, fmt="table"),
+              [prom('nats_server_info{%s}' % N, instant=True, fmt="table"),
                prom('time() - nats_varz_start_time_seconds{%s}' % N, instant=True, fmt="table")],
               w=14, h=8,
               transformations=[
@@ -1033,6 +1037,7 @@ def logs():
 # ================================================================ 4. natsmon self
 
 def natsmon_self():
+    N = N_SELF
     c = Ctx("prometheus")
     items = [
         row("Polling"),
@@ -1057,7 +1062,7 @@ def natsmon_self():
               "while the node is down), last poll cycle duration and age of the oldest "
               "endpoint success.", "short",
               [prom('max by (node) (nats_up{%s})' % N, instant=True, fmt="table"),
-               prom('max by (node, cluster, version) (nats_server_info{%s, cluster=~"$cluster"})'
+               prom('max by (node, cluster, version) (nats_server_info{%s})'
                     % N, instant=True, fmt="table"),
                prom('max by (node) (natsmon_poll_cycle_duration_seconds{%s})' % N, instant=True,
                     fmt="table"),

@@ -139,6 +139,29 @@ impl MetricSet {
         self.families.iter().map(|f| f.samples.len()).sum()
     }
 
+    /// Gives every sample labelled with a node in `clusters` (node label -> cluster
+    /// name) that has no `cluster` label one, right after `node`: one natsmon watching
+    /// several clusters of a supercluster then filters every node-level series by
+    /// cluster.
+    pub fn label_clusters(&mut self, clusters: &HashMap<&str, &str>) {
+        for fam in &mut self.families {
+            for (labels, _) in &mut fam.samples {
+                if labels.iter().any(|(k, _)| *k == "cluster") {
+                    continue;
+                }
+                let Some(pos) = labels.iter().position(|(k, _)| *k == "node") else {
+                    continue;
+                };
+                let Some(cluster) = clusters.get(labels[pos].1.as_str()) else {
+                    continue;
+                };
+                let mut l = labels.to_vec();
+                l.insert(pos + 1, ("cluster", cluster.to_string()));
+                *labels = l.into();
+            }
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

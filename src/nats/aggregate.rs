@@ -175,6 +175,19 @@ pub fn collect_all(
     leader_view::collect_cluster(&views, policy, &presence, memory, &mut out, &mut view);
     members(nodes, &mut out, &mut view);
     view.meta = meta(&polls, &presence);
+    // Every node-level series carries its node's cluster, also while the node is down
+    // (its last known one): the dashboards' `cluster` variable filters them all.
+    let clusters: HashMap<&str, &str> = nodes
+        .iter()
+        .filter_map(|n| {
+            let c = match &n.poll.varz {
+                Some(v) => v.cluster.name.as_str(),
+                None => n.known?.cluster.as_str(),
+            };
+            (!c.is_empty()).then_some((n.node, c))
+        })
+        .collect();
+    out.label_clusters(&clusters);
     (out, view)
 }
 

@@ -31,4 +31,5 @@ mod shipper;
 mod shipper_churn;
 mod shipper_dockerd;
 mod shipper_faults;
+mod supercluster;
 mod versions;
