@@ -92,7 +92,10 @@ pub async fn run(settings: Settings, token: CancellationToken) -> Result<(), App
     let settings = Arc::new(settings);
     let listener = Listener::bind(settings.listen, settings.web.tls.as_ref()).await?;
     let mut registry = Registry::default();
-    let metrics = Arc::new(Metrics::register(&mut registry));
+    let metrics = Arc::new(Metrics::register_for(
+        &mut registry,
+        settings.roles.exporter,
+    ));
     let store = Arc::new(Store::new(settings.nodes.iter().map(|n| n.name.as_str())));
     let ready = Arc::new(AtomicBool::new(false));
     let updated = Arc::new(Notify::new());
@@ -135,13 +138,16 @@ pub async fn run(settings: Settings, token: CancellationToken) -> Result<(), App
         }
         tracker.spawn(poller::run(ctx.clone(), node.clone(), token.child_token()));
     }
-    tracker.spawn(crate::nats::render::run(
-        store.clone(),
-        settings.clone(),
-        metrics.clone(),
-        updated,
-        token.child_token(),
-    ));
+    // A shipper-only natsmon has no nodes: no poller, no render, no NATS series.
+    if settings.roles.exporter {
+        tracker.spawn(crate::nats::render::run(
+            store.clone(),
+            settings.clone(),
+            metrics.clone(),
+            updated,
+            token.child_token(),
+        ));
+    }
 
     let state = AppState {
         store,

@@ -88,6 +88,8 @@ pub struct LogSettings {
     pub auth: LokiAuth,
     pub ca_pem: Option<Vec<u8>>,
     pub format: LokiFormat,
+    /// Send `cid`, `remote_addr` and `account` of nats-server lines as structured metadata.
+    pub structured_metadata: bool,
     pub batch_max_bytes: usize,
     pub batch_max_entries: usize,
     pub batch_max_wait: Duration,
@@ -173,6 +175,7 @@ impl LogSettings {
             auth,
             ca_pem: read_file(&raw.loki_ca_file, "loki-ca-file")?,
             format: format(raw.loki_format.as_deref())?,
+            structured_metadata: raw.loki_structured_metadata.unwrap_or(true),
             batch_max_bytes: bounds.batch_max_bytes,
             batch_max_entries: bounds.batch_max_entries,
             batch_max_wait: duration(

@@ -47,9 +47,36 @@ pub enum LogFormat {
     Json,
 }
 
+/// Which of natsmon's two jobs this process does. One natsmon can do both on a single
+/// host; on several Docker hosts, a shipper runs on each and one exporter (or an HA pair)
+/// per cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Roles {
+    /// Polls NATS nodes and exports their series.
+    pub exporter: bool,
+    /// Reads Docker and ships container logs to Loki.
+    pub shipper: bool,
+}
+
+impl Roles {
+    /// The roles that run, as `/api/v1/status` and the console name them.
+    pub fn names(self) -> Vec<&'static str> {
+        let mut v = Vec::new();
+        if self.exporter {
+            v.push("exporter");
+        }
+        if self.shipper {
+            v.push("shipper");
+        }
+        v
+    }
+}
+
 /// Validated settings; everything the program needs, nothing left to parse.
 #[derive(Debug, Clone)]
 pub struct Settings {
+    pub roles: Roles,
+    /// The nodes to poll; empty only when the exporter role is off.
     pub nodes: Vec<Node>,
     pub listen: SocketAddr,
     pub poll_interval: Duration,
@@ -85,7 +112,12 @@ impl RawConfig {
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Settings, ConfigError> {
         let logs = LogSettings::from_raw(&self, env)?;
-        let nodes = nats::nodes(self.nats_urls.as_deref())?;
+        let roles = roles(self.roles.as_deref(), logs.is_some())?;
+        let nodes = if roles.exporter {
+            nats::nodes(self.nats_urls.as_deref())?
+        } else {
+            nats::no_nodes(self.nats_urls.as_deref())?
+        };
         let (poll_interval, poll_timeout) = nats::poll_timing(&self)?;
         let connz_page_size = nats::connz_page_size(&self)?;
         let nats_tls = NatsTls::from_raw(&self)?;
@@ -94,6 +126,7 @@ impl RawConfig {
         let web = WebSettings::from_raw(&self)?;
         let log_format = log_format(self.log_format.as_deref())?;
         Ok(Settings {
+            roles,
             nodes,
             listen,
             poll_interval,
@@ -134,6 +167,59 @@ impl RawConfig {
             logs,
         })
     }
+}
+
+/// `--roles`: unset, natsmon exports and also ships when `--loki-url` is given (the
+/// single-host layout). Given, it is exactly what runs, and each role needs its own
+/// options: a shipper needs `--loki-url`, and a `--loki-url` nobody ships to is a mistake.
+fn roles(v: Option<&[String]>, loki_url: bool) -> Result<Roles, ConfigError> {
+    let Some(list) = v else {
+        return Ok(Roles {
+            exporter: true,
+            shipper: loki_url,
+        });
+    };
+    let mut roles = Roles {
+        exporter: false,
+        shipper: false,
+    };
+    for r in list
+        .iter()
+        .map(|r| r.trim().trim_matches(['\'', '"']).trim())
+    {
+        match r.to_ascii_lowercase().as_str() {
+            "" => {}
+            "exporter" => roles.exporter = true,
+            "shipper" => roles.shipper = true,
+            other => {
+                return Err(ConfigError::Invalid {
+                    option: "roles",
+                    why: format!("{other}: expected exporter, shipper or both"),
+                });
+            }
+        }
+    }
+    if !roles.exporter && !roles.shipper {
+        return Err(ConfigError::Invalid {
+            option: "roles",
+            why: "no role given: natsmon would do nothing; give exporter, shipper or exporter,shipper"
+                .into(),
+        });
+    }
+    if roles.shipper && !loki_url {
+        return Err(ConfigError::Invalid {
+            option: "roles",
+            why: "the shipper role needs --loki-url (NATSMON_LOKI_URL)".into(),
+        });
+    }
+    if !roles.shipper && loki_url {
+        return Err(ConfigError::Invalid {
+            option: "loki-url",
+            why: "is set, but --roles has no shipper; add shipper to --roles or drop --loki-url"
+                .into(),
+        });
+    }
+    Ok(roles)
 }
 
 /// A tracing-subscriber `EnvFilter`; a typo is an error, not a silent `info`.

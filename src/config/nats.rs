@@ -77,6 +77,23 @@ pub(super) fn nodes(urls: Option<&[String]>) -> Result<Vec<Node>, ConfigError> {
     Ok(nodes)
 }
 
+/// The node list of a natsmon without the exporter role: node URLs given anyway are a
+/// mistake (they would silently not be polled), an empty or unset list is right.
+pub(super) fn no_nodes(urls: Option<&[String]>) -> Result<Vec<Node>, ConfigError> {
+    let given = urls
+        .unwrap_or_default()
+        .iter()
+        .any(|u| !u.trim().trim_matches(['\'', '"']).trim().is_empty());
+    if given {
+        return Err(ConfigError::Invalid {
+            option: "nats-url",
+            why: "is set, but --roles has no exporter; add exporter to --roles or drop --nats-url"
+                .into(),
+        });
+    }
+    Ok(Vec::new())
+}
+
 /// Poll interval and timeout. Below 100 ms a poll interval only loads the cluster (each
 /// poll is several requests per node); a timeout below 10 ms cannot be met.
 pub(super) fn poll_timing(raw: &RawConfig) -> Result<(Duration, Duration), ConfigError> {

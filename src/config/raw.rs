@@ -59,6 +59,18 @@ pub struct RawConfig {
     #[serde(skip)]
     pub config: Option<PathBuf>,
 
+    /// What this natsmon does: exporter (poll NATS, serve its metrics), shipper (ship
+    /// container logs to Loki), or both, comma-separated. A shipper on each Docker host and
+    /// one exporter per cluster is the multi-host layout.
+    /// [default: exporter, plus shipper when --loki-url is set]
+    #[arg(
+        long,
+        env = "NATSMON_ROLES",
+        value_delimiter = ',',
+        value_name = "ROLE"
+    )]
+    pub roles: Option<Vec<String>>,
+
     /// Monitoring URL of a NATS node; repeat it or give a comma-separated list. The form
     /// NAME=URL sets the node label, otherwise it is the URL's host:port. Credentials in the
     /// URL are sent as basic auth and never shown.
@@ -81,7 +93,7 @@ pub struct RawConfig {
     )]
     pub listen: Option<String>,
 
-    /// How often every node is polled, e.g. 5s or 1500ms. [default: 5s]
+    /// How often every node is polled, e.g. 15s or 1500ms. [default: 15s]
     #[arg(
         help_heading = "NATS",
         long,
@@ -306,6 +318,19 @@ pub struct RawConfig {
     )]
     pub loki_format: Option<String>,
 
+    /// Send nats-server lines' connection id, remote address and account as Loki 3
+    /// structured metadata (not labels). A Loki that refuses it gets lines without it.
+    /// [default: true]
+    #[arg(
+        help_heading = "Log shipping (Loki and Docker)",
+        long,
+        env = "NATSMON_LOKI_STRUCTURED_METADATA",
+        num_args = 0..=1,
+        default_missing_value = "true",
+        value_name = "BOOL"
+    )]
+    pub loki_structured_metadata: Option<bool>,
+
     /// Flush a batch at this many bytes of log lines. [default: 1048576]
     #[arg(
         help_heading = "Log shipping (Loki and Docker)",
@@ -501,6 +526,7 @@ impl RawConfig {
         overlay!(
             self,
             file,
+            roles,
             nats_urls,
             listen,
             poll_interval,
@@ -529,6 +555,7 @@ impl RawConfig {
             loki_bearer_token_file,
             loki_ca_file,
             loki_format,
+            loki_structured_metadata,
             batch_max_bytes,
             batch_max_entries,
             batch_max_wait,

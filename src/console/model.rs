@@ -52,6 +52,8 @@ pub struct Overview<'a> {
 #[derive(Debug, Serialize)]
 pub struct SelfStatus {
     pub version: &'static str,
+    /// `exporter`, `shipper` or both (`--roles`).
+    pub roles: Vec<&'static str>,
     pub started_at: f64,
     pub uptime_seconds: f64,
     pub poll_interval_seconds: f64,
@@ -401,6 +403,7 @@ impl Inputs {
             .reduce(f64::max);
         SelfStatus {
             version: env!("CARGO_PKG_VERSION"),
+            roles: self.settings.roles.names(),
             started_at: unix(self.started_at),
             uptime_seconds: self
                 .now

@@ -145,6 +145,13 @@ fn link(h: &mut String, href: &str, text: &str) {
 pub fn overview_main(o: &Overview<'_>) -> String {
     let mut h = String::with_capacity(16 * 1024);
     self_section(&mut h, o);
+    if !o.natsmon.roles.contains(&"exporter") {
+        h.push_str(
+            "<section id=\"exporter-off\"><h2>NATS</h2><p>This natsmon ships logs only \
+             (<code>--roles shipper</code>): it polls no NATS node. The cluster is on the \
+             console of the natsmon that exports it.</p></section>",
+        );
+    }
     for c in &o.clusters {
         cluster_section(&mut h, o, c);
     }
@@ -160,6 +167,7 @@ fn self_section(h: &mut String, o: &Overview<'_>) {
         h,
         "<section id=\"self\"><h2>natsmon</h2><dl class=\"facts\">\
          <dt>version</dt><dd data-k=\"version\">{}</dd>\
+         <dt>roles</dt><dd data-k=\"roles\">{}</dd>\
          <dt>uptime</dt><dd data-k=\"uptime\">{} (since {})</dd>\
          <dt>poll interval</dt><dd data-k=\"poll_interval\">{} (timeout {})</dd>\
          <dt>last cycle</dt><dd data-k=\"last_cycle\">{}</dd>\
@@ -167,6 +175,7 @@ fn self_section(h: &mut String, o: &Overview<'_>) {
          <dt>consumers</dt><dd data-k=\"consumers\"><a href=\"/consumers\">{}</a>{}</dd>\
          </dl></section>",
         esc(n.version),
+        esc(&n.roles.join(", ")),
         duration(n.uptime_seconds),
         time(n.started_at),
         span(n.poll_interval_seconds),

@@ -135,8 +135,10 @@ async fn metrics(State(s): State<AppState>, headers: HeaderMap) -> Response {
     resp
 }
 
+/// Ready once the exporter has polled a node; a shipper-only natsmon is ready once it
+/// runs (its own health is on the console and in `natsmon_logs_*`).
 async fn ready(State(s): State<AppState>) -> impl IntoResponse {
-    if s.ready.load(Ordering::Relaxed) {
+    if !s.settings.roles.exporter || s.ready.load(Ordering::Relaxed) {
         (StatusCode::OK, "ready\n")
     } else {
         (

@@ -9,6 +9,12 @@
 //! spent delivering: retries come quickly, until 80% of the grace has passed (the rest
 //! is for saving checkpoints); whatever Loki has not taken by then is read again on the
 //! next start.
+//!
+//! Lines carry structured metadata (`metadata.rs`) unless it is off. A Loki that refuses
+//! it (a 400 naming it: `allow_structured_metadata` off, or a schema before v13) is told
+//! once, and the same batch and every later one go again without it: nothing is lost to
+//! the refusal. The lines Loki did keep from the refused push (those without metadata)
+//! come again identical, and Loki ignores an exact duplicate within a stream.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -19,10 +25,11 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use super::checkpoint::Checkpoints;
+use super::metadata::nats_fields;
 use super::metrics::{LogMetrics, ReasonLabels};
 use super::service::{LokiClient, Outcome, PushError};
 use super::status::{PushResult, ShipperStatus};
-use super::wire::{self, StreamRef};
+use super::wire::{self, EntryRef, StreamRef};
 use super::{InFlight, Incident, LogEntry, Settled};
 use crate::backoff::Backoff;
 use crate::config::LogSettings;
@@ -63,6 +70,8 @@ struct Flow {
     loki: Incident,
     /// Checkpoints failing to save.
     saving: Incident,
+    /// Loki refused structured metadata once: every later push goes without it.
+    without_metadata: bool,
 }
 
 impl Batcher {
@@ -192,7 +201,8 @@ impl Batcher {
         let mut backoff = Backoff::new(self.settings.retry_max_backoff);
         let mut shutdown_backoff = false;
         while let Some(b) = stack.pop() {
-            let body = encode(self.settings.format, &b);
+            let metadata = self.settings.structured_metadata && !flow.without_metadata;
+            let body = encode(self.settings.format, &b, metadata);
             let started = Instant::now();
             let Some(r) = self.push_within(body, &mut flow.deadline, token).await else {
                 return Delivery::Abandoned;
@@ -211,6 +221,26 @@ impl Batcher {
                 Ok(Outcome::Accepted) => {
                     backoff.reset();
                     self.ack(&b);
+                }
+                Ok(Outcome::Rejected {
+                    status: 400,
+                    message,
+                }) if metadata && names_structured_metadata(&message) => {
+                    flow.without_metadata = true;
+                    self.metrics
+                        .push_retries
+                        .get_or_create(&ReasonLabels {
+                            reason: "structured_metadata",
+                        })
+                        .inc();
+                    warn!(loki_message = %message, lines = b.len(), "Loki refuses structured metadata; sending every line without it from now on. Enable allow_structured_metadata (schema v13 or later) in Loki to keep cid, remote_addr and account.");
+                    self.status.record_error(
+                        "loki",
+                        format!(
+                            "Loki refuses structured metadata, so lines go without it: {message}"
+                        ),
+                    );
+                    stack.push(b);
                 }
                 Ok(Outcome::Rejected { status, message }) => {
                     let reason = if status == 400 {
@@ -359,19 +389,30 @@ fn push_result(r: &Result<Outcome, PushError>, lines: usize) -> PushResult {
     }
 }
 
+/// Loki's 400 for structured metadata it does not take ("includes structured metadata,
+/// but this feature is disallowed", or a schema that lacks it) names it.
+fn names_structured_metadata(message: &str) -> bool {
+    message.to_ascii_lowercase().contains("structured metadata")
+}
+
 /// Groups a batch by stream and orders each stream by time, as Loki prefers.
-fn encode(format: wire::Format, batch: &[LogEntry]) -> Vec<u8> {
-    let mut streams: BTreeMap<&str, Vec<(i64, &str)>> = BTreeMap::new();
+fn encode(format: wire::Format, batch: &[LogEntry], metadata: bool) -> Vec<u8> {
+    let mut streams: BTreeMap<&str, Vec<EntryRef<'_>>> = BTreeMap::new();
     for e in batch {
-        streams
-            .entry(&e.labels)
-            .or_default()
-            .push((e.line.ts_ns, &e.line.text));
+        streams.entry(&e.labels).or_default().push(EntryRef {
+            ts_ns: e.line.ts_ns,
+            line: &e.line.text,
+            metadata: if metadata {
+                nats_fields(&e.line.text)
+            } else {
+                Vec::new()
+            },
+        });
     }
     let refs: Vec<StreamRef<'_>> = streams
         .into_iter()
         .map(|(labels, mut entries)| {
-            entries.sort_by_key(|(ts, _)| *ts);
+            entries.sort_by_key(|e| e.ts_ns);
             StreamRef { labels, entries }
         })
         .collect();

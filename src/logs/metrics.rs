@@ -105,7 +105,13 @@ impl LogMetrics {
         let _ = m.lines_dropped.get_or_create(&ReasonLabels {
             reason: "no_timestamp",
         });
-        for reason in ["rate_limited", "server_error", "timeout", "connection"] {
+        for reason in [
+            "rate_limited",
+            "server_error",
+            "timeout",
+            "connection",
+            "structured_metadata",
+        ] {
             let _ = m.push_retries.get_or_create(&ReasonLabels { reason });
         }
         for reason in ["connect", "api", "logs"] {

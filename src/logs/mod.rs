@@ -14,6 +14,7 @@ pub mod batch;
 pub mod checkpoint;
 pub mod container;
 pub mod level;
+pub mod metadata;
 pub mod metrics;
 pub mod rotation;
 pub mod service;

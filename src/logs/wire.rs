@@ -26,6 +26,17 @@ pub struct EntryAdapter {
     pub timestamp: Option<Timestamp>,
     #[prost(string, tag = "2")]
     pub line: String,
+    /// Loki 3's structured metadata: per-line fields that are not labels.
+    #[prost(message, repeated, tag = "3")]
+    pub structured_metadata: Vec<LabelPairAdapter>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct LabelPairAdapter {
+    #[prost(string, tag = "1")]
+    pub name: String,
+    #[prost(string, tag = "2")]
+    pub value: String,
 }
 
 /// `google.protobuf.Timestamp`.
@@ -49,7 +60,15 @@ impl Timestamp {
 /// One stream of a batch, borrowed from the batcher.
 pub struct StreamRef<'a> {
     pub labels: &'a str,
-    pub entries: Vec<(i64, &'a str)>,
+    pub entries: Vec<EntryRef<'a>>,
+}
+
+/// One line of a stream, with its structured metadata (empty when there is none or it
+/// is off).
+pub struct EntryRef<'a> {
+    pub ts_ns: i64,
+    pub line: &'a str,
+    pub metadata: Vec<(&'static str, &'a str)>,
 }
 
 pub use crate::config::logs::LokiFormat as Format;
@@ -78,9 +97,17 @@ fn encode_protobuf(streams: &[StreamRef<'_>]) -> Vec<u8> {
                 entries: s
                     .entries
                     .iter()
-                    .map(|(ts, line)| EntryAdapter {
-                        timestamp: Some(Timestamp::from_unix_nanos(*ts)),
-                        line: line.to_string(),
+                    .map(|e| EntryAdapter {
+                        timestamp: Some(Timestamp::from_unix_nanos(e.ts_ns)),
+                        line: e.line.to_string(),
+                        structured_metadata: e
+                            .metadata
+                            .iter()
+                            .map(|(k, v)| LabelPairAdapter {
+                                name: k.to_string(),
+                                value: v.to_string(),
+                            })
+                            .collect(),
                     })
                     .collect(),
             })
@@ -107,11 +134,23 @@ fn encode_json(streams: &[StreamRef<'_>]) -> Vec<u8> {
             let _ = write!(out, "{}:{}", json_str(k), json_str(v));
         }
         out.push_str("},\"values\":[");
-        for (j, (ts, line)) in s.entries.iter().enumerate() {
+        for (j, e) in s.entries.iter().enumerate() {
             if j > 0 {
                 out.push(',');
             }
-            let _ = write!(out, "[\"{ts}\",{}]", json_str(line));
+            let _ = write!(out, "[\"{}\",{}", e.ts_ns, json_str(e.line));
+            // Structured metadata is the optional third element: a flat string object.
+            if !e.metadata.is_empty() {
+                out.push_str(",{");
+                for (k, (name, value)) in e.metadata.iter().enumerate() {
+                    if k > 0 {
+                        out.push(',');
+                    }
+                    let _ = write!(out, "{}:{}", json_str(name), json_str(value));
+                }
+                out.push('}');
+            }
+            out.push(']');
         }
         out.push_str("]}");
     }
@@ -199,7 +238,11 @@ mod tests {
             Format::Protobuf,
             &[StreamRef {
                 labels: "{a=\"b\"}",
-                entries: vec![(1_700_000_000_123_456_789, "hi")],
+                entries: vec![EntryRef {
+                    ts_ns: 1_700_000_000_123_456_789,
+                    line: "hi",
+                    metadata: vec![("cid", "6")],
+                }],
             }],
         );
         let raw = snap::raw::Decoder::new().decompress_vec(&body).unwrap();
@@ -214,6 +257,13 @@ mod tests {
             })
         );
         assert_eq!(e.line, "hi");
+        assert_eq!(
+            e.structured_metadata,
+            [LabelPairAdapter {
+                name: "cid".into(),
+                value: "6".into()
+            }]
+        );
     }
 
     #[test]
@@ -222,12 +272,25 @@ mod tests {
             Format::Json,
             &[StreamRef {
                 labels: "{a=\"b\"}",
-                entries: vec![(5, "x\"y")],
+                entries: vec![
+                    EntryRef {
+                        ts_ns: 5,
+                        line: "x\"y",
+                        metadata: vec![],
+                    },
+                    EntryRef {
+                        ts_ns: 6,
+                        line: "z",
+                        metadata: vec![("account", "A\"B")],
+                    },
+                ],
             }],
         );
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(v["streams"][0]["stream"]["a"], "b");
         assert_eq!(v["streams"][0]["values"][0][0], "5");
         assert_eq!(v["streams"][0]["values"][0][1], "x\"y");
+        assert_eq!(v["streams"][0]["values"][0].as_array().unwrap().len(), 2);
+        assert_eq!(v["streams"][0]["values"][1][2]["account"], "A\"B");
     }
 }

@@ -91,6 +91,13 @@ fn duration_histogram() -> Histogram {
 impl Metrics {
     /// Registers every family under `natsmon_` in `registry`.
     pub fn register(registry: &mut Registry) -> Metrics {
+        Metrics::register_for(registry, true)
+    }
+
+    /// Without the exporter role (a shipper-only natsmon) only `natsmon_build_info` and
+    /// `natsmon_scrapes_total` are exported: the poll and render families would be empty
+    /// or zero forever, and look like an exporter that polls nothing.
+    pub fn register_for(registry: &mut Registry, exporter: bool) -> Metrics {
         let m = Metrics {
             polls: Family::default(),
             poll_errors: Family::default(),
@@ -104,12 +111,20 @@ impl Metrics {
             render_series: Gauge::default(),
             scrapes: Counter::default(),
         };
-        let r = registry.sub_registry_with_prefix("natsmon");
-        r.register(
+        let own = registry.sub_registry_with_prefix("natsmon");
+        own.register(
             "build",
             "natsmon's version, always 1",
             Info::new(vec![("version", env!("CARGO_PKG_VERSION"))]),
         );
+        own.register("scrapes", "Requests served on /metrics", m.scrapes.clone());
+        let mut unexported = Registry::default();
+        let target: &mut Registry = if exporter {
+            &mut *registry
+        } else {
+            &mut unexported
+        };
+        let r = target.sub_registry_with_prefix("natsmon");
         r.register(
             "polls",
             "Requests made to a node's monitoring endpoint",
@@ -160,7 +175,6 @@ impl Metrics {
             "Series in the last rendered NATS exposition",
             m.render_series.clone(),
         );
-        r.register("scrapes", "Requests served on /metrics", m.scrapes.clone());
         m
     }
 

@@ -197,6 +197,9 @@ pub enum Mode {
     /// does, answer 400 naming the rejected count (Loki's partial-failure
     /// behaviour), else 204.
     RejectLinesContaining(String),
+    /// Loki with `allow_structured_metadata: false`: entries that carry structured
+    /// metadata are refused with Loki's 400 message, the others in the request stored.
+    RejectStructuredMetadata,
 }
 
 // ---------------------------------------------------------------------------
@@ -971,7 +974,9 @@ async fn handle_push(req: Request, shared: &Arc<Shared>) -> Action {
         }
         Mode::Accept => None,
         Mode::RejectLinesContaining(s) => Some(s),
+        Mode::RejectStructuredMetadata => None,
     };
+    let reject_metadata = log.mode == Mode::RejectStructuredMetadata;
 
     let max_body = shared.lock().max_body_bytes;
     if let Some(max) = max_body
@@ -989,6 +994,25 @@ async fn handle_push(req: Request, shared: &Arc<Shared>) -> Action {
         Err((status, msg)) => return finish(log, Response::new(status, msg), Vec::new()),
     };
 
+    if reject_metadata {
+        let total = entries.len();
+        let (bad, good): (Vec<_>, Vec<_>) = entries
+            .into_iter()
+            .partition(|e| !e.structured_metadata.is_empty());
+        if bad.is_empty() {
+            return finish(log, Response::new(204, ""), good);
+        }
+        // Loki's DisallowedStructuredMetadataErrorMsg, one per refused stream, then the count.
+        let msg = format!(
+            "stream '{}' includes structured metadata, but this feature is disallowed. \
+             Please see `limits_config.allow_structured_metadata` or contact your Loki \
+             administrator to enable it., total ignored: {} out of {}",
+            format_labels(&bad[0].labels),
+            bad.len(),
+            total
+        );
+        return finish(log, Response::new(400, msg), good);
+    }
     match reject_containing {
         None => finish(log, Response::new(204, ""), entries),
         Some(needle) => {

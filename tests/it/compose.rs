@@ -70,6 +70,44 @@ fn compose_file_validates_with_docker_compose() {
     );
 }
 
+/// The shipper-only stack for the cluster's other Docker hosts: valid for docker-compose,
+/// a shipper that needs the monitoring host's Loki and polls no NATS node.
+#[test]
+fn shipper_compose_file_validates_and_ships_only() {
+    let run = |env: &[(&str, &str)], args: &[&str]| {
+        let mut c = Command::new("docker-compose");
+        c.current_dir(repo_root())
+            .args(["-f", "docker-compose.shipper.yaml"])
+            .args(args)
+            .env_remove("LOKI_URL");
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        c.output().expect("docker-compose must be installed")
+    };
+    let ok = run(&[("LOKI_URL", "http://monitoring:3100")], &["config"]);
+    assert!(
+        ok.status.success(),
+        "config: {}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let text = String::from_utf8_lossy(&ok.stdout);
+    assert!(text.contains("NATSMON_ROLES: shipper"), "{text}");
+    assert!(!text.contains("NATSMON_NATS_URL"), "{text}");
+    assert!(
+        text.contains("NATSMON_LOKI_URL: http://monitoring:3100"),
+        "{text}"
+    );
+    assert!(
+        text.contains("/var/run/docker.sock:/var/run/docker.sock:ro"),
+        "{text}"
+    );
+    // Without a Loki to ship to, it does not start.
+    let missing = run(&[], &["config", "-q"]);
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("LOKI_URL"));
+}
+
 #[test]
 fn pieces_point_at_each_other() {
     let compose = read_repo("docker-compose.monitoring.yaml");

@@ -722,7 +722,11 @@ fn lint_dashboard(name: &str, d: &Value, refm: &BTreeMap<String, RefMetric>) -> 
     if kind == "prometheus" {
         for (vname, query) in [
             ("cluster", "label_values(nats_server_info, cluster)"),
-            ("node", "label_values(nats_up, node)"),
+            // The node list follows the chosen clusters.
+            (
+                "node",
+                r#"label_values(nats_up{cluster=~"$cluster"}, node)"#,
+            ),
         ] {
             match variable(d, vname) {
                 None => errs.push(format!("Prometheus dashboard lacks the `{vname}` variable")),
@@ -1077,7 +1081,10 @@ fn lint_catches_known_mistakes() {
     assert!(bad("nats_jetstream_memory"));
     assert!(bad("nats_connz_total"));
     // labels a metric does not carry
-    assert!(bad("nats_varz_connections{cluster=~\"$cluster\"}"));
+    assert!(bad(
+        "natsmon_poll_cycle_duration_seconds{cluster=~\"$cluster\"}"
+    ));
+    assert!(good("nats_varz_connections{cluster=~\"$cluster\"}"));
     assert!(bad("sum by (server_id) (nats_varz_connections)"));
     assert!(!lint_promql("natsmon_logs_buffered_bytes", Some("{{node}}"), &refm).is_empty());
     // fine

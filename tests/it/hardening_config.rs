@@ -1,44 +1,12 @@
 //! Hardening: configuration mistakes refused at startup, with the option named and no
 //! secret shown; and credentials in URLs decoded as the user meant them.
 
-use std::process::Stdio;
 use std::time::Duration;
 
-use tokio::io::AsyncReadExt;
-
 use crate::harness::docker::{self, Container};
-use crate::harness::natsmon::natsmon_bin;
+use crate::harness::natsmon::refused;
 use crate::harness::shipper::{ShipperSetup, wait_lines};
 use crate::harness::*;
-
-/// Runs natsmon to its exit with `args` and `env` (the process environment otherwise
-/// stripped of NATSMON_*); returns (exit code, stderr). Fails if it is still running
-/// after 10 s: every case here must be refused at once.
-async fn refused(args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
-    let mut cmd = tokio::process::Command::new(natsmon_bin());
-    cmd.args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    for (k, _) in std::env::vars() {
-        if k.starts_with("NATSMON_") {
-            cmd.env_remove(k);
-        }
-    }
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let mut child = cmd.spawn().expect("spawn natsmon");
-    let mut err = child.stderr.take().unwrap();
-    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
-        .await
-        .unwrap_or_else(|_| panic!("natsmon {args:?} {env:?} kept running"))
-        .unwrap();
-    let mut s = String::new();
-    let _ = err.read_to_string(&mut s).await;
-    (status.code().unwrap_or(-1), s)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_password_in_a_url_never_leaks_through_an_error() {

@@ -66,76 +66,76 @@ const KILLED_NODE_LABEL: &str = "n3";
 const ALLOWED_EMPTY: &[(&str, &str)] = &[
     // --- fields nats-server only reports from 2.10 on; the harness runs 2.9.10 -----
     (
-        r#"nats_healthz_errors{node=~"$node"}"#,
+        r#"nats_healthz_errors{cluster=~"$cluster", node=~"$node"}"#,
         "/healthz `errors` (per check type) exists from nats-server 2.10; harness runs 2.9.10",
     ),
     (
-        r#"sum by (kind) (increase(nats_varz_slow_consumers_by_kind_total{node=~"$node"}[$__rate_interval]))"#,
+        r#"sum by (kind) (increase(nats_varz_slow_consumers_by_kind_total{cluster=~"$cluster", node=~"$node"}[$__rate_interval]))"#,
         "varz `slow_consumer_stats` exists from nats-server 2.10; harness runs 2.9.10",
     ),
     (
-        r#"sum by (account) (nats_account_subscriptions{node=~"$node", account=~"$account"})"#,
+        r#"sum by (account) (nats_account_subscriptions{cluster=~"$cluster", node=~"$node", account=~"$account"})"#,
         "accstatz `num_subscriptions` exists from nats-server 2.10; harness runs 2.9.10",
     ),
     (
-        r#"nats_jetstream_api_inflight_requests{node=~"$node"}"#,
+        r#"nats_jetstream_api_inflight_requests{cluster=~"$cluster", node=~"$node"}"#,
         "jsz `api.inflight` exists from nats-server 2.10; harness runs 2.9.10",
     ),
     (
-        r#"increase(nats_varz_stale_connections_total{node=~"$node"}[$__rate_interval])"#,
+        r#"increase(nats_varz_stale_connections_total{cluster=~"$cluster", node=~"$node"}[$__rate_interval])"#,
         "varz `stale_connections` exists from nats-server 2.12; harness runs 2.9.10",
     ),
     (
-        r#"increase(nats_varz_stalled_clients_total{node=~"$node"}[$__rate_interval])"#,
+        r#"increase(nats_varz_stalled_clients_total{cluster=~"$cluster", node=~"$node"}[$__rate_interval])"#,
         "varz `stalled_clients` exists from nats-server 2.12; harness runs 2.9.10",
     ),
     (
-        r#"sum by (kind) (increase(nats_varz_stale_connections_by_kind_total{node=~"$node"}[$__rate_interval]))"#,
+        r#"sum by (kind) (increase(nats_varz_stale_connections_by_kind_total{cluster=~"$cluster", node=~"$node"}[$__rate_interval]))"#,
         "varz `stale_connection_stats` exists from nats-server 2.12; harness runs 2.9.10",
     ),
     (
-        r#"nats_varz_gomemlimit_bytes{node=~"$node"}"#,
+        r#"nats_varz_gomemlimit_bytes{cluster=~"$cluster", node=~"$node"}"#,
         "varz `gomemlimit` exists from nats-server 2.11.11, with GOMEMLIMIT set; harness runs 2.9.10 without",
     ),
     (
-        r#"nats_varz_tls_cert_not_after_seconds{node=~"$node"} - time()"#,
+        r#"nats_varz_tls_cert_not_after_seconds{cluster=~"$cluster", node=~"$node"} - time()"#,
         "varz `tls_cert_not_after` exists from nats-server 2.11.12, with TLS; the harness cluster has none",
     ),
     (
-        r#"rate(nats_varz_disk_io_wait_seconds_total{node=~"$node"}[$__rate_interval])"#,
+        r#"rate(nats_varz_disk_io_wait_seconds_total{cluster=~"$cluster", node=~"$node"}[$__rate_interval])"#,
         "varz `disk_io_wait_stats` exists from nats-server 2.12.14; harness runs 2.9.10",
     ),
     (
-        r#"nats_varz_disk_io_waiters{node=~"$node"}"#,
+        r#"nats_varz_disk_io_waiters{cluster=~"$cluster", node=~"$node"}"#,
         "varz `disk_io_wait_stats` exists from nats-server 2.12.14; harness runs 2.9.10",
     ),
     (
-        r#"nats_raft_groups_behind{node=~"$node"}"#,
+        r#"nats_raft_groups_behind{cluster=~"$cluster", node=~"$node"}"#,
         "/raftz exists from nats-server 2.10.17 and is not asked of 2.9.10",
     ),
     (
-        r#"nats_raft_groups{node=~"$node"}"#,
+        r#"nats_raft_groups{cluster=~"$cluster", node=~"$node"}"#,
         "/raftz exists from nats-server 2.10.17 and is not asked of 2.9.10",
     ),
     (
-        r#"topk(10, nats_raft_group_apply_lag{node=~"$node"})"#,
+        r#"topk(10, nats_raft_group_apply_lag{cluster=~"$cluster", node=~"$node"})"#,
         "/raftz exists from nats-server 2.10.17 and is not asked of 2.9.10",
     ),
     (
-        r#"nats_jetstream_meta_pending{node=~"$node"}"#,
+        r#"nats_jetstream_meta_pending{cluster=~"$cluster", node=~"$node"}"#,
         "varz `jetstream.meta.pending` exists from nats-server 2.10; harness runs 2.9.10",
     ),
     (
-        r#"nats_jetstream_meta_snapshot_pending_entries{node=~"$node"}"#,
+        r#"nats_jetstream_meta_snapshot_pending_entries{cluster=~"$cluster", node=~"$node"}"#,
         "varz `jetstream.meta.snapshot` is filled from nats-server 2.15; harness runs 2.9.10",
     ),
     (
-        r#"nats_jetstream_api_level{node=~"$node"}"#,
+        r#"nats_jetstream_api_level{cluster=~"$cluster", node=~"$node"}"#,
         "varz `api.level` exists from nats-server 2.11; harness runs 2.9.10",
     ),
     // --- topology the harness cluster does not have --------------------------------
     (
-        r#"sum by (node, gateway) (nats_gateway_connections{node=~"$node"})"#,
+        r#"sum by (node, gateway) (nats_gateway_connections{cluster=~"$cluster", node=~"$node"})"#,
         "the harness cluster has no gateways (super-cluster) configured",
     ),
 ];

@@ -248,3 +248,32 @@ pub fn natsmon_args_for(
     a.extend(extra.iter().map(|s| s.to_string()));
     a
 }
+
+/// Runs natsmon to its exit with `args` and `env` (the process environment otherwise
+/// stripped of NATSMON_*); returns (exit code, stderr). Fails if it is still running
+/// after 10 s: every case here must be refused at once.
+pub async fn refused(args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
+    let mut cmd = tokio::process::Command::new(natsmon_bin());
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("NATSMON_") {
+            cmd.env_remove(k);
+        }
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("spawn natsmon");
+    let mut err = child.stderr.take().unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .unwrap_or_else(|_| panic!("natsmon {args:?} {env:?} kept running"))
+        .unwrap();
+    let mut s = String::new();
+    let _ = err.read_to_string(&mut s).await;
+    (status.code().unwrap_or(-1), s)
+}

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::docker::{self, Container};
 use super::loki::{LokiReceiver, Received};
-use super::{args, free_port, new_tempdir};
+use super::{args, new_tempdir};
 
 /// A Loki receiver, a state dir and a container name prefix for one shipper test.
 pub struct ShipperSetup {
@@ -51,14 +51,9 @@ impl ShipperSetup {
         a
     }
 
-    /// natsmon as a shipper only: one NATS node that does not exist, polled rarely.
+    /// natsmon as a shipper only: it polls no NATS node.
     pub fn natsmon_args(&self, extra: &[&str]) -> Vec<String> {
-        let mut a = args(&[
-            "--nats-url",
-            &format!("none=http://127.0.0.1:{}", free_port()),
-            "--poll-interval",
-            "30s",
-        ]);
+        let mut a = args(&["--roles", "shipper"]);
         a.extend(self.args(extra));
         a
     }
