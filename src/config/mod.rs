@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use self::logs::LogSettings;
-pub use self::nats::{ConsumerPolicy, NatsTls, Node};
+pub use self::nats::{ConsumerPolicy, DiscoverySettings, NatsTls, Node};
 pub use self::raw::RawConfig;
 pub use self::web::WebSettings;
 
@@ -51,6 +51,8 @@ pub enum LogFormat {
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub nodes: Vec<Node>,
+    /// Discovery of cluster members from the nodes (then seeds); `None` when off.
+    pub discovery: Option<DiscoverySettings>,
     pub listen: SocketAddr,
     pub poll_interval: Duration,
     pub poll_timeout: Duration,
@@ -86,6 +88,7 @@ impl RawConfig {
     ) -> Result<Settings, ConfigError> {
         let logs = LogSettings::from_raw(&self, env)?;
         let nodes = nats::nodes(self.nats_urls.as_deref())?;
+        let discovery = nats::discovery(&self)?;
         let (poll_interval, poll_timeout) = nats::poll_timing(&self)?;
         let connz_page_size = nats::connz_page_size(&self)?;
         let nats_tls = NatsTls::from_raw(&self)?;
@@ -95,6 +98,7 @@ impl RawConfig {
         let log_format = log_format(self.log_format.as_deref())?;
         Ok(Settings {
             nodes,
+            discovery,
             listen,
             poll_interval,
             poll_timeout,
@@ -331,6 +335,12 @@ mod tests {
             (d.connection_metrics_limit, &d.consumers, d.shutdown_grace)
         );
         assert_eq!((&s.log, s.log_format), (&d.log, d.log_format));
+        assert_eq!(s.discovery, d.discovery);
+        let raw = RawConfig::from_toml_file(&path).unwrap();
+        assert_eq!(
+            raw.discover_grace.as_deref().map(humantime::parse_duration),
+            Some(Ok(raw::DEFAULT_DISCOVER_GRACE))
+        );
     }
 
     #[test]
