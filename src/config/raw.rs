@@ -37,6 +37,9 @@ Examples:
   # A 3-node cluster; each server has `http: 8222` (its HTTP monitoring port) in its config.
   natsmon --nats-url nats-1=http://nats-1:8222,nats-2=http://nats-2:8222,nats-3=http://nats-3:8222
 
+  # One seed; the other members are found from its routes, on the seed's monitoring port.
+  natsmon --nats-url http://nats-1:8222 --discover
+
   # The same, plus shipping every container's logs to Loki.
   natsmon --nats-url nats-1=http://nats-1:8222 --loki-url http://loki:3100
 
