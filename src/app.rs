@@ -10,12 +10,13 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
-use crate::config::{ConfigError, Settings};
+use crate::config::{ConfigError, Node, Settings};
 use crate::console::Console;
 use crate::http::listener::Listener;
 use crate::http::{AppState, BasicAuth};
 use crate::logs::status::ShipperStatus;
 use crate::nats::client::NatsClient;
+use crate::nats::discovery::Discovery;
 use crate::nats::metrics::Metrics;
 use crate::nats::poller::{self, PollContext};
 use crate::nats::snapshot::Store;
@@ -96,7 +97,14 @@ pub async fn run(settings: Settings, token: CancellationToken) -> Result<(), App
         &mut registry,
         settings.roles.exporter,
     ));
-    let store = Arc::new(Store::new(settings.nodes.iter().map(|n| n.name.as_str())));
+    // With discovery, an unnamed URL is only a seed: the server behind it is polled as a
+    // discovered member, labelled by its server name. A named one keeps its name.
+    let polled: Vec<&Node> = settings
+        .nodes
+        .iter()
+        .filter(|n| settings.discovery.is_none() || n.named)
+        .collect();
+    let store = Arc::new(Store::new(polled.iter().map(|n| n.name.as_str())));
     let ready = Arc::new(AtomicBool::new(false));
     let updated = Arc::new(Notify::new());
     let client = NatsClient::new(
@@ -131,15 +139,31 @@ pub async fn run(settings: Settings, token: CancellationToken) -> Result<(), App
         updated: updated.clone(),
         ready: ready.clone(),
     });
-    for node in &settings.nodes {
+    for node in polled {
         info!(node = %node.name, url = %node.display, "Polling node.");
         if node.looks_like_client_port() {
             warn!(node = %node.name, url = %node.display, "Port 4222 is usually the NATS client port, which does not speak HTTP; natsmon needs the HTTP monitoring port (`http: 8222` in the server's config).");
         }
         tracker.spawn(poller::run(ctx.clone(), node.clone(), token.child_token()));
     }
-    // A shipper-only natsmon has no nodes: no poller, no render, no NATS series.
+    // A shipper-only natsmon has no nodes: no poller, no discovery, no render, no NATS
+    // series.
     if settings.roles.exporter {
+        if let Some(d) = &settings.discovery {
+            info!(
+                seeds = settings.nodes.len(),
+                port = ?d.port,
+                grace = %humantime::format_duration(d.grace),
+                "Discovering cluster members from the seeds."
+            );
+            let discovery = Discovery::new(
+                ctx.clone(),
+                tracker.clone(),
+                d.clone(),
+                settings.nodes.clone(),
+            );
+            tracker.spawn(discovery.run(token.child_token()));
+        }
         tracker.spawn(crate::nats::render::run(
             store.clone(),
             settings.clone(),

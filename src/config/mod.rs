@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use self::logs::LogSettings;
-pub use self::nats::{ConsumerPolicy, NatsTls, Node};
+pub use self::nats::{ConsumerPolicy, DiscoverySettings, NatsTls, Node};
 pub use self::raw::RawConfig;
 pub use self::web::WebSettings;
 
@@ -78,6 +78,8 @@ pub struct Settings {
     pub roles: Roles,
     /// The nodes to poll; empty only when the exporter role is off.
     pub nodes: Vec<Node>,
+    /// Discovery of cluster members from the nodes (then seeds); `None` when off.
+    pub discovery: Option<DiscoverySettings>,
     pub listen: SocketAddr,
     pub poll_interval: Duration,
     pub poll_timeout: Duration,
@@ -118,6 +120,8 @@ impl RawConfig {
         } else {
             nats::no_nodes(self.nats_urls.as_deref())?
         };
+        // Validated either way; it only runs with the exporter.
+        let discovery = nats::discovery(&self)?.filter(|_| roles.exporter);
         let (poll_interval, poll_timeout) = nats::poll_timing(&self)?;
         let connz_page_size = nats::connz_page_size(&self)?;
         let nats_tls = NatsTls::from_raw(&self)?;
@@ -128,6 +132,7 @@ impl RawConfig {
         Ok(Settings {
             roles,
             nodes,
+            discovery,
             listen,
             poll_interval,
             poll_timeout,
@@ -417,6 +422,12 @@ mod tests {
             (d.connection_metrics_limit, &d.consumers, d.shutdown_grace)
         );
         assert_eq!((&s.log, s.log_format), (&d.log, d.log_format));
+        assert_eq!(s.discovery, d.discovery);
+        let raw = RawConfig::from_toml_file(&path).unwrap();
+        assert_eq!(
+            raw.discover_grace.as_deref().map(humantime::parse_duration),
+            Some(Ok(raw::DEFAULT_DISCOVER_GRACE))
+        );
     }
 
     #[test]

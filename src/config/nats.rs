@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use super::raw::{
-    DEFAULT_CONNZ_PAGE_SIZE, DEFAULT_CONSUMER_METRICS_LIMIT, DEFAULT_NATS_URLS,
-    DEFAULT_POLL_INTERVAL, DEFAULT_POLL_TIMEOUT, RawConfig,
+    DEFAULT_CONNZ_PAGE_SIZE, DEFAULT_CONSUMER_METRICS_LIMIT, DEFAULT_DISCOVER_GRACE,
+    DEFAULT_NATS_URLS, DEFAULT_POLL_INTERVAL, DEFAULT_POLL_TIMEOUT, RawConfig,
 };
 use super::{ConfigError, HOUR, MILLIS_100, duration, read_file, userinfo};
 use crate::redact::redact_url;
@@ -94,6 +94,38 @@ pub(super) fn no_nodes(urls: Option<&[String]>) -> Result<Vec<Node>, ConfigError
     Ok(Vec::new())
 }
 
+/// Discovery from seeds: on with `--discover` only, so that a list of URLs means exactly
+/// those nodes unless asked otherwise.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiscoverySettings {
+    /// Monitoring port of discovered members; `None`: the port of the seed they came from.
+    pub port: Option<u16>,
+    /// How long a member that vanished stays (polled, `nats_up 0`) before it is dropped.
+    pub grace: Duration,
+}
+
+/// The discovery options, validated even when discovery is off so that a typo in the
+/// file does not wait for the day it is turned on. A grace of zero would drop a member
+/// at its first missed round; one second is allowed for tests, a day is plenty.
+pub(super) fn discovery(raw: &RawConfig) -> Result<Option<DiscoverySettings>, ConfigError> {
+    let grace = duration(
+        "discover-grace",
+        raw.discover_grace.as_deref(),
+        DEFAULT_DISCOVER_GRACE,
+        Duration::from_secs(1)..=24 * HOUR,
+    )?;
+    if raw.discover_port == Some(0) {
+        return Err(ConfigError::Invalid {
+            option: "discover-port",
+            why: "0: must be between 1 and 65535".into(),
+        });
+    }
+    Ok(raw.discover.unwrap_or(false).then_some(DiscoverySettings {
+        port: raw.discover_port,
+        grace,
+    }))
+}
+
 /// Poll interval and timeout. Below 100 ms a poll interval only loads the cluster (each
 /// poll is several requests per node); a timeout below 10 ms cannot be met.
 pub(super) fn poll_timing(raw: &RawConfig) -> Result<(Duration, Duration), ConfigError> {
@@ -161,6 +193,8 @@ impl NatsTls {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Node {
     pub name: String,
+    /// The name was given (`NAME=URL`), not derived from the URL.
+    pub named: bool,
     base: String,
     pub display: String,
     pub basic_auth: Option<(String, String)>,
@@ -203,6 +237,7 @@ impl Node {
         parsed.set_query(None);
         parsed.set_fragment(None);
         let base = parsed.as_str().trim_end_matches('/').to_string();
+        let named = name.is_some();
         let name = match name {
             Some("") => {
                 return Err(ConfigError::NatsUrl {
@@ -215,6 +250,7 @@ impl Node {
         };
         Ok(Node {
             name,
+            named,
             display: base.clone(),
             base,
             basic_auth,
@@ -225,6 +261,48 @@ impl Node {
     /// worth a startup warning (a monitoring port there is possible, so not an error).
     pub fn looks_like_client_port(&self) -> bool {
         self.display.ends_with(":4222") || self.display.contains(":4222/")
+    }
+
+    /// The port of the monitoring URL (the scheme's default when none is written).
+    pub fn port(&self) -> Option<u16> {
+        reqwest::Url::parse(&self.base)
+            .ok()?
+            .port_or_known_default()
+    }
+
+    /// The host of the monitoring URL, without IPv6 brackets.
+    pub fn host(&self) -> Option<String> {
+        let u = reqwest::Url::parse(&self.base).ok()?;
+        u.host_str()
+            .map(|h| h.trim_start_matches('[').trim_end_matches(']').to_string())
+    }
+
+    /// The same endpoint (scheme, base path, credentials) on another host and port, named
+    /// host:port like an unnamed `--nats-url`: how discovery reaches a peer. `None` when
+    /// `host` is not a valid host.
+    pub fn at(&self, host: &str, port: u16) -> Option<Node> {
+        let mut u = reqwest::Url::parse(&self.base).ok()?;
+        let bracketed = if host.contains(':') {
+            format!("[{host}]")
+        } else {
+            host.to_string()
+        };
+        u.set_host(Some(&bracketed)).ok()?;
+        u.set_port(Some(port)).ok()?;
+        let base = u.as_str().trim_end_matches('/').to_string();
+        Some(Node {
+            name: format!("{bracketed}:{port}"),
+            named: false,
+            display: base.clone(),
+            base,
+            basic_auth: self.basic_auth.clone(),
+        })
+    }
+
+    /// The same node under another label (a discovered member takes its server name).
+    pub fn with_name(mut self, name: &str) -> Node {
+        self.name = name.to_string();
+        self
     }
 
     /// The URL of an endpoint path such as `/varz`, below any configured base path.
@@ -284,5 +362,50 @@ mod tests {
                 .looks_like_client_port()
         );
         assert!(Node::parse("=http://x:1").is_err());
+    }
+
+    #[test]
+    fn a_peer_keeps_the_seeds_scheme_path_and_credentials() {
+        let seed = Node::parse("s=https://u:p@nats.example:8222/mon").unwrap();
+        assert!(seed.named);
+        assert_eq!(
+            (seed.host().unwrap(), seed.port()),
+            ("nats.example".into(), Some(8222))
+        );
+        let p = seed.at("10.0.0.7", 9222).unwrap();
+        assert_eq!(p.name, "10.0.0.7:9222");
+        assert!(!p.named);
+        assert_eq!(p.url_for("/varz"), "https://10.0.0.7:9222/mon/varz");
+        assert_eq!(p.basic_auth, seed.basic_auth);
+        assert_eq!(p.display, "https://10.0.0.7:9222/mon");
+        let v6 = seed.at("fd00::1", 8222).unwrap();
+        assert_eq!(v6.url_for("/varz"), "https://[fd00::1]:8222/mon/varz");
+        assert_eq!(v6.host().unwrap(), "fd00::1");
+        assert_eq!(v6.with_name("n2").name, "n2");
+        assert!(!Node::parse("http://h:1").unwrap().named);
+    }
+
+    #[test]
+    fn discovery_is_off_unless_asked_and_its_grace_is_bounded() {
+        let raw = |discover, grace: Option<&str>, port| RawConfig {
+            discover,
+            discover_grace: grace.map(str::to_string),
+            discover_port: port,
+            ..Default::default()
+        };
+        assert_eq!(discovery(&raw(None, Some("3s"), Some(9))).unwrap(), None);
+        let d = discovery(&raw(Some(true), None, None)).unwrap().unwrap();
+        assert_eq!((d.port, d.grace), (None, DEFAULT_DISCOVER_GRACE));
+        let d = discovery(&raw(Some(true), Some("1s"), Some(9222)))
+            .unwrap()
+            .unwrap();
+        assert_eq!((d.port, d.grace), (Some(9222), Duration::from_secs(1)));
+        for bad in ["0s", "500ms", "2d", "soon"] {
+            assert!(
+                discovery(&raw(Some(true), Some(bad), None)).is_err(),
+                "{bad}"
+            );
+        }
+        assert!(discovery(&raw(Some(true), None, Some(0))).is_err());
     }
 }

@@ -28,11 +28,17 @@ pub const DEFAULT_CONNZ_PAGE_SIZE: usize = 1024;
 pub const DEFAULT_CONNZ_MAX_CONNECTIONS: u64 = 1_000_000;
 pub const DEFAULT_CONSUMER_METRICS_LIMIT: usize = 10_000;
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// A member that vanished stays this long with `nats_up 0`: long enough for Prometheus to
+/// scrape it and an alert to fire, short enough that a scaled-down cluster settles.
+pub const DEFAULT_DISCOVER_GRACE: Duration = Duration::from_secs(300);
 
 const EXAMPLES: &str = "\
 Examples:
   # A 3-node cluster; each server has `http: 8222` (its HTTP monitoring port) in its config.
   natsmon --nats-url nats-1=http://nats-1:8222,nats-2=http://nats-2:8222,nats-3=http://nats-3:8222
+
+  # One seed; the other members are found from its routes, on the seed's monitoring port.
+  natsmon --nats-url http://nats-1:8222 --discover
 
   # The same, plus shipping every container's logs to Loki.
   natsmon --nats-url nats-1=http://nats-1:8222 --loki-url http://loki:3100
@@ -83,6 +89,32 @@ pub struct RawConfig {
         value_name = "[NAME=]URL"
     )]
     pub nats_urls: Option<Vec<String>>,
+
+    /// Find the other members of each node's cluster from its /varz and /routez, and poll
+    /// them too, labelled by server name. Every --nats-url is then a seed: a name that
+    /// resolves to several addresses is one seed per address. [default: false]
+    #[arg(help_heading = "NATS", long, env = "NATSMON_DISCOVER", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub discover: Option<bool>,
+
+    /// Monitoring port of discovered members: the servers do not report it, so natsmon
+    /// assumes the seed's. [default: the seed's port]
+    #[arg(
+        help_heading = "NATS",
+        long,
+        env = "NATSMON_DISCOVER_PORT",
+        value_name = "PORT"
+    )]
+    pub discover_port: Option<u16>,
+
+    /// How long a discovered member that left stays polled, with nats_up 0, before its
+    /// series are dropped. [default: 5m]
+    #[arg(
+        help_heading = "NATS",
+        long,
+        env = "NATSMON_DISCOVER_GRACE",
+        value_name = "DURATION"
+    )]
+    pub discover_grace: Option<String>,
 
     /// Address to serve /metrics, /healthz, /ready and the status page on. [default: 0.0.0.0:7778]
     #[arg(
@@ -528,6 +560,9 @@ impl RawConfig {
             file,
             roles,
             nats_urls,
+            discover,
+            discover_port,
+            discover_grace,
             listen,
             poll_interval,
             poll_timeout,

@@ -17,7 +17,7 @@ use serde::Serialize;
 use super::links;
 use crate::config::Settings;
 use crate::logs::status::ShipperSnapshot;
-use crate::nats::snapshot::NodeStatus;
+use crate::nats::snapshot::{NodeStatus, ordered};
 use crate::nats::view::{ClusterView, ConsumerView, MemberView, MetaView, PeerView, StreamView};
 
 pub fn unix(t: SystemTime) -> f64 {
@@ -349,14 +349,11 @@ impl Inputs {
     pub fn overview(&self) -> Overview<'_> {
         let view = &*self.view;
         let mut by_cluster: BTreeMap<&str, Vec<NodeRow<'_>>> = BTreeMap::new();
-        for n in &self.settings.nodes {
-            let Some(st) = self.nodes.get(&n.name) else {
-                continue;
-            };
+        for (name, display, st) in ordered(&self.settings.nodes, &self.nodes) {
             by_cluster
                 .entry(self.cluster_of(st))
                 .or_default()
-                .push(self.node_row(&n.name, &n.display, st));
+                .push(self.node_row(name, display, st));
         }
         // Clusters known only from the view (all their nodes gone) still show their meta.
         for m in &view.meta {
@@ -414,7 +411,7 @@ impl Inputs {
             poll_timeout_seconds: self.settings.poll_timeout.as_secs_f64(),
             last_cycle_at: latest.map(unix),
             last_cycle_seconds: longest,
-            nodes: self.settings.nodes.len(),
+            nodes: self.nodes.len(),
         }
     }
 
@@ -518,17 +515,14 @@ impl Inputs {
             .collect();
         let mut rows: Vec<MeshRow<'_>> = Vec::new();
         if members.is_empty() {
-            for n in &self.settings.nodes {
-                let Some(st) = self.nodes.get(&n.name) else {
-                    continue;
-                };
+            for (name, _, st) in ordered(&self.settings.nodes, &self.nodes) {
                 let Some(v) = st.poll.varz.as_ref().filter(|v| v.cluster.name == cluster) else {
                     continue;
                 };
                 let routez = st.poll.routez.as_ref();
                 rows.push(MeshRow {
                     server_name: v.name(),
-                    node: Some(&n.name),
+                    node: Some(name),
                     known: routez.is_some(),
                     routes: routez
                         .map(|r| {

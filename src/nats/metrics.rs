@@ -178,6 +178,30 @@ impl Metrics {
         m
     }
 
+    /// Removes every series of a node that is no longer polled (discovery dropped it),
+    /// so that natsmon's own metrics do not keep a member that left.
+    pub fn forget_node(&self, node: &str) {
+        let labels = NodeLabels {
+            node: node.to_string(),
+        };
+        self.poll_cycles.remove(&labels);
+        self.poll_cycle_duration.remove(&labels);
+        for e in Endpoint::ALL {
+            let l = Metrics::endpoint(node, e);
+            self.polls.remove(&l);
+            self.poll_duration.remove(&l);
+            self.poll_last_success.remove(&l);
+            self.poll_response_bytes.remove(&l);
+            for reason in super::PollError::REASONS {
+                self.poll_errors.remove(&ErrorLabels {
+                    node: node.to_string(),
+                    endpoint: e.into(),
+                    reason,
+                });
+            }
+        }
+    }
+
     pub fn endpoint(node: &str, e: Endpoint) -> EndpointLabels {
         EndpointLabels {
             node: node.to_string(),

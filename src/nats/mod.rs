@@ -8,6 +8,7 @@ pub mod accstatz;
 pub mod aggregate;
 pub mod client;
 pub mod connz;
+pub mod discovery;
 pub mod gatewayz;
 pub mod healthz;
 pub mod jsz;
@@ -56,6 +57,19 @@ pub enum Endpoint {
 }
 
 impl Endpoint {
+    pub const ALL: [Endpoint; 10] = [
+        Endpoint::Varz,
+        Endpoint::Jsz,
+        Endpoint::Connz,
+        Endpoint::Routez,
+        Endpoint::Healthz,
+        Endpoint::Accstatz,
+        Endpoint::Subsz,
+        Endpoint::Gatewayz,
+        Endpoint::Leafz,
+        Endpoint::Raftz,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Endpoint::Varz => "varz",
@@ -113,6 +127,24 @@ pub enum PollError {
 }
 
 impl PollError {
+    /// Every `reason()`, so that a dropped node's error series can be removed.
+    pub const REASONS: [&'static str; 14] = [
+        "timeout",
+        "connect",
+        "connection_closed",
+        "http_5xx",
+        "not_found",
+        "http_4xx",
+        "too_large",
+        "body",
+        "decode",
+        "request",
+        "paging",
+        "memory",
+        "encoding",
+        "redirect",
+    ];
+
     pub fn reason(&self) -> &'static str {
         match self {
             PollError::Timeout(_) => "timeout",
@@ -186,6 +218,31 @@ mod tests {
         assert_eq!(parse(r#"{"v":1.5}"#), None);
         assert_eq!(parse(r#"{"v":0}"#), Some(0));
         assert_eq!(parse(r#"{"v":65536}"#), Some(65536));
+    }
+
+    #[test]
+    fn every_reason_is_listed() {
+        let all = [
+            PollError::Timeout(Default::default()),
+            PollError::Connect(String::new()),
+            PollError::Closed(String::new()),
+            PollError::Status(500),
+            PollError::Status(404),
+            PollError::Status(400),
+            PollError::TooLarge { limit: 0 },
+            PollError::Body(String::new()),
+            PollError::Decode(String::new()),
+            PollError::Request(String::new()),
+            PollError::Paging(String::new()),
+            PollError::Memory { budget: 0 },
+            PollError::Encoding(String::new()),
+            PollError::Redirect {
+                target: String::new(),
+                why: "",
+            },
+        ];
+        let reasons: Vec<_> = all.iter().map(PollError::reason).collect();
+        assert_eq!(reasons, PollError::REASONS);
     }
 
     #[test]

@@ -63,17 +63,15 @@ fn coalesce_window(poll_interval: Duration) -> Duration {
     (poll_interval / 20).clamp(Duration::from_millis(25), Duration::from_millis(500))
 }
 
-/// One render: every configured node that has finished a poll, joined by its label.
+/// One render: every node (configured or discovered) that has finished a poll, joined by its label.
 /// Stores the cluster view beside it; returns the exposition and its series count.
 pub fn render(store: &Store, settings: &Settings, memory: &mut Memory) -> (Rendered, usize) {
     let nodes = store.nodes();
-    let inputs: Vec<NodeInput<'_>> = settings
-        .nodes
-        .iter()
-        .filter_map(|n| {
-            let st = nodes.get(&n.name)?;
+    let inputs: Vec<NodeInput<'_>> = super::snapshot::ordered(&settings.nodes, &nodes)
+        .into_iter()
+        .filter_map(|(name, _, st)| {
             st.poll.finished_at.is_some().then_some(NodeInput {
-                node: n.name.as_str(),
+                node: name,
                 poll: &st.poll,
                 known: st.last_known.as_ref(),
             })

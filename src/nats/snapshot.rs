@@ -1,5 +1,6 @@
 //! Owns the latest poll result of every node, replaced whole at the end of each poll so
 //! that nothing from an earlier poll survives, and the rendered exposition built from it.
+//! The node set is fixed at startup, but for discovery, which adds and removes members.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock, RwLock};
@@ -57,6 +58,9 @@ pub struct NodeStatus {
     pub last_known: Option<KnownServer>,
     /// When the node went down; `None` while it is up or before its first poll.
     pub down_since: Option<SystemTime>,
+    /// The monitoring URL without credentials of a discovered node; configured nodes
+    /// have theirs in `Settings`.
+    pub display: String,
 }
 
 /// A node's identity as its last successful `/varz` gave it.
@@ -65,6 +69,24 @@ pub struct KnownServer {
     pub server_name: String,
     pub version: String,
     pub cluster: String,
+}
+
+/// Every node of `nodes` with its URL: the configured ones in their order, then the
+/// discovered ones by label. Without discovery this is exactly the configured list.
+pub fn ordered<'a>(
+    configured: &'a [crate::config::Node],
+    nodes: &'a BTreeMap<String, NodeStatus>,
+) -> Vec<(&'a str, &'a str, &'a NodeStatus)> {
+    let mut out: Vec<(&str, &str, &NodeStatus)> = configured
+        .iter()
+        .filter_map(|n| Some((n.name.as_str(), n.display.as_str(), nodes.get(&n.name)?)))
+        .collect();
+    for (name, st) in nodes {
+        if !configured.iter().any(|n| &n.name == name) {
+            out.push((name.as_str(), st.display.as_str(), st));
+        }
+    }
+    out
 }
 
 impl NodeStatus {
@@ -145,6 +167,35 @@ impl Store {
         }
     }
 
+    /// Adds a discovered node, not yet polled; false when the label is taken.
+    pub fn add(&self, node: &str, display: &str) -> bool {
+        let mut nodes = self.nodes.write().expect("store lock poisoned");
+        if nodes.contains_key(node) {
+            return false;
+        }
+        let st = NodeStatus {
+            display: display.to_string(),
+            ..Default::default()
+        };
+        nodes.insert(node.to_string(), st);
+        true
+    }
+
+    /// Records the new URL of a discovered node that moved.
+    pub fn set_display(&self, node: &str, display: &str) {
+        let mut nodes = self.nodes.write().expect("store lock poisoned");
+        if let Some(st) = nodes.get_mut(node) {
+            st.display = display.to_string();
+        }
+    }
+
+    /// Removes a node, so that its series vanish at the next render; its poller must be
+    /// stopped first (an update for a label the store does not have is ignored anyway).
+    pub fn remove(&self, node: &str) -> bool {
+        let mut nodes = self.nodes.write().expect("store lock poisoned");
+        nodes.remove(node).is_some()
+    }
+
     /// Replaces a node's latest poll; a label the store was not built with is ignored.
     pub fn update(&self, node: &str, poll: NodePoll) {
         let mut nodes = self.nodes.write().expect("store lock poisoned");
@@ -209,5 +260,45 @@ impl Store {
 
     pub fn rendered(&self) -> Arc<Rendered> {
         self.rendered.read().expect("store lock poisoned").clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Node;
+
+    #[test]
+    fn discovered_nodes_come_after_the_configured_ones_and_can_leave() {
+        let configured = [
+            Node::parse("z=http://h:1").unwrap(),
+            Node::parse("a=http://h:2").unwrap(),
+            Node::parse("gone=http://h:3").unwrap(),
+        ];
+        let store = Store::new(["z", "a"]);
+        assert!(store.add("n2", "http://10.0.0.2:8222"));
+        assert!(store.add("n1", "http://10.0.0.1:8222"));
+        assert!(!store.add("a", "http://x:1"), "a taken label is kept");
+        let nodes = store.nodes();
+        let order: Vec<_> = ordered(&configured, &nodes)
+            .into_iter()
+            .map(|(n, d, _)| (n, d))
+            .collect();
+        assert_eq!(
+            order,
+            [
+                ("z", "http://h:1"),
+                ("a", "http://h:2"),
+                ("n1", "http://10.0.0.1:8222"),
+                ("n2", "http://10.0.0.2:8222")
+            ]
+        );
+        assert!(store.remove("n1"));
+        assert!(!store.remove("n1"));
+        store.update("n1", NodePoll::default());
+        assert!(
+            !store.nodes().contains_key("n1"),
+            "a removed node stays gone"
+        );
     }
 }

@@ -95,6 +95,10 @@ pub struct DiskIoWaitStats {
 pub struct ClusterOpts {
     #[serde(deserialize_with = "crate::nats::null_default")]
     pub name: String,
+    /// The configured routes as host:port (cluster ports, not monitoring ports): where
+    /// discovery looks for the other members.
+    #[serde(deserialize_with = "crate::nats::null_default")]
+    pub urls: Vec<String>,
     pub tls_cert_not_after: Option<String>,
 }
 

@@ -9,6 +9,7 @@ mod capture;
 mod compose;
 mod console;
 mod dashboards;
+mod discovery;
 mod docker_env_smoke;
 mod exporter;
 mod faults;
