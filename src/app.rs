@@ -183,13 +183,28 @@ pub async fn run(settings: Settings, token: CancellationToken) -> Result<(), App
         console: Arc::new(Console::new(started_at, shipper)),
     };
     let app = crate::http::router(state);
+    // One grace period for everything, counted from the moment shutdown began: the HTTP
+    // server may spend it all, and the other tasks get only what is left, not another.
+    let shutdown_began = Arc::new(std::sync::OnceLock::new());
+    tracker.spawn({
+        let token = token.clone();
+        let began = shutdown_began.clone();
+        async move {
+            token.cancelled().await;
+            let _ = began.set(tokio::time::Instant::now());
+        }
+    });
     let serve_result = listener
         .serve(app, settings.shutdown_grace, &tracker, &token)
         .await;
     // The server only returns early on error; make sure everything else stops too.
     token.cancel();
     tracker.close();
-    if tokio::time::timeout(settings.shutdown_grace, tracker.wait())
+    let began = shutdown_began
+        .get()
+        .copied()
+        .unwrap_or_else(tokio::time::Instant::now);
+    if tokio::time::timeout_at(began + settings.shutdown_grace, tracker.wait())
         .await
         .is_err()
     {

@@ -370,6 +370,22 @@ fn mesh_block(h: &mut String, c: &ClusterStatus<'_>) {
             format!("{} routes missing.", int(m.missing as u64))
         }
     );
+    // Members the cluster knows of that natsmon does not poll: their own figures, and any
+    // leader on them, are out of sight (nats_cluster_member_polled 0 says so too).
+    let unpolled: Vec<&str> = m
+        .rows
+        .iter()
+        .filter(|r| r.node.is_none())
+        .map(|r| r.server_name)
+        .collect();
+    if !unpolled.is_empty() {
+        let _ = write!(
+            h,
+            "<p data-k=\"not_polled\" class=\"bad\">Not polled by natsmon: {}. Add their \
+             monitoring URLs to <code>--nats-url</code>, or use <code>--discover</code>.</p>",
+            esc(&unpolled.join(", "))
+        );
+    }
     h.push_str("<table class=\"mesh\"><thead><tr><th>from \\ to</th>");
     for to in &m.members {
         let _ = write!(h, "<th>{}</th>", esc(to));
@@ -384,8 +400,13 @@ fn mesh_block(h: &mut String, c: &ClusterStatus<'_>) {
 fn mesh_row(h: &mut String, members: &[&str], r: &MeshRow<'_>) {
     let _ = write!(
         h,
-        "<tr data-server=\"{0}\"><th>{0}</th>",
-        esc(r.server_name)
+        "<tr data-server=\"{0}\"><th>{0}{1}</th>",
+        esc(r.server_name),
+        if r.node.is_none() {
+            " <small>(not polled)</small>"
+        } else {
+            ""
+        }
     );
     for to in members {
         let (class, text) = if *to == r.server_name {

@@ -482,6 +482,34 @@ fn the_json_has_everything_the_pages_show() {
 }
 
 #[test]
+fn members_natsmon_does_not_poll_are_named() {
+    let (settings, store) = (settings(false), store());
+    let mut view = (*store.view()).clone();
+    view.members.push(MemberView {
+        cluster: "c1".into(),
+        server_name: "n4<b>".into(),
+        node: None,
+        polled: false,
+        routes: Vec::new(),
+    });
+    store.set_view(view);
+    let console = Console::new(SystemTime::now(), None);
+    let html = console.page_html(Page::Overview, &store, &settings, &TableQuery::default());
+    assert!(
+        html.contains("Not polled by natsmon: n4&lt;b&gt;."),
+        "{html}"
+    );
+    assert!(
+        html.contains("<th>n4&lt;b&gt; <small>(not polled)</small></th>"),
+        "{html}"
+    );
+    // Polled members are not named so.
+    let store = self::store();
+    let html = console.page_html(Page::Overview, &store, &settings, &TableQuery::default());
+    assert!(!html.contains("Not polled by natsmon"), "{html}");
+}
+
+#[test]
 fn log_shipping_off_is_said_in_the_json() {
     let (settings, store) = (settings(false), store());
     let console = Console::new(SystemTime::now(), None);
