@@ -4,7 +4,7 @@
 //! leader-reported series per stream and consumer) and delegates the rest to the
 //! endpoint modules.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::jsz;
 use super::leader_view::{self, JszView, Memory, Presence};
@@ -287,6 +287,22 @@ fn members(nodes: &[NodeInput<'_>], out: &mut MetricSet, view: &mut ClusterView)
             routes,
         });
     }
+    // A member natsmon does not poll may lead streams, which no filtered `/jsz` of the
+    // others reports: the polled members of such a cluster are read whole, so that those
+    // streams show, from their most advanced replica, with their leader not polled.
+    let partial: BTreeSet<&str> = view
+        .members
+        .iter()
+        .filter(|m| !m.polled)
+        .map(|m| m.cluster.as_str())
+        .collect();
+    let whole: Vec<String> = view
+        .members
+        .iter()
+        .filter(|m| m.polled && partial.contains(m.cluster.as_str()))
+        .map(|m| m.server_name.clone())
+        .collect();
+    view.full_jsz.extend(whole);
 }
 
 /// The meta group of each cluster: its leader as the polled nodes see it, and its peers

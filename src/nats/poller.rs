@@ -308,7 +308,9 @@ pub async fn poll_node(ctx: &PollContext, node: &Node, memory: &NodeMemory) -> N
     if let Some(v) = &poll.varz {
         let (gw, leaf) = (v.gateway_configured(), v.leafnodes_configured());
         // 2.9 nodes have no /raftz: they are not asked, and poll exactly as before.
-        let raft_accounts = raftz::supported(&v.version).then(|| {
+        // Raft groups exist only in a JetStream cluster: a standalone server answers 404.
+        let clustered = v.jetstream.meta.is_some();
+        let raft_accounts = (clustered && raftz::supported(&v.version)).then(|| {
             let mut accounts = raft_accounts(poll.jsz.as_ref());
             // A filtered `/jsz` leaves out the accounts where the node leads no stream,
             // yet it may host replicas there: ask about every account the cluster view

@@ -204,6 +204,20 @@ impl Cluster {
         &self.bins[0]
     }
 
+    /// The version node 0's binary reports (`nats-server --version`), e.g. `2.9.10`.
+    pub fn version(&self) -> String {
+        let out = std::process::Command::new(self.bin())
+            .arg("--version")
+            .output()
+            .unwrap_or_else(|e| panic!("{} --version: {e}", self.bin().display()));
+        let text = String::from_utf8_lossy(&out.stdout);
+        text.trim()
+            .rsplit(['v', ' '])
+            .next()
+            .unwrap_or_default()
+            .to_string()
+    }
+
     pub fn len(&self) -> usize {
         self.nodes.len()
     }
