@@ -1097,7 +1097,10 @@ fn lint_catches_known_mistakes() {
     assert!(good(
         "nats_stream_bytes{cluster=~\"$cluster\"} / nats_stream_max_bytes"
     ));
-    assert!(!lint_prom_label_values("label_values(nats_up, cluster)", &refm).is_empty());
+    assert!(
+        !lint_prom_label_values("label_values(natsmon_logs_buffered_lines, cluster)", &refm)
+            .is_empty()
+    );
     assert!(lint_prom_label_values("label_values(nats_up, node)", &refm).is_empty());
 
     assert!(!lint_logql("{job=\"nats\", container=~\"x\"}", None).is_empty());
