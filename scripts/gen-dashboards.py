@@ -771,7 +771,7 @@ def jetstream():
             prom('sum by (account) (nats_jetstream_account_reserved_memory_bytes{%s, account=~"$account"})'
                  % N, "{{account}} reserved")], w=8, overrides=[dashed(".* reserved$")]),
         ts(c, "API in flight", "JetStream API requests in flight per node "
-           "(nats_jetstream_api_inflight_requests; nats-server 2.10 and later).", "short",
+           "(nats_jetstream_api_inflight_requests).", "short",
            [prom('nats_jetstream_api_inflight_requests{%s}' % N, "{{node}}")], w=8),
 
         row("Streams"),

@@ -161,7 +161,7 @@ pub struct JetStreamStats {
 pub struct ApiStats {
     pub total: u64,
     pub errors: u64,
-    /// Added in 2.10; absent before, and left out while zero.
+    /// Left out while zero (`omitempty`, every release), so absent means none.
     pub inflight: Option<u64>,
     /// The JetStream API level the server supports (2.11+).
     pub level: Option<u64>,
@@ -378,7 +378,7 @@ pub static JS_API_ERRORS: Def = Def::counter(
 );
 pub static JS_API_INFLIGHT: Def = Def::gauge(
     "nats_jetstream_api_inflight_requests",
-    "JetStream API requests in flight (2.10 and later).",
+    "JetStream API requests in flight.",
 );
 pub static JS_API_LEVEL: Def = Def::gauge(
     "nats_jetstream_api_level",
@@ -567,7 +567,9 @@ pub fn collect(v: &Varz, node: &str, out: &mut MetricSet) {
         out.push(&JS_HA_ASSETS, l(), s.ha_assets);
         out.push(&JS_API_REQUESTS, l(), s.api.total);
         out.push(&JS_API_ERRORS, l(), s.api.errors);
-        out.push_opt(&JS_API_INFLIGHT, l, s.api.inflight);
+        // The server leaves the field out while it is zero: an idle server has 0, not
+        // an absent series (a panel or alert on it would show nothing).
+        out.push(&JS_API_INFLIGHT, l(), s.api.inflight.unwrap_or(0));
         out.push_opt(&JS_API_LEVEL, l, s.api.level);
     }
     if let Some(meta) = &js.meta {

@@ -1,36 +1,42 @@
 //! End-to-end test of the bundled dashboards and alert rules against a REAL stack:
 //!
-//! real 3-node nats-server JetStream cluster (tests/it/harness) -> natsmon -> real
-//! Prometheus 2.42 (`/usr/bin/prometheus`, or `$PROMETHEUS_BIN`) scraping it every
-//! second and evaluating `alerting_rules/natsmon.rules.yml`. The log shipper is enabled
-//! too (test Loki receiver + one busybox container on the real dockerd), so the shipper
-//! panels of the natsmon dashboard have data.
+//! a supercluster on the NEWEST nats-server release of the version matrix (the 3-node
+//! JetStream harness cluster `c1`, and a one-server cluster `c2` joined to it by a
+//! gateway, whose client listener has TLS; every server runs with GOMEMLIMIT) -> natsmon
+//! polling all four servers -> real Prometheus 2.42 (`/usr/bin/prometheus`, or
+//! `$PROMETHEUS_BIN`) scraping it every second and evaluating
+//! `alerting_rules/natsmon.rules.yml`. The log shipper is enabled too (test Loki
+//! receiver + one busybox container on the real dockerd), so the shipper panels of the
+//! natsmon dashboard have data. The newest release is the one that reports every field
+//! the panels show; the other releases are covered by `versions.rs`.
 //!
 //! `dashboards_return_data_and_node_down_alert_fires`:
 //! 1. creates traffic through async-nats: an R3 stream with limits (max_bytes,
 //!    max_msgs, max_consumers, max_msgs_per_subject, max_age) and an interior delete, a
 //!    stream sourcing it, a durable pull consumer with pending and ack-pending messages,
-//!    a filtered durable that delivered nothing, a stream and connections in account B,
-//!    and a background publisher;
+//!    a filtered durable that delivered nothing, a stream and connections in account B
+//!    (which has JetStream limits), and a background publisher;
 //! 2. lets Prometheus scrape for ~20 s, then evaluates every dashboard variable query
 //!    (`label_values(...)` -> `/api/v1/label/<label>/values?match[]=...`, each must
 //!    return a value) and every Prometheus panel target (Grafana variables substituted
 //!    as Grafana does: "All" -> the variable's allValue, `$__rate_interval` -> 4s, ...)
-//!    with `/api/v1/query`. Every expression must parse and execute; every expression
-//!    must return data, except the commented [`ALLOWED_EMPTY`] list. Each expression with
+//!    with `/api/v1/query`. Every expression must parse and execute. Each expression with
 //!    data is run again with every variable value selected explicitly (`(a|b|c)`), which
 //!    catches matchers on labels a metric does not have (`.*` hides them);
-//! 3. kills node n3 and waits for `NatsNodeDown{node="n3"}` to go pending, then firing
-//!    no earlier than the rule's `for:`. Expressions that were empty on the healthy
-//!    cluster because they show failures (poll errors, offline / not current replicas)
-//!    are evaluated again with the node down, and must have data then;
+//! 3. kills node n3, strands an R2 stream on it (see [`strand_a_stream`]) and waits for
+//!    `NatsNodeDown{node="n3"}` to go pending, then firing no earlier than the rule's
+//!    `for:`. Expressions that were empty on the healthy cluster because they show
+//!    failures (poll errors, offline / not current replicas, failing health checks)
+//!    are evaluated again with the node down. EVERY expression must have data, healthy
+//!    or with the node down: there is no allowlist;
 //! 4. checks every alert rule still evaluates without error (node down, shipper on).
 //!
 //! `alert_rules_evaluate_without_errors`: a quicker stack (no shipper); every rule of
 //! the rules file is loaded and reports `health: "ok"` after several evaluations.
 //!
-//! The tests PANIC (never skip) if prometheus or nats-server is missing; the first one
-//! also needs the real dockerd (`tests/it/harness/docker.rs`, `scripts/docker-env.sh`).
+//! The tests PANIC (never skip) if prometheus, openssl or the version matrix
+//! (`NATSMON_TEST_NATS_SERVERS`, scripts/nats-servers.sh) is missing; the first one also
+//! needs the real dockerd (`tests/it/harness/docker.rs`, `scripts/docker-env.sh`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -46,7 +52,8 @@ use crate::harness::grafana::{Intervals, interpolate, parse_label_values, regex_
 use crate::harness::http::http_get;
 use crate::harness::shipper::ShipperSetup;
 use crate::harness::{
-    Cluster, Natsmon, connect, free_port, natsmon_args, new_tempdir, repo_root, tail, wait_for,
+    CLUSTER_NAME, CLUSTER_START_TIMEOUT, Cluster, GatewayTo, Natsmon, connect, free_port,
+    nats_server_matrix, natsmon_args, new_tempdir, repo_root, tail, wait_for,
 };
 
 /// Prometheus global scrape and evaluation interval, seconds.
@@ -59,86 +66,11 @@ const RANGE_SECS: u64 = 60;
 const KILLED_NODE: usize = 2;
 const KILLED_NODE_LABEL: &str = "n3";
 
-/// Panel expressions (exactly as written in the dashboard JSON) that may return no
-/// data in this setup, with the reason. Everything else must return data, either on
-/// the healthy cluster or after node n3 was killed. An entry that does return data
-/// fails the test too, so that this list stays minimal.
-const ALLOWED_EMPTY: &[(&str, &str)] = &[
-    // --- fields nats-server only reports from 2.10 on; the harness runs 2.9.10 -----
-    (
-        r#"nats_healthz_errors{cluster=~"$cluster", node=~"$node"}"#,
-        "/healthz `errors` (per check type) exists from nats-server 2.10; harness runs 2.9.10",
-    ),
-    (
-        r#"sum by (kind) (increase(nats_varz_slow_consumers_by_kind_total{cluster=~"$cluster", node=~"$node"}[$__rate_interval]))"#,
-        "varz `slow_consumer_stats` exists from nats-server 2.10; harness runs 2.9.10",
-    ),
-    (
-        r#"sum by (account) (nats_account_subscriptions{cluster=~"$cluster", node=~"$node", account=~"$account"})"#,
-        "accstatz `num_subscriptions` exists from nats-server 2.10; harness runs 2.9.10",
-    ),
-    (
-        r#"nats_jetstream_api_inflight_requests{cluster=~"$cluster", node=~"$node"}"#,
-        "jsz `api.inflight` exists from nats-server 2.10; harness runs 2.9.10",
-    ),
-    (
-        r#"increase(nats_varz_stale_connections_total{cluster=~"$cluster", node=~"$node"}[$__rate_interval])"#,
-        "varz `stale_connections` exists from nats-server 2.12; harness runs 2.9.10",
-    ),
-    (
-        r#"increase(nats_varz_stalled_clients_total{cluster=~"$cluster", node=~"$node"}[$__rate_interval])"#,
-        "varz `stalled_clients` exists from nats-server 2.12; harness runs 2.9.10",
-    ),
-    (
-        r#"sum by (kind) (increase(nats_varz_stale_connections_by_kind_total{cluster=~"$cluster", node=~"$node"}[$__rate_interval]))"#,
-        "varz `stale_connection_stats` exists from nats-server 2.12; harness runs 2.9.10",
-    ),
-    (
-        r#"nats_varz_gomemlimit_bytes{cluster=~"$cluster", node=~"$node"}"#,
-        "varz `gomemlimit` exists from nats-server 2.11.11, with GOMEMLIMIT set; harness runs 2.9.10 without",
-    ),
-    (
-        r#"nats_varz_tls_cert_not_after_seconds{cluster=~"$cluster", node=~"$node"} - time()"#,
-        "varz `tls_cert_not_after` exists from nats-server 2.11.12, with TLS; the harness cluster has none",
-    ),
-    (
-        r#"rate(nats_varz_disk_io_wait_seconds_total{cluster=~"$cluster", node=~"$node"}[$__rate_interval])"#,
-        "varz `disk_io_wait_stats` exists from nats-server 2.12.14; harness runs 2.9.10",
-    ),
-    (
-        r#"nats_varz_disk_io_waiters{cluster=~"$cluster", node=~"$node"}"#,
-        "varz `disk_io_wait_stats` exists from nats-server 2.12.14; harness runs 2.9.10",
-    ),
-    (
-        r#"nats_raft_groups_behind{cluster=~"$cluster", node=~"$node"}"#,
-        "/raftz exists from nats-server 2.10.17 and is not asked of 2.9.10",
-    ),
-    (
-        r#"nats_raft_groups{cluster=~"$cluster", node=~"$node"}"#,
-        "/raftz exists from nats-server 2.10.17 and is not asked of 2.9.10",
-    ),
-    (
-        r#"topk(10, nats_raft_group_apply_lag{cluster=~"$cluster", node=~"$node"})"#,
-        "/raftz exists from nats-server 2.10.17 and is not asked of 2.9.10",
-    ),
-    (
-        r#"nats_jetstream_meta_pending{cluster=~"$cluster", node=~"$node"}"#,
-        "varz `jetstream.meta.pending` exists from nats-server 2.10; harness runs 2.9.10",
-    ),
-    (
-        r#"nats_jetstream_meta_snapshot_pending_entries{cluster=~"$cluster", node=~"$node"}"#,
-        "varz `jetstream.meta.snapshot` is filled from nats-server 2.15; harness runs 2.9.10",
-    ),
-    (
-        r#"nats_jetstream_api_level{cluster=~"$cluster", node=~"$node"}"#,
-        "varz `api.level` exists from nats-server 2.11; harness runs 2.9.10",
-    ),
-    // --- topology the harness cluster does not have --------------------------------
-    (
-        r#"sum by (node, gateway) (nats_gateway_connections{cluster=~"$cluster", node=~"$node"})"#,
-        "the harness cluster has no gateways (super-cluster) configured",
-    ),
-];
+/// The second cluster's one server, joined to the harness cluster by a gateway.
+const SECOND_CLUSTER: &str = "c2";
+const SECOND_NODE: &str = "x1";
+/// GOMEMLIMIT of every nats-server, for `nats_varz_gomemlimit_bytes`.
+const GOMEMLIMIT: &str = "1GiB";
 
 // ---------------------------------------------------------------------------
 // Small helpers
@@ -913,12 +845,13 @@ struct Shipper {
 }
 
 struct Stack {
-    // Drop order: Prometheus, natsmon, traffic, shipper, cluster.
+    // Drop order: Prometheus, natsmon, traffic, shipper, second cluster, cluster.
     prom: Prometheus,
     natsmon: Natsmon,
     traffic: tokio::task::JoinHandle<()>,
-    _clients: Vec<async_nats::Client>,
+    clients: Vec<async_nats::Client>,
     _shipper: Option<Shipper>,
+    _second: SecondCluster,
     cluster: Cluster,
 }
 
@@ -926,6 +859,164 @@ impl Drop for Stack {
     fn drop(&mut self) {
         self.traffic.abort();
     }
+}
+
+/// The newest nats-server release of the version matrix: the stack runs on what users
+/// run, where every panel's field exists. An empty matrix fails; it never skips.
+fn newest_release() -> (String, PathBuf) {
+    let key = |v: &str| -> Vec<u64> { v.split('.').map(|p| p.parse().unwrap_or(0)).collect() };
+    nats_server_matrix()
+        .into_iter()
+        .max_by_key(|(v, _)| key(v))
+        .expect("the nats-server version matrix (NATSMON_TEST_NATS_SERVERS) is empty")
+}
+
+/// The second cluster `c2`: one nats-server (no JetStream) joined to the harness
+/// cluster by a gateway, so the gateway panel and the `cluster` variable have data. Its
+/// client listener has TLS, which is what makes `/varz` report `tls_cert_not_after`.
+struct SecondCluster {
+    child: Child,
+    dir: tempfile::TempDir,
+    http_port: u16,
+}
+
+impl SecondCluster {
+    /// Start the server with a fresh self-signed certificate, its gateway listening on
+    /// `gateway_port` (which the harness cluster's gateways point to) and connecting to
+    /// `c1_gateways`.
+    fn start(bin: &Path, gateway_port: u16, c1_gateways: &[String]) -> SecondCluster {
+        let dir = new_tempdir("natsmon-c2-");
+        let out = Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-keyout",
+                "key.pem",
+                "-out",
+                "cert.pem",
+                "-days",
+                "30",
+                "-subj",
+                "/CN=localhost",
+                "-addext",
+                "subjectAltName=IP:127.0.0.1",
+            ])
+            .current_dir(dir.path())
+            .output()
+            .expect("openssl must be installed (scripts/test.sh installs it)");
+        assert!(
+            out.status.success(),
+            "openssl: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let http_port = free_port();
+        let urls: Vec<String> = c1_gateways.iter().map(|u| format!("\"{u}\"")).collect();
+        // The same accounts as the harness cluster (without JetStream), so that the
+        // system account and the accounts match across the gateway.
+        let conf = format!(
+            "server_name: {SECOND_NODE}\nlisten: 127.0.0.1:{client}\nhttp: 127.0.0.1:{http_port}\n\
+             tls {{ cert_file: \"{d}/cert.pem\", key_file: \"{d}/key.pem\" }}\n\
+             cluster {{ name: {SECOND_CLUSTER}, listen: 127.0.0.1:{route} }}\n\
+             gateway {{ name: {SECOND_CLUSTER}, listen: 127.0.0.1:{gateway_port}, \
+             gateways: [ {{ name: {CLUSTER_NAME}, urls: [ {urls} ] }} ] }}\n\
+             system_account: SYS\naccounts {{\n  SYS {{ users: [ {{ user: sys, password: sys }} ] }}\n  \
+             A {{ users: [ {{ user: a2, password: a }} ] }}\n  \
+             B {{ users: [ {{ user: b2, password: b }} ] }}\n}}\n",
+            client = free_port(),
+            route = free_port(),
+            d = dir.path().display(),
+            urls = urls.join(", "),
+        );
+        let conf_path = dir.path().join("x1.conf");
+        std::fs::write(&conf_path, conf).expect("write c2 config");
+        let log = std::fs::File::create(dir.path().join("x1.log")).expect("create c2 log");
+        let child = Command::new(bin)
+            .arg("-c")
+            .arg(&conf_path)
+            .env("GOMEMLIMIT", GOMEMLIMIT)
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(log.try_clone().unwrap()))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {}: {e}", bin.display()));
+        SecondCluster {
+            child,
+            dir,
+            http_port,
+        }
+    }
+
+    fn monitor_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.http_port)
+    }
+}
+
+impl Drop for SecondCluster {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            let log = std::fs::read_to_string(self.dir.path().join("x1.log")).unwrap_or_default();
+            eprintln!(
+                "[prometheus_stack] {SECOND_NODE} log tail:\n{}",
+                tail(&log, 30)
+            );
+        }
+    }
+}
+
+/// After the kill of n3, before the meta leader has noticed it (it takes tens of
+/// seconds without a shutdown event), an R2 stream may still be placed on n3. Its
+/// other replica can never elect a leader nor commit, so that node's
+/// `/healthz?details=true` reports the stream unhealthy for as long as n3 is down: the
+/// failure the health-check panel exists for. Placement picks 2 of 3 peers, so streams
+/// placed on n1 and n2 only (created at once) are deleted and the next one tried.
+async fn strand_a_stream(cluster: &Cluster, client: &async_nats::Client) {
+    // A request to a dead meta leader times out too: wait for a live one first.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !matches!(cluster.meta_leader(0).await, Some(l) if l != KILLED_NODE_LABEL) {
+        assert!(
+            Instant::now() < deadline,
+            "no meta leader besides {KILLED_NODE_LABEL} after 30s"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let js = jetstream::new(client.clone());
+    for i in 0..8 {
+        let name = format!("STRANDED{i}");
+        let created = tokio::time::timeout(
+            Duration::from_secs(3),
+            js.create_stream(stream::Config {
+                name: name.clone(),
+                subjects: vec![format!("stranded{i}.>")],
+                num_replicas: 2,
+                ..Default::default()
+            }),
+        )
+        .await;
+        match created {
+            Ok(Ok(_)) => {
+                let _ = js.delete_stream(&name).await;
+            }
+            // No answer: the stream has no leader, it was placed on the dead node.
+            Ok(Err(e)) if !e.to_string().contains("insufficient resources") => {
+                eprintln!("[prometheus_stack] {name}: {e}; taken as placed on {KILLED_NODE_LABEL}");
+                return;
+            }
+            Err(_) => {
+                eprintln!("[prometheus_stack] {name} has no leader: placed on {KILLED_NODE_LABEL}");
+                return;
+            }
+            Ok(Err(e)) => panic!(
+                "{name}: {e}: the meta leader already knows {KILLED_NODE_LABEL} is down; \
+                 no stream can be stranded on it"
+            ),
+        }
+    }
+    panic!("8 R2 streams were all placed on the live nodes");
 }
 
 /// Streams, consumers and traffic so that every stream/consumer panel has data.
@@ -1050,7 +1141,23 @@ async fn create_traffic(
 }
 
 async fn start_stack(with_shipper: bool) -> Stack {
-    let cluster = Cluster::start().await;
+    let (version, bin) = newest_release();
+    eprintln!(
+        "[prometheus_stack] nats-server {version} ({})",
+        bin.display()
+    );
+    let c2_gateway = free_port();
+    let mut cluster = Cluster::spawn_with_gateway(
+        bin.clone(),
+        GatewayTo {
+            name: SECOND_CLUSTER.into(),
+            url: format!("nats://127.0.0.1:{c2_gateway}"),
+        },
+        &[("GOMEMLIMIT", GOMEMLIMIT)],
+    )
+    .await;
+    let second = SecondCluster::start(&bin, c2_gateway, &cluster.gateway_urls());
+    cluster.wait_healthy_all(CLUSTER_START_TIMEOUT).await;
     let (traffic, clients) = create_traffic(&cluster).await;
 
     let mut a = natsmon_args(
@@ -1058,6 +1165,8 @@ async fn start_stack(with_shipper: bool) -> Stack {
         ("1s", "800ms"),
         &["--connection-metrics-limit", "5"],
     );
+    a.push("--nats-url".into());
+    a.push(format!("{SECOND_NODE}={}", second.monitor_url()));
 
     let shipper = if with_shipper {
         // One container logging nats-server style lines (5/s) on the real dockerd,
@@ -1087,7 +1196,8 @@ async fn start_stack(with_shipper: bool) -> Stack {
     let natsmon = Natsmon::start(&a).await;
     // natsmon sees all nodes, the consumers and the source before Prometheus starts.
     wait_for(&natsmon.base_url(), Duration::from_secs(30), |e| {
-        e.sum("nats_up", &[]) == 3.0
+        e.sum("nats_up", &[]) == 4.0
+            && e.has("nats_gateway_connections")
             && e.get(
                 "nats_consumer_num_ack_pending",
                 &[("stream", "ORDERS"), ("consumer", "worker")],
@@ -1106,8 +1216,9 @@ async fn start_stack(with_shipper: bool) -> Stack {
         prom,
         natsmon,
         traffic,
-        _clients: clients,
+        clients,
         _shipper: shipper,
+        _second: second,
         cluster,
     }
 }
@@ -1187,6 +1298,7 @@ async fn dashboards_return_data_and_node_down_alert_fires() {
 
     stack.cluster.kill(KILLED_NODE);
     let killed_at = Instant::now();
+    strand_a_stream(&stack.cluster, &stack.clients[0]).await;
     eprintln!(
         "[prometheus_stack] killed node {KILLED_NODE_LABEL}; waiting up to {:?} for \
          NatsNodeDown (for: {for_str}) to fire",
@@ -1268,31 +1380,13 @@ async fn dashboards_return_data_and_node_down_alert_fires() {
         failed_after.join("\n")
     );
 
-    let allowed: BTreeMap<&str, &str> = ALLOWED_EMPTY.iter().copied().collect();
     let unexpected: Vec<String> = empty_final
         .iter()
-        .filter(|(c, _)| !allowed.contains_key(c.expr.raw.as_str()))
         .map(|(c, _)| {
             format!(
                 "{} / panel {:?} ({}):\n    expression:  {}\n    substituted: {}",
                 c.expr.dashboard, c.expr.panel, c.expr.ref_id, c.expr.raw, c.substituted
             )
-        })
-        .collect();
-    let final_raw: BTreeSet<&str> = empty_final
-        .iter()
-        .map(|(c, _)| c.expr.raw.as_str())
-        .collect();
-    let all_raw: BTreeSet<&str> = checked.iter().map(|c| c.expr.raw.as_str()).collect();
-    let stale: Vec<String> = ALLOWED_EMPTY
-        .iter()
-        .filter(|(raw, _)| !final_raw.contains(raw))
-        .map(|(raw, why)| {
-            if all_raw.contains(raw) {
-                format!("    {raw}   (returned data; allowlisted because: {why})")
-            } else {
-                format!("    {raw}   (no longer in any dashboard)")
-            }
         })
         .collect();
     let data_sample: Vec<String> = checked
@@ -1310,23 +1404,17 @@ async fn dashboards_return_data_and_node_down_alert_fires() {
     assert!(
         unexpected.is_empty(),
         "{} dashboard expression(s) returned NO DATA (neither on the healthy cluster nor \
-         with {KILLED_NODE_LABEL} down) and are not in ALLOWED_EMPTY:\n{}\n\n(sample of \
+         with {KILLED_NODE_LABEL} down):\n{}\n\n(sample of \
          expressions with data:\n{})",
         unexpected.len(),
         unexpected.join("\n"),
         data_sample.join("\n")
     );
-    assert!(
-        stale.is_empty(),
-        "ALLOWED_EMPTY entries that are not needed (remove them):\n{}",
-        stale.join("\n")
-    );
     eprintln!(
-        "[prometheus_stack] {} expressions checked; {} empty on the healthy cluster; {} empty \
-         with {KILLED_NODE_LABEL} down, all allowlisted",
+        "[prometheus_stack] {} expressions checked, all with data; {} only with \
+         {KILLED_NODE_LABEL} down",
         checked.len(),
         empty_healthy.len(),
-        empty_final.len()
     );
 
     // --- 4. every rule still evaluates cleanly (node down, shipper on) ----------------

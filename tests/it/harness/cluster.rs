@@ -81,6 +81,8 @@ pub struct Node {
     pub client_port: u16,
     pub cluster_port: u16,
     pub http_port: u16,
+    /// The gateway listener of [`Cluster::start_with_gateway`]; none otherwise.
+    pub gateway_port: Option<u16>,
     pub config_path: PathBuf,
     pub store_dir: PathBuf,
     /// stdout+stderr of the server (appended across restarts).
@@ -98,7 +100,17 @@ pub struct Cluster {
     dir: tempfile::TempDir,
     /// Each node's nats-server binary (a mixed-version cluster has several).
     bins: Vec<PathBuf>,
+    /// Environment of every nats-server process (e.g. GOMEMLIMIT).
+    env: Vec<(String, String)>,
     pub nodes: Vec<Node>,
+}
+
+/// A gateway from every node of a [`Cluster`] to another cluster: a supercluster.
+pub struct GatewayTo {
+    /// The other cluster's name.
+    pub name: String,
+    /// `nats://HOST:PORT` of the other cluster's gateway listener.
+    pub url: String,
 }
 
 pub const CLUSTER_NAME: &str = "c1";
@@ -118,7 +130,29 @@ impl Cluster {
 
     /// The same cluster with one binary per node: a mixed-version cluster.
     pub async fn start_mixed(bins: [PathBuf; 3]) -> Cluster {
-        Cluster::start_at(bins, |_| ("127.0.0.1".to_string(), free_port())).await
+        Cluster::start_at(bins, |_| ("127.0.0.1".to_string(), free_port()), None, &[]).await
+    }
+
+    /// The cluster on `bin` with a `gateway {}` block on every node towards `to`, and
+    /// `env` in every server's environment, NOT waited for: in a supercluster JetStream
+    /// elects no meta leader before the gateways are up, so the caller starts the other
+    /// cluster and then calls [`Cluster::wait_healthy_all`].
+    pub async fn spawn_with_gateway(bin: PathBuf, to: GatewayTo, env: &[(&str, &str)]) -> Cluster {
+        Cluster::start_at(
+            [bin.clone(), bin.clone(), bin],
+            |_| ("127.0.0.1".to_string(), free_port()),
+            Some(to),
+            env,
+        )
+        .await
+    }
+
+    /// `nats://HOST:PORT` of every node's gateway listener (empty without a gateway).
+    pub fn gateway_urls(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .filter_map(|n| n.gateway_port.map(|p| format!("nats://{}:{p}", n.host)))
+            .collect()
     }
 
     /// The same cluster with node `i` on `127.0.0.{i+1}` and every monitoring listener on
@@ -134,14 +168,22 @@ impl Cluster {
                 break p;
             }
         };
-        Cluster::start_at([bin.clone(), bin.clone(), bin], |i| {
-            (format!("127.0.0.{}", i + 1), http_port)
-        })
+        Cluster::start_at(
+            [bin.clone(), bin.clone(), bin],
+            |i| (format!("127.0.0.{}", i + 1), http_port),
+            None,
+            &[],
+        )
         .await
     }
 
     /// Starts the three nodes; `at(i)` is node i's address and monitoring port.
-    async fn start_at(bins: [PathBuf; 3], at: impl Fn(usize) -> (String, u16)) -> Cluster {
+    async fn start_at(
+        bins: [PathBuf; 3],
+        at: impl Fn(usize) -> (String, u16),
+        gateway: Option<GatewayTo>,
+        env: &[(&str, &str)],
+    ) -> Cluster {
         let bins = bins.to_vec();
         let dir = new_tempdir("natsmon-cluster-");
         let mut nodes = Vec::new();
@@ -157,6 +199,7 @@ impl Cluster {
                 client_port: free_port(),
                 cluster_port: free_port(),
                 http_port,
+                gateway_port: gateway.as_ref().map(|_| free_port()),
                 child: None,
             });
         }
@@ -166,14 +209,33 @@ impl Cluster {
             .collect();
         for n in &nodes {
             std::fs::create_dir_all(&n.store_dir).expect("create store dir");
-            let conf = render_config(n, &routes);
+            let mut conf = render_config(n, &routes);
+            if let (Some(g), Some(port)) = (&gateway, n.gateway_port) {
+                conf.push_str(&format!(
+                    "\ngateway {{\n  name: {CLUSTER_NAME}\n  listen: {}:{port}\n  gateways: [ \
+                     {{ name: {}, url: \"{}\" }} ]\n}}\n",
+                    n.host, g.name, g.url
+                ));
+            }
             std::fs::write(&n.config_path, conf).expect("write nats config");
         }
-        let mut c = Cluster { dir, bins, nodes };
+        let env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let mut c = Cluster {
+            dir,
+            bins,
+            env,
+            nodes,
+        };
         for i in 0..3 {
             c.spawn(i);
         }
-        c.wait_healthy_all(CLUSTER_START_TIMEOUT).await;
+        // See spawn_with_gateway.
+        if c.nodes[0].gateway_port.is_none() {
+            c.wait_healthy_all(CLUSTER_START_TIMEOUT).await;
+        }
         c
     }
 
@@ -191,6 +253,7 @@ impl Cluster {
         let child = Command::new(bin)
             .arg("-c")
             .arg(&node.config_path)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::from(log))
             .stderr(Stdio::from(log2))

@@ -27,7 +27,8 @@ pub mod readme;
 pub mod shipper;
 
 pub use cluster::{
-    CLUSTER_NAME, Cluster, connect, nats_server_bin, nats_server_matrix, orders_with_billing,
+    CLUSTER_NAME, CLUSTER_START_TIMEOUT, Cluster, GatewayTo, connect, nats_server_bin,
+    nats_server_matrix, orders_with_billing,
 };
 pub use exposition::{Exposition, promtool_check_metrics, scrape, wait_for};
 pub use http::raw_get;
