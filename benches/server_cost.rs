@@ -22,9 +22,30 @@ use std::time::{Duration, Instant};
 use natsmon_testkit::ports::free_port;
 use natsmon_testkit::proc::{clk_tck, proc_cpu_secs};
 
-const STREAMS: usize = 300;
-const CONSUMERS_PER_STREAM: usize = 5;
-const CONNECTIONS: usize = 3000;
+/// The cluster's state: the issue's setup under `cargo bench`, a small one for the smoke
+/// run that `cargo test --all-targets` makes (it checks that the bench works, not the
+/// figures).
+#[derive(Clone, Copy)]
+struct Scale {
+    streams: usize,
+    consumers_per_stream: usize,
+    connections: usize,
+    /// natsmon's warm-up before a phase is measured: its first poll reads every config.
+    warm_up: Duration,
+}
+
+const FULL: Scale = Scale {
+    streams: 300,
+    consumers_per_stream: 5,
+    connections: 3000,
+    warm_up: Duration::from_secs(20),
+};
+const SMOKE: Scale = Scale {
+    streams: 6,
+    consumers_per_stream: 2,
+    connections: 30,
+    warm_up: Duration::from_secs(4),
+};
 
 struct Node {
     name: String,
@@ -139,7 +160,7 @@ async fn wait_ready(http: &reqwest::Client, c: &Cluster) {
     }
 }
 
-async fn create_state(c: &Cluster) -> Vec<async_nats::Client> {
+async fn create_state(c: &Cluster, scale: Scale) -> Vec<async_nats::Client> {
     use async_nats::jetstream::{self, consumer::pull, stream};
     let connect = |port: u16| async move {
         async_nats::ConnectOptions::with_user_and_password("a".into(), "a".into())
@@ -149,7 +170,7 @@ async fn create_state(c: &Cluster) -> Vec<async_nats::Client> {
     };
     let nc = connect(c.nodes[0].client).await;
     let js = jetstream::new(nc.clone());
-    for s in 0..STREAMS {
+    for s in 0..scale.streams {
         let cfg = stream::Config {
             name: format!("S{s:03}"),
             subjects: vec![format!("s{s:03}.>")],
@@ -167,7 +188,7 @@ async fn create_state(c: &Cluster) -> Vec<async_nats::Client> {
                 Err(e) => panic!("create stream S{s:03}: {e}"),
             }
         };
-        for k in 0..CONSUMERS_PER_STREAM {
+        for k in 0..scale.consumers_per_stream {
             st.create_consumer(pull::Config {
                 durable_name: Some(format!("c{k}")),
                 ..Default::default()
@@ -181,13 +202,28 @@ async fn create_state(c: &Cluster) -> Vec<async_nats::Client> {
                 .await;
         }
     }
-    // 3,000 client connections, a subscription each, spread over the nodes.
+    // Client connections (3,000 at full scale), a subscription each, spread over the
+    // nodes. A loaded machine can miss the server's 2 s auth timeout: try again. (The
+    // credentials go as options: async-nats does not take them from the URL.)
     let mut clients = vec![nc];
-    for chunk in (0..CONNECTIONS).collect::<Vec<_>>().chunks(100) {
+    for chunk in (0..scale.connections).collect::<Vec<_>>().chunks(100) {
         let batch = futures::future::join_all(chunk.iter().map(|i| {
-            let url = format!("nats://a:a@127.0.0.1:{}", c.nodes[i % c.nodes.len()].client);
+            let url = format!("nats://127.0.0.1:{}", c.nodes[i % c.nodes.len()].client);
             async move {
-                let nc = async_nats::connect(&url).await.expect("connect client");
+                let mut tries = 0;
+                let nc = loop {
+                    let opts =
+                        async_nats::ConnectOptions::with_user_and_password("a".into(), "a".into());
+                    match opts.connect(&url).await {
+                        Ok(nc) => break nc,
+                        Err(e) if tries < 5 => {
+                            tries += 1;
+                            let _ = e;
+                            tokio::time::sleep(Duration::from_millis(200 * tries)).await;
+                        }
+                        Err(e) => panic!("connect client {i}: {e}"),
+                    }
+                };
                 let sub = nc.subscribe(format!("app.{i}")).await.expect("subscribe");
                 std::mem::forget(sub);
                 nc
@@ -236,6 +272,7 @@ async fn natsmon_phase(
     args: &[&str],
     window: Duration,
     tck: f64,
+    scale: Scale,
 ) -> Row {
     let port = free_port();
     let urls: Vec<String> = c
@@ -254,7 +291,7 @@ async fn natsmon_phase(
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn natsmon");
-    tokio::time::sleep(Duration::from_secs(20)).await;
+    tokio::time::sleep(scale.warm_up).await;
     let (b0, c0, t0) = (
         natsmon_bytes(http, port).await,
         servers_cpu(c, tck),
@@ -315,11 +352,14 @@ async fn exporter_pattern(c: &Cluster, http: &reqwest::Client, window: Duration,
 
 #[tokio::main]
 async fn main() {
+    // `cargo bench` passes --bench; `cargo test --all-targets` runs a small smoke pass.
+    let smoke = !std::env::args().any(|a| a == "--bench");
+    let scale = if smoke { SMOKE } else { FULL };
     let window = Duration::from_secs(
         std::env::var("NATSMON_BENCH_WINDOW")
             .ok()
             .and_then(|v| v.parse().ok())
-            .unwrap_or(60),
+            .unwrap_or(if smoke { 4 } else { 60 }),
     );
     let tck = clk_tck();
     let bin = server_bin();
@@ -332,19 +372,35 @@ async fn main() {
     let http = reqwest::Client::new();
     wait_ready(&http, &cluster).await;
     let t = Instant::now();
-    let _clients = create_state(&cluster).await;
+    let _clients = create_state(&cluster, scale).await;
     eprintln!(
-        "[server_cost] {version}: {STREAMS} R3 streams x {CONSUMERS_PER_STREAM} consumers, \
-         {CONNECTIONS} connections in {:.0}s",
-        t.elapsed().as_secs_f64()
+        "[server_cost] {version}: {} R3 streams x {} consumers, {} connections in {:.0}s{}",
+        scale.streams,
+        scale.consumers_per_stream,
+        scale.connections,
+        t.elapsed().as_secs_f64(),
+        if smoke {
+            " (smoke run; `cargo bench --bench server_cost` for the figures)"
+        } else {
+            ""
+        }
     );
-    tokio::time::sleep(Duration::from_secs(10)).await;
+    tokio::time::sleep(scale.warm_up / 2).await;
     let (c0, t0) = (servers_cpu(&cluster, tck), Instant::now());
     tokio::time::sleep(window).await;
     let idle = (servers_cpu(&cluster, tck) - c0) / (t0.elapsed().as_secs_f64() / 60.0);
 
     let rows = vec![
-        natsmon_phase(&cluster, &http, "natsmon, defaults", &[], window, tck).await,
+        natsmon_phase(
+            &cluster,
+            &http,
+            "natsmon, defaults",
+            &[],
+            window,
+            tck,
+            scale,
+        )
+        .await,
         natsmon_phase(
             &cluster,
             &http,
@@ -359,6 +415,7 @@ async fn main() {
             ],
             window,
             tck,
+            scale,
         )
         .await,
         exporter_pattern(&cluster, &http, window, tck).await,
@@ -368,8 +425,11 @@ async fn main() {
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
-        "\nnats-server {version}; {STREAMS} R3 streams x {CONSUMERS_PER_STREAM} consumers; \
-         {CONNECTIONS} connections; {}s per phase; servers idle {idle:.2} CPU-s/min\n",
+        "\nnats-server {version}; {} R3 streams x {} consumers; {} connections; {}s per \
+         phase; servers idle {idle:.2} CPU-s/min\n",
+        scale.streams,
+        scale.consumers_per_stream,
+        scale.connections,
         window.as_secs()
     )
     .unwrap();

@@ -358,16 +358,20 @@ impl Batcher {
     }
 
     fn ack(&self, batch: &[LogEntry]) {
-        for e in batch {
+        // A batch holds runs of one container's lines in read order: each run costs one
+        // counter update, one checkpoint move (to its last line) and one in-flight lock.
+        for run in batch.chunk_by(|a, b| a.container_id == b.container_id) {
+            let (first, last) = (&run[0], &run[run.len() - 1]);
             self.metrics
                 .lines_sent
-                .get_or_create(&LogMetrics::container(&e.container_name))
-                .inc();
-            self.checkpoints.advance(&e.container_id, e.line.pos);
+                .get_or_create(&LogMetrics::container(&first.container_name))
+                .inc_by(run.len() as u64);
+            self.checkpoints.advance(&last.container_id, last.line.pos);
+            let e = last;
             // A destroyed container's last line: nothing of it is left to resume, so its
             // position goes (saved below with the others) and its lag is over. Its other
             // series wait out the grace for Prometheus to see their final values.
-            if self.in_flight.done(&e.container_id) == Settled::Retired {
+            if self.in_flight.done_n(&e.container_id, run.len()) == Settled::Retired {
                 self.checkpoints.forget(&e.container_id);
                 self.metrics
                     .lag

@@ -146,13 +146,19 @@ impl InFlight {
 
     /// Records that container `id`'s oldest pending line was acknowledged or dropped.
     pub fn done(&self, id: &str) -> Settled {
+        self.done_n(id, 1)
+    }
+
+    /// Records that container `id`'s `n` oldest pending lines were acknowledged or
+    /// dropped: one lock for a run of lines, not one per line.
+    pub fn done_n(&self, id: &str, n: usize) -> Settled {
         let mut g = self.by_container.lock().expect("in-flight poisoned");
         let Some(e) = g.get_mut(id) else {
             return Settled::Pending;
         };
-        if let Some((_, bytes)) = e.lines.pop_front() {
-            self.bytes.fetch_sub(bytes, Ordering::Relaxed);
-        }
+        let take = n.min(e.lines.len());
+        let freed: usize = e.lines.drain(..take).map(|(_, bytes)| bytes).sum();
+        self.bytes.fetch_sub(freed, Ordering::Relaxed);
         if e.retired && e.lines.is_empty() {
             let e = g.remove(id).expect("present");
             self.retired_now(e.name);
