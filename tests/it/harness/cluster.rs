@@ -487,6 +487,9 @@ fn render_config(n: &Node, routes: &[String]) -> String {
 server_name: {name}
 listen: {host}:{client}
 http: {host}:{http}
+# One tag per pair of nodes this node belongs to: a stream placed with the tag `pair:13`
+# lands on n1 and n3, whatever the placement would have preferred.
+server_tags: [{tags}]
 
 jetstream {{
   store_dir: "{store}"
@@ -536,7 +539,17 @@ accounts {{
         route = n.cluster_port,
         routes = routes.join("\n    "),
         bmax = ACCOUNT_B_MAX_CONNECTIONS,
+        tags = pair_tags(&n.name).join(", "),
     )
+}
+
+/// `pair:12` and `pair:13` for n1, and so on: the tags of the node pairs `name` is in.
+pub fn pair_tags(name: &str) -> Vec<String> {
+    let me: u32 = name.trim_start_matches('n').parse().unwrap_or(0);
+    (1..=3)
+        .filter(|&o| o != me)
+        .map(|o| format!("\"pair:{}{}\"", me.min(o), me.max(o)))
+        .collect()
 }
 
 /// Connect to the cluster (all client URLs) as `user`/`pass`.
