@@ -33,6 +33,9 @@ pub async fn run(
             _ = token.cancelled() => break,
             _ = tokio::time::sleep(coalesce_window(settings.poll_interval)) => {}
         }
+        // The reports that came during the window are in this render: drop the permit
+        // they left, or it would start a second render of the same round at once.
+        let _ = futures::FutureExt::now_or_never(updated.notified());
         let store2 = store.clone();
         let settings2 = settings.clone();
         let memory2 = memory.clone();
