@@ -26,9 +26,12 @@ fn env_usize(k: &str, d: usize) -> usize {
 
 /// A container printing `lines` numbered lines of about 200 bytes as fast as it can,
 /// then staying up (a first-start natsmon ships running containers) with a marker file.
+/// Each is a nats-server client line, so that every line carries structured metadata
+/// (`remote_addr`, `cid`, `account`) as the shipper's throughput goal asks.
 fn burst_cmd(lines: usize) -> Vec<String> {
+    let pad = LINE_PAD - 90;
     let awk = format!(
-        "BEGIN {{ pad = sprintf(\"%{LINE_PAD}s\", \"\"); gsub(/ /, \"x\", pad); for (i = 1; i <= {lines}; i++) printf \"%09d %s\\n\", i, pad }}"
+        "BEGIN {{ pad = sprintf(\"%{pad}s\", \"\"); gsub(/ /, \"x\", pad); for (i = 1; i <= {lines}; i++) printf \"[1] 2026/12/03 00:00:00.000000 [INF] 10.0.%d.%d:4222 - cid:%d - \\\"APP/user:a\\\" - %09d %s\\n\", i % 250, i % 200, i, i, pad }}"
     );
     let script = format!("awk '{awk}'; touch /tmp/done; exec sleep 3600");
     vec!["/bin/sh".into(), "-c".into(), script]
