@@ -69,7 +69,7 @@ newest="$(printf '%s\n' "$servers" | tail -n1)"
 if [ "$rc" -eq 0 ] && [ -z "${NATSMON_SKIP_NEWEST_PASS:-}" ] && [ "$#" -eq 0 ]; then
   echo "==> real-cluster tests again on nats-server ${newest%%=*}"
   NATS_SERVER_BIN="${newest#*=}" cargo test --locked --test it -- \
-    exporter:: faults:: outages:: reference:: lifecycle:: security:: alertmanager:: \
+    exporter:: faults:: outages:: lifecycle:: security:: alertmanager:: \
     hardening_nats:: console:: discovery:: 2>&1 | tee -a "$log"
   rc=${PIPESTATUS[0]}
 fi
