@@ -538,10 +538,11 @@ struct Webhook {
 
 impl Webhook {
     async fn start(t0: Instant) -> Webhook {
-        let port = free_port();
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        // Port 0: a port picked first and bound later can be taken meanwhile (it was, once).
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
             .await
-            .unwrap_or_else(|e| panic!("bind webhook receiver on 127.0.0.1:{port}: {e}"));
+            .unwrap_or_else(|e| panic!("bind webhook receiver on 127.0.0.1: {e}"));
+        let port = listener.local_addr().expect("webhook address").port();
         let got: Received = Arc::new(Mutex::new(Vec::new()));
         let app = axum::Router::new()
             .route("/hook", axum::routing::post(receive))
