@@ -188,10 +188,7 @@ fn roles(v: Option<&[String]>, loki_url: bool) -> Result<Roles, ConfigError> {
         exporter: false,
         shipper: false,
     };
-    for r in list
-        .iter()
-        .map(|r| r.trim().trim_matches(['\'', '"']).trim())
-    {
+    for r in list.iter().map(|r| unquote(r)) {
         match r.to_ascii_lowercase().as_str() {
             "" => {}
             "exporter" => roles.exporter = true,
@@ -292,6 +289,12 @@ where
         });
     }
     Ok(n)
+}
+
+/// A list item as meant: quotes survive in env files (`NATSMON_NATS_URL=''`), and are
+/// not part of a value.
+pub(crate) fn unquote(s: &str) -> &str {
+    s.trim().trim_matches(['\'', '"']).trim()
 }
 
 /// Percent-decodes URL userinfo: `p%40ss` is the password `p@ss`.

@@ -7,7 +7,7 @@ use super::raw::{
     DEFAULT_CONNZ_PAGE_SIZE, DEFAULT_CONSUMER_METRICS_LIMIT, DEFAULT_DISCOVER_GRACE,
     DEFAULT_NATS_URLS, DEFAULT_POLL_INTERVAL, DEFAULT_POLL_TIMEOUT, RawConfig,
 };
-use super::{ConfigError, HOUR, MILLIS_100, duration, read_file, userinfo};
+use super::{ConfigError, HOUR, MILLIS_100, duration, read_file, unquote, userinfo};
 use crate::redact::redact_url;
 
 /// Which consumers get per-consumer series.
@@ -54,10 +54,7 @@ pub(super) fn nodes(urls: Option<&[String]>) -> Result<Vec<Node>, ConfigError> {
         None => DEFAULT_NATS_URLS.iter().map(|s| s.to_string()).collect(),
     };
     let mut nodes = Vec::new();
-    // Quotes survive in env files (`NATSMON_NATS_URL=''`); they are not part of a URL.
-    let unquote = |s: &str| s.trim().trim_matches(['\'', '"']).trim().to_string();
     for u in urls.iter().map(|s| unquote(s)).filter(|s| !s.is_empty()) {
-        let u = u.as_str();
         let node = Node::parse(u)?;
         if nodes.iter().any(|n: &Node| n.name == node.name) {
             return Err(ConfigError::Invalid {
@@ -83,7 +80,7 @@ pub(super) fn no_nodes(urls: Option<&[String]>) -> Result<Vec<Node>, ConfigError
     let given = urls
         .unwrap_or_default()
         .iter()
-        .any(|u| !u.trim().trim_matches(['\'', '"']).trim().is_empty());
+        .any(|u| !unquote(u).is_empty());
     if given {
         return Err(ConfigError::Invalid {
             option: "nats-url",

@@ -49,9 +49,14 @@ pub fn parse_level(line: &str) -> Level {
         .unwrap_or(Level::Unknown)
 }
 
-/// `[1] 2024/01/02 15:04:05.123456 [INF] ...`: the tag is the first bracket group after
-/// the date and time. Only the head of the line is looked at.
 fn nats_level(line: &str) -> Option<Level> {
+    nats_tag(line).map(|(level, _)| level)
+}
+
+/// `[1] 2024/01/02 15:04:05.123456 [INF] ...`: the tag is the first bracket group after
+/// the date and time; its level, and the byte offset just past its `]` (where the
+/// message begins). Only the head of the line is looked at.
+pub fn nats_tag(line: &str) -> Option<(Level, usize)> {
     let head = &line.as_bytes()[..line.len().min(96)];
     let mut i = 0;
     while i < head.len() {
@@ -81,8 +86,8 @@ fn nats_level(line: &str) -> Option<Level> {
                     b"FTL" => Some(Level::Fatal),
                     _ => None,
                 };
-                if level.is_some() {
-                    return level;
+                if let Some(level) = level {
+                    return Some((level, j + 1));
                 }
             }
         }

@@ -3,8 +3,7 @@
 //! cardinality unbounded but are worth querying. Only lines in nats-server's own format
 //! get any; everything else ships with none.
 
-/// The `[INF]`-style tags nats-server writes after its date and time.
-const TAGS: [&str; 6] = ["INF", "DBG", "TRC", "WRN", "ERR", "FTL"];
+use super::level::nats_tag;
 
 /// Loki's default `max_structured_metadata_entries_count` is 128 and a value is bounded
 /// too; a field longer than this is not an identifier but a parse gone wrong.
@@ -44,49 +43,10 @@ pub fn nats_fields(line: &str) -> Vec<(&'static str, &str)> {
     out
 }
 
-/// The message after nats-server's level tag, which may be wrapped in ANSI colour codes
-/// on a TTY container (`[\x1b[32mINF\x1b[0m]`). Only the line's head is searched.
+/// The message after nats-server's level tag (`level::nats_tag` finds it, also wrapped
+/// in a TTY container's ANSI colour codes).
 fn after_tag(line: &str) -> Option<&str> {
-    let head = &line[..floor_char_boundary(line, 128)];
-    let mut from = 0;
-    while let Some(i) = head[from..].find('[') {
-        let start = from + i;
-        let close = head[start..].find(']')? + start;
-        let inner = strip_ansi(&head[start + 1..close]);
-        if TAGS.contains(&inner.as_str()) {
-            return Some(line[close + 1..].trim_start());
-        }
-        from = close + 1;
-    }
-    None
-}
-
-fn strip_ansi(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        if c == '\x1b' {
-            // Skip to the end of a CSI sequence (`ESC [ ... m`).
-            for d in chars.by_ref() {
-                if d.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
-fn floor_char_boundary(s: &str, mut i: usize) -> usize {
-    if i >= s.len() {
-        return s.len();
-    }
-    while !s.is_char_boundary(i) {
-        i -= 1;
-    }
-    i
+    nats_tag(line).map(|(_, end)| line[end..].trim_start())
 }
 
 /// `host:port` or `[v6]:port`, as nats-server prints a peer.

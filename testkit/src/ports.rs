@@ -17,12 +17,12 @@ pub fn free_port() -> u16 {
     let used = USED.get_or_init(|| Mutex::new(HashSet::new()));
     // Start somewhere that depends on the process, so test runs side by side (a bench
     // and a test) rarely walk the same ports.
-    let start = std::process::id()
-        .wrapping_mul(2_654_435_761)
-        .wrapping_add(std::time::SystemTime::now()
+    let start = std::process::id().wrapping_mul(2_654_435_761).wrapping_add(
+        std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.subsec_nanos())
-            .unwrap_or(0));
+            .unwrap_or(0),
+    );
     let span = HIGH - LOW + 1;
     let mut set = used.lock().unwrap();
     for i in 0..span {

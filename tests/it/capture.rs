@@ -190,32 +190,7 @@ async fn capture_one(dir: PathBuf, bin: PathBuf) {
 /// `tls_cert_not_after` (2.11.12+) and `gomemlimit` (2.11.11+).
 async fn capture_tls_standalone(dir: &Path, bin: &Path) {
     let tmp = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "key.pem",
-            "-out",
-            "cert.pem",
-            "-days",
-            "30",
-            "-subj",
-            "/CN=localhost",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-        ])
-        .current_dir(tmp.path())
-        .output()
-        .expect("openssl");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    self_signed_cert(tmp.path());
     let http = free_port();
     let conf = tmp.path().join("tls.conf");
     std::fs::write(

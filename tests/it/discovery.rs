@@ -14,7 +14,7 @@ fn labels(e: &Exposition) -> Vec<String> {
 }
 
 fn discover_args(seed: &str, grace: &str) -> Vec<String> {
-    [
+    args(&[
         "--nats-url",
         seed,
         "--discover",
@@ -24,10 +24,7 @@ fn discover_args(seed: &str, grace: &str) -> Vec<String> {
         "500ms",
         "--poll-timeout",
         "400ms",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
+    ])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -50,6 +50,7 @@ use serde_json::Value;
 use crate::harness::docker::{self, Container};
 use crate::harness::grafana::{Intervals, interpolate, parse_label_values, regex_escape};
 use crate::harness::http::http_get;
+use crate::harness::self_signed_cert;
 use crate::harness::shipper::ShipperSetup;
 use crate::harness::{
     CLUSTER_NAME, CLUSTER_START_TIMEOUT, Cluster, GatewayTo, Natsmon, connect, free_port,
@@ -886,32 +887,7 @@ impl SecondCluster {
     /// `c1_gateways`.
     fn start(bin: &Path, gateway_port: u16, c1_gateways: &[String]) -> SecondCluster {
         let dir = new_tempdir("natsmon-c2-");
-        let out = Command::new("openssl")
-            .args([
-                "req",
-                "-x509",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-keyout",
-                "key.pem",
-                "-out",
-                "cert.pem",
-                "-days",
-                "30",
-                "-subj",
-                "/CN=localhost",
-                "-addext",
-                "subjectAltName=IP:127.0.0.1",
-            ])
-            .current_dir(dir.path())
-            .output()
-            .expect("openssl must be installed (scripts/test.sh installs it)");
-        assert!(
-            out.status.success(),
-            "openssl: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        self_signed_cert(dir.path());
         let http_port = free_port();
         let urls: Vec<String> = c1_gateways.iter().map(|u| format!("\"{u}\"")).collect();
         // The same accounts as the harness cluster (without JetStream), so that the

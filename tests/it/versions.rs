@@ -310,32 +310,7 @@ fn newer_fields(version: &str, exp: &Exposition) {
 async fn tls_and_memory_limit(version: &str, cluster: &Cluster) {
     let v = release(version);
     let tmp = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "key.pem",
-            "-out",
-            "cert.pem",
-            "-days",
-            "30",
-            "-subj",
-            "/CN=localhost",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-        ])
-        .current_dir(tmp.path())
-        .output()
-        .expect("openssl must be installed (scripts/test.sh installs it)");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    self_signed_cert(tmp.path());
     let http = free_port();
     let conf = tmp.path().join("tls.conf");
     std::fs::write(
@@ -356,17 +331,14 @@ async fn tls_and_memory_limit(version: &str, cluster: &Cluster) {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let args: Vec<String> = [
+    let args = args(&[
         "--nats-url",
         &format!("tls-1=http://127.0.0.1:{http}"),
         "--poll-interval",
         "500ms",
         "--poll-timeout",
         "400ms",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    ]);
     let nm = Natsmon::start(&args).await;
     let exp = tokio::time::timeout(
         Duration::from_secs(20),
