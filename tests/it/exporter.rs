@@ -1,11 +1,10 @@
 //! Integration tests against a real 3-node nats-server JetStream cluster: the exact
 //! values natsmon exports for streams, consumers, accounts, routes and connections.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::harness::*;
 use async_nats::jetstream::{self, consumer::pull, stream};
-use futures::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Opens a raw NATS client connection authenticated as user a and waits for PONG.
@@ -41,51 +40,29 @@ async fn streams_consumers_accounts_and_routes_match_the_cluster() {
     let cluster = Cluster::start().await;
     let a = connect(&cluster, "a", "a").await;
     let js = jetstream::new(a.clone());
-    let mut orders = js
-        .create_stream(stream::Config {
-            name: "ORDERS".into(),
-            subjects: vec!["orders.>".into()],
-            num_replicas: 3,
-            max_bytes: 1 << 30,
-            max_messages: 1_000_000,
-            ..Default::default()
-        })
-        .await
-        .expect("create R3 stream");
-    for i in 0..100 {
-        js.publish(format!("orders.{}", i % 4), format!("order {i}").into())
-            .await
-            .unwrap()
-            .await
-            .unwrap();
-    }
-    let consumer: jetstream::consumer::Consumer<pull::Config> = orders
-        .create_consumer(pull::Config {
-            durable_name: Some("billing".into()),
-            max_ack_pending: 500,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
     // 30 delivered, 20 acknowledged: pending 70, ack-pending 10, lag 70.
-    let mut batch = consumer.fetch().max_messages(30).messages().await.unwrap();
-    let mut got = 0;
-    while let Some(m) = batch.next().await {
-        let m = m.unwrap();
-        if got < 20 {
-            m.ack().await.unwrap();
+    let (mut orders, consumer) = orders_with_billing(&js, 100, 30, 20).await;
+    // An ephemeral consumer is counted by the stream but bounded out of per-consumer
+    // series. It has a name, so that creating it again after a timeout on a loaded
+    // machine finds the same consumer instead of adding a second one.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let created = orders
+            .create_consumer(pull::Config {
+                name: Some("eph".into()),
+                inactive_threshold: Duration::from_secs(3600),
+                ..Default::default()
+            })
+            .await;
+        match created {
+            Ok(_) => break,
+            Err(e) if Instant::now() < deadline => {
+                eprintln!("[test] create the ephemeral consumer again: {e}");
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            Err(e) => panic!("create the ephemeral consumer: {e}"),
         }
-        got += 1;
     }
-    assert_eq!(got, 30);
-    // An ephemeral consumer is counted by the stream but bounded out of per-consumer series.
-    let _eph = orders
-        .create_consumer(pull::Config {
-            inactive_threshold: Duration::from_secs(3600),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
 
     let b = connect(&cluster, "b", "b").await;
     let jsb = jetstream::new(b.clone());

@@ -585,6 +585,7 @@ pub async fn orders_with_billing(
         name: "ORDERS".into(),
         subjects: vec!["orders.>".into()],
         num_replicas: 3,
+        max_bytes: 1 << 30,
         max_messages: 1_000_000,
         ..Default::default()
     };
