@@ -14,6 +14,7 @@
 //! the release; `NATSMON_BENCH_NATS_SERVER` names another binary, `NATSMON_BENCH_WINDOW`
 //! the seconds per phase, default 60).
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -248,7 +249,8 @@ struct Row {
     cpu_per_min: f64,
 }
 
-async fn natsmon_bytes(http: &reqwest::Client, port: u16) -> f64 {
+/// natsmon's `natsmon_poll_response_bytes_total`, summed over nodes, by endpoint.
+async fn natsmon_bytes(http: &reqwest::Client, port: u16) -> BTreeMap<String, f64> {
     let text = http
         .get(format!("http://127.0.0.1:{port}/metrics"))
         .send()
@@ -257,10 +259,21 @@ async fn natsmon_bytes(http: &reqwest::Client, port: u16) -> f64 {
         .text()
         .await
         .unwrap();
-    text.lines()
+    let mut by = BTreeMap::new();
+    for l in text
+        .lines()
         .filter(|l| l.starts_with("natsmon_poll_response_bytes_total{"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
+    {
+        let endpoint = l
+            .split("endpoint=\"")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .unwrap_or("?");
+        if let Some(v) = l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()) {
+            *by.entry(endpoint.to_string()).or_insert(0.0) += v;
+        }
+    }
+    by
 }
 
 /// Runs natsmon with `args` for a warm-up (its first poll reads every config) and then
@@ -302,9 +315,22 @@ async fn natsmon_phase(
     let mins = t0.elapsed().as_secs_f64() / 60.0;
     let _ = child.kill();
     let _ = child.wait();
+    let by_endpoint: Vec<(String, f64)> = b1
+        .iter()
+        .map(|(e, v)| (e.clone(), (v - b0.get(e).unwrap_or(&0.0)) / mins))
+        .collect();
+    let total = by_endpoint.iter().map(|(_, v)| v).sum::<f64>();
+    eprintln!(
+        "[server_cost] {phase}: MB/min by endpoint: {}",
+        by_endpoint
+            .iter()
+            .map(|(e, v)| format!("{e} {:.2}", v / 1e6))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     Row {
         phase,
-        bytes_per_min: (b1 - b0) / mins,
+        bytes_per_min: total,
         cpu_per_min: (c1 - c0) / mins,
     }
 }

@@ -92,6 +92,8 @@ pub struct Settings {
     /// Ask nodes that support it for the streams they lead only.
     pub jsz_stream_leader_only: bool,
     pub jsz_config_interval: Duration,
+    /// How long a `/raftz` read is reused.
+    pub raftz_interval: Duration,
     pub consumers: ConsumerPolicy,
     pub nats_tls: NatsTls,
     pub web: WebSettings,
@@ -156,6 +158,12 @@ impl RawConfig {
                 "jsz-config-interval",
                 self.jsz_config_interval.as_deref(),
                 raw::DEFAULT_JSZ_CONFIG_INTERVAL,
+                Duration::from_secs(1)..=Duration::from_secs(24 * 3600),
+            )?,
+            raftz_interval: duration(
+                "raftz-interval",
+                self.raftz_interval.as_deref(),
+                raw::DEFAULT_RAFTZ_INTERVAL,
                 Duration::from_secs(1)..=Duration::from_secs(24 * 3600),
             )?,
             consumers,

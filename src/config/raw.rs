@@ -22,6 +22,9 @@ pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(15);
 /// Stream and consumer configs change rarely; they are read this often, the state every
 /// poll.
 pub const DEFAULT_JSZ_CONFIG_INTERVAL: Duration = Duration::from_secs(300);
+/// `/raftz` is most of what natsmon reads from a clustered 2.10.17+ server (every Raft
+/// group of every account, on every node): read each minute, it costs a quarter.
+pub const DEFAULT_RAFTZ_INTERVAL: Duration = Duration::from_secs(60);
 pub const DEFAULT_POLL_TIMEOUT: Duration = Duration::from_secs(4);
 pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
 pub const DEFAULT_CONNZ_PAGE_SIZE: usize = 1024;
@@ -214,6 +217,16 @@ pub struct RawConfig {
         value_name = "DURATION"
     )]
     pub jsz_config_interval: Option<String>,
+
+    /// How often /raftz (2.10.17+ clusters) is read; between reads the last one is used,
+    /// and a stream or consumer created or deleted has it read at once. [default: 1m]
+    #[arg(
+        help_heading = "NATS",
+        long,
+        env = "NATSMON_RAFTZ_INTERVAL",
+        value_name = "DURATION"
+    )]
+    pub raftz_interval: Option<String>,
 
     /// Page through every /connz connection for nats_connz_pending_bytes and
     /// nats_connz_subscriptions. Off, one small page per poll (sorted by pending bytes)
@@ -575,6 +588,7 @@ impl RawConfig {
             jsz_stream_leader_only,
             jsz_read_consumer_leaders,
             jsz_config_interval,
+            raftz_interval,
             connz_all_pages,
             nats_ca_file,
             nats_cert_file,

@@ -79,6 +79,7 @@ pub struct Metrics {
     pub render_duration: FloatGauge,
     pub render_bytes: Gauge,
     pub render_series: Gauge,
+    pub renders: Counter,
     pub scrapes: Counter,
 }
 
@@ -109,6 +110,7 @@ impl Metrics {
             render_duration: FloatGauge::default(),
             render_bytes: Gauge::default(),
             render_series: Gauge::default(),
+            renders: Counter::default(),
             scrapes: Counter::default(),
         };
         let own = registry.sub_registry_with_prefix("natsmon");
@@ -174,6 +176,11 @@ impl Metrics {
             "render_series",
             "Series in the last rendered NATS exposition",
             m.render_series.clone(),
+        );
+        r.register(
+            "renders",
+            "Renderings of the NATS snapshot: about one per round of polls",
+            m.renders.clone(),
         );
         m
     }

@@ -58,6 +58,18 @@ pub struct NodeMemory {
     failing: Mutex<BTreeSet<Endpoint>>,
     /// Stream and consumer configs from the last `/jsz` read that asked for them.
     configs: Mutex<jsz::ConfigCache>,
+    /// The last `/raftz` read, reused until `--raftz-interval` has passed.
+    raftz: Mutex<Option<RaftzRead>>,
+}
+
+/// One `/raftz` read and what it asked about.
+#[derive(Debug)]
+struct RaftzRead {
+    at: Instant,
+    /// The accounts asked about with their replicated group counts, and the replicated
+    /// groups in the cluster view then.
+    asked: (Vec<(String, u64)>, u64),
+    raftz: Raftz,
 }
 
 impl NodeMemory {
@@ -78,9 +90,31 @@ impl NodeMemory {
             .insert(e)
     }
 
+    /// The last `/raftz` read while it is younger than `max_age` and was asked about the
+    /// same accounts with the same group counts (the node's and the cluster view's): a
+    /// stream or consumer created or deleted since, or a node that was down meanwhile,
+    /// has `/raftz` read again at once.
+    fn recent_raftz(
+        &self,
+        asked: &(Vec<(String, u64)>, u64),
+        now: Instant,
+        max_age: Duration,
+    ) -> Option<Raftz> {
+        let last = self.raftz.lock().unwrap_or_else(PoisonError::into_inner);
+        last.as_ref()
+            .filter(|r| now.duration_since(r.at) < max_age && r.asked == *asked)
+            .map(|r| r.raftz.clone())
+    }
+
+    /// Remembers a `/raftz` read, or forgets the last one when the read failed.
+    fn remember_raftz(&self, read: Option<RaftzRead>) {
+        *self.raftz.lock().unwrap_or_else(PoisonError::into_inner) = read;
+    }
+
     /// Forgets every absence: when `/varz` fails too, the 404s more likely come from a
     /// wrong URL or a proxy than from an older server, so everything is asked again.
     fn forget_absent(&self) {
+        self.remember_raftz(None);
         self.absent
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -312,6 +346,9 @@ pub async fn poll_node(ctx: &PollContext, node: &Node, memory: &NodeMemory) -> N
         let clustered = v.jetstream.meta.is_some();
         let raft_accounts = (clustered && raftz::supported(&v.version)).then(|| {
             let mut accounts = raft_accounts(poll.jsz.as_ref());
+            // Replicated groups the cluster view knows: with the node's own report, what
+            // tells a reused `/raftz` read from a stale one.
+            let mut view_groups = 0u64;
             // A filtered `/jsz` leaves out the accounts where the node leads no stream,
             // yet it may host replicas there: ask about every account the cluster view
             // has streams in too.
@@ -325,6 +362,14 @@ pub async fn poll_node(ctx: &PollContext, node: &Node, memory: &NodeMemory) -> N
                         .entry((c.account.as_str(), c.stream.as_str()))
                         .or_default() += 1;
                 }
+                // Consumers that come and go without a group of their own (ephemeral
+                // R1 ones) do not make `/raftz` be read again.
+                view_groups = (view.streams.iter().filter(|s| s.replicas > 1).count()
+                    + view
+                        .consumers
+                        .iter()
+                        .filter(|c| !c.peers.is_empty())
+                        .count()) as u64;
                 for s in view.streams.iter().filter(|s| s.replicas > 1) {
                     // The stream's group and those of its consumers.
                     let groups = 1 + consumers
@@ -337,7 +382,7 @@ pub async fn poll_node(ctx: &PollContext, node: &Node, memory: &NodeMemory) -> N
                     }
                 }
             }
-            accounts
+            (accounts, view_groups)
         });
         let (g, l, r) = tokio::join!(
             async {
@@ -375,19 +420,30 @@ pub async fn poll_node(ctx: &PollContext, node: &Node, memory: &NodeMemory) -> N
                 }
             },
             async {
-                match raft_accounts {
-                    Some(accounts) => Some(
-                        endpoint(
-                            ctx,
-                            node,
-                            memory,
-                            Endpoint::Raftz,
-                            fetch_raftz(ctx, node, accounts),
-                        )
-                        .await,
-                    ),
-                    None => None,
+                let (mut accounts, view_groups) = raft_accounts?;
+                accounts.sort();
+                let asked = (accounts.clone(), view_groups);
+                let now = Instant::now();
+                if let Some(r) = memory.recent_raftz(&asked, now, ctx.settings.raftz_interval) {
+                    return Some(Outcome::Ok(r));
                 }
+                let r = endpoint(
+                    ctx,
+                    node,
+                    memory,
+                    Endpoint::Raftz,
+                    fetch_raftz(ctx, node, accounts.clone()),
+                )
+                .await;
+                memory.remember_raftz(match &r {
+                    Outcome::Ok(raftz) => Some(RaftzRead {
+                        at: now,
+                        asked,
+                        raftz: raftz.clone(),
+                    }),
+                    _ => None,
+                });
+                Some(r)
             },
         );
         if let Some(r) = r {

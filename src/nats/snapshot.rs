@@ -61,6 +61,9 @@ pub struct NodeStatus {
     /// The monitoring URL without credentials of a discovered node; configured nodes
     /// have theirs in `Settings`.
     pub display: String,
+    /// How many polls (or marks down) the node has reported: the render loop waits for
+    /// every node's next one, so that a round of polls is rendered once.
+    pub reports: u64,
 }
 
 /// A node's identity as its last successful `/varz` gave it.
@@ -218,6 +221,7 @@ impl Store {
             None => {}
         }
         st.poll = Arc::new(poll);
+        st.reports += 1;
     }
 
     /// Replaces a node's latest poll with a down one whose `/varz` error says `why`: for a
@@ -237,6 +241,30 @@ impl Store {
         };
         poll.errors.insert(Endpoint::Varz, why.to_string());
         st.poll = Arc::new(poll);
+        st.reports += 1;
+    }
+
+    /// Every node's report count, by label.
+    pub fn reports(&self) -> BTreeMap<String, u64> {
+        let nodes = self
+            .nodes
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        nodes
+            .iter()
+            .map(|(n, st)| (n.clone(), st.reports))
+            .collect()
+    }
+
+    /// Whether every node has reported since `seen` (an earlier `reports()`).
+    pub fn all_reported_since(&self, seen: &BTreeMap<String, u64>) -> bool {
+        let nodes = self
+            .nodes
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        nodes
+            .iter()
+            .all(|(n, st)| st.reports > seen.get(n).copied().unwrap_or(0))
     }
 
     /// A cheap copy of every node's latest poll by node label (the polls themselves are

@@ -322,3 +322,44 @@ async fn ready_only_after_a_successful_poll() {
         200
     );
 }
+
+/// Every node polls on the same tick, and a node that does not answer ends its round at
+/// the poll timeout: the render waits for it, so each round is rendered once (rendering a
+/// large cluster is most of natsmon's CPU), not once for the healthy nodes and again
+/// for the slow one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_round_with_a_slow_node_is_rendered_once() {
+    let cluster = Cluster::start().await;
+    let slow = fake_node(Fault::Slow).await;
+    let mut a = natsmon_args(&cluster, ("2s", "500ms"), &[]);
+    a.extend(args(&["--nats-url", &format!("slow=http://{slow}")]));
+    let nm = Natsmon::start(&a).await;
+    let base = nm.base_url();
+    let n1 = cluster.server_name(0);
+    let counts = |e: &Exposition| {
+        (
+            e.get("natsmon_renders_total", &[]).unwrap_or(0.0),
+            e.get("natsmon_poll_cycles_total", &[("node", &n1)])
+                .unwrap_or(0.0),
+        )
+    };
+    let first = wait_for(&base, Duration::from_secs(20), |e| {
+        e.sum("nats_up", &[]) == 3.0 && counts(e).1 >= 2.0
+    })
+    .await;
+    let (r0, c0) = counts(&first);
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let last = scrape(&base).await;
+    let (r1, c1) = counts(&last);
+    let (renders, rounds) = (r1 - r0, c1 - c0);
+    assert!(rounds >= 4.0, "{rounds} rounds in 10 s at a 2 s interval");
+    assert!(
+        renders <= rounds + 1.0,
+        "{renders} renders for {rounds} rounds: a round was rendered more than once"
+    );
+    assert!(
+        renders >= rounds - 1.0,
+        "{renders} renders for {rounds} rounds"
+    );
+    assert_eq!(last.get("nats_up", &[("node", "slow")]), Some(0.0));
+}

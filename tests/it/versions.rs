@@ -454,3 +454,82 @@ async fn a_mixed_version_cluster_is_read_exactly() {
         )
     });
 }
+
+/// `/raftz` is most of what natsmon reads from a clustered server, so it is read once a
+/// minute by default (`--raftz-interval`) while `/jsz` is read every poll; a stream
+/// created meanwhile changes the groups `/jsz` reports, and has `/raftz` read at once.
+/// On the newest release of the matrix.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raftz_is_read_once_a_minute_and_at_once_when_groups_change() {
+    let (version, bin) = nats_server_matrix()
+        .into_iter()
+        .last()
+        .expect("the version matrix is empty");
+    let cluster = Cluster::start_with(bin).await;
+    let a = connect(&cluster, "a", "a").await;
+    let js = jetstream::new(a.clone());
+    orders_with_billing(&js, 10, 0, 0).await;
+    let nm = Natsmon::start(&natsmon_args(&cluster, ("500ms", "400ms"), &[])).await;
+    let base = nm.base_url();
+    let polls =
+        |e: &Exposition, endpoint: &str| e.sum("natsmon_polls_total", &[("endpoint", endpoint)]);
+    let settled = wait_for(&base, Duration::from_secs(30), |e| {
+        e.sum("nats_up", &[]) == 3.0 && raft_settled(e)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let later = scrape(&base).await;
+    let jsz = polls(&later, "jsz") - polls(&settled, "jsz");
+    assert!(
+        jsz >= 12.0,
+        "{version}: {jsz} /jsz reads in 4 s from 3 nodes"
+    );
+    assert_eq!(
+        polls(&later, "raftz"),
+        polls(&settled, "raftz"),
+        "{version}: /raftz was read again within its minute"
+    );
+
+    // A new R3 stream: its group shows on every node long before the minute is up.
+    let config = async_nats::jetstream::stream::Config {
+        name: "LATER".into(),
+        subjects: vec!["later.>".into()],
+        num_replicas: 3,
+        ..Default::default()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match js.create_stream(config.clone()).await {
+            Ok(_) => break,
+            Err(e) if std::time::Instant::now() < deadline => {
+                eprintln!("[test] create LATER again: {e}");
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            Err(e) => panic!("{version}: create LATER: {e}"),
+        }
+    }
+    let t = std::time::Instant::now();
+    let seen = tokio::time::timeout(
+        Duration::from_secs(20),
+        wait_for(&base, Duration::from_secs(20), |e| {
+            ["n1", "n2", "n3"]
+                .iter()
+                .all(|n| e.get("nats_raft_groups", &[("node", n)]) == Some(4.0))
+        }),
+    )
+    .await
+    .unwrap_or_else(|_| {
+        panic!(
+            "{version}: the new stream's group never showed:\n{}",
+            nm.output()
+        )
+    });
+    assert!(
+        polls(&seen, "raftz") > polls(&later, "raftz"),
+        "{version}: /raftz was read again"
+    );
+    eprintln!(
+        "[versions] {version}: the new group showed after {:.1}s",
+        t.elapsed().as_secs_f64()
+    );
+}
