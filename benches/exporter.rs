@@ -256,11 +256,9 @@ struct Natsmon {
 
 impl Natsmon {
     fn spawn(cluster: &SynthCluster, interval: Duration, args: &[&str]) -> Natsmon {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        // Below the ephemeral range: a port found by binding :0 can be taken by one of
+        // the bench's many client sockets before natsmon binds it.
+        let port = natsmon_testkit::ports::free_port();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_natsmon"));
         for u in cluster.nats_url_args() {
             cmd.arg("--nats-url").arg(u);
@@ -724,7 +722,14 @@ fn run_scale(def: &ScaleDef, tck: f64, cycles: usize, scrape_secs: f64) -> Row {
         let mut detect_scrapes = 0usize;
         let get = async |nm: &mut Natsmon, counted: bool, scrapes: &mut usize| -> Metrics {
             nm.assert_alive();
-            match scrape(&client, &url).await {
+            // A keep-alive connection the server closed as the request left fails once;
+            // a second failure is real.
+            let mut r = scrape(&client, &url).await;
+            if r.is_err() {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                r = scrape(&client, &url).await;
+            }
+            match r {
                 Ok((body, _)) => {
                     if counted {
                         *scrapes += 1;

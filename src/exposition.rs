@@ -6,7 +6,9 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Whether a family only grows (counter) or is a level (gauge).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,13 +101,40 @@ struct Family {
 #[derive(Debug, Default)]
 pub struct MetricSet {
     families: Vec<Family>,
-    index: HashMap<&'static str, usize>,
+    /// Family position by the address of its `Def` (every family is one static).
+    index: HashMap<usize, usize, BuildHasherDefault<AddressHasher>>,
+}
+
+/// Hashes a `Def`'s address: a push per sample (a hundred thousand per render at scale)
+/// hashed the family's name with SipHash before.
+#[derive(Default)]
+struct AddressHasher(u64);
+
+impl Hasher for AddressHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(*b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_usize(&mut self, n: usize) {
+        // Statics are aligned: the low bits carry nothing, the multiply spreads the rest.
+        self.0 = (n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
 }
 
 impl MetricSet {
     pub fn push(&mut self, def: &'static Def, labels: impl Into<Labels>, value: impl Into<Value>) {
         let labels = labels.into();
-        let i = *self.index.entry(def.name).or_insert_with(|| {
+        let key = def as *const Def as usize;
+        let i = *self.index.entry(key).or_insert_with(|| {
+            debug_assert!(
+                self.families.iter().all(|f| f.def.name != def.name),
+                "two Defs named {}",
+                def.name
+            );
             self.families.push(Family {
                 def,
                 samples: Vec::new(),
@@ -168,7 +197,7 @@ impl MetricSet {
 
     /// Looks a sample up by family name and label subset, for tests.
     pub fn get(&self, name: &str, want: &[(&str, &str)]) -> Option<Value> {
-        let fam = self.families.get(*self.index.get(name)?)?;
+        let fam = self.families.iter().find(|f| f.def.name == name)?;
         fam.samples
             .iter()
             .find(|(labels, _)| {
@@ -187,7 +216,18 @@ impl MetricSet {
     /// same byte for byte (numbers by the same `itoa` and `dtoa`, label values escaped
     /// the same way); a test compares the two.
     pub fn encode_openmetrics(self) -> String {
-        let mut out = String::with_capacity(self.len() * 96 + self.families.len() * 128);
+        // The last render's size is the best guess of this one's: growing a 10 MB string
+        // by doubling copied it several times.
+        // Only a size of the same order counts: a small set encoded after a big render
+        // must not reserve megabytes.
+        let estimate = self.len() * 96;
+        let last = LAST_RENDER_BYTES.load(Ordering::Relaxed);
+        let guess = if (estimate..estimate * 2).contains(&last) {
+            last
+        } else {
+            estimate
+        };
+        let mut out = String::with_capacity(guess + guess / 8);
         let mut int = itoa::Buffer::new();
         let mut float = dtoa::Buffer::new();
         for fam in &self.families {
@@ -237,9 +277,13 @@ impl MetricSet {
                 out.push('\n');
             }
         }
+        LAST_RENDER_BYTES.store(out.len(), Ordering::Relaxed);
         out
     }
 }
+
+/// The size of the last exposition encoded, to size the next one's buffer.
+static LAST_RENDER_BYTES: AtomicUsize = AtomicUsize::new(0);
 
 /// A label value as the text formats want it: backslash, quote and newline escaped.
 fn push_escaped(out: &mut String, v: &str) {

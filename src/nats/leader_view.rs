@@ -529,6 +529,9 @@ fn emit_streams(
     view: &mut ClusterView,
 ) {
     let Picks { streams, consumers } = picks;
+    // What a stream without a config (none read yet) is taken to have; made once, not
+    // cloned per stream and render.
+    let no_config = Default::default();
     for ((cluster, account, stream), pick) in streams {
         let s = pick.item;
         let shared: Labels = vec![
@@ -538,7 +541,7 @@ fn emit_streams(
         ]
         .into();
         let l = || shared.clone();
-        let cfg = s.config.clone().unwrap_or_default();
+        let cfg = s.config.as_ref().unwrap_or(&no_config);
         let leader_name = s
             .cluster
             .as_ref()
@@ -634,7 +637,8 @@ fn emit_streams(
         }
         if pick.leader {
             for p in s.cluster.iter().flat_map(|c| &c.replicas) {
-                let pl = || with(&l(), "peer", &p.name);
+                let pl = with(&shared, "peer", &p.name);
+                let pl = || pl.clone();
                 out.push(&STREAM_REPLICA_CURRENT, pl(), p.current);
                 out.push(&STREAM_REPLICA_OFFLINE, pl(), p.offline);
                 out.push(&STREAM_REPLICA_LAG, pl(), p.lag);
@@ -642,7 +646,8 @@ fn emit_streams(
             }
         }
         for src in s.mirror.iter().chain(&s.sources) {
-            let sl = || with(&l(), "source", &src.name);
+            let sl = with(&shared, "source", &src.name);
+            let sl = || sl.clone();
             out.push(&STREAM_SOURCE_LAG, sl(), src.lag);
             if src.active >= 0 {
                 out.push(&STREAM_SOURCE_ACTIVE, sl(), src.active as f64 / 1e9);
@@ -837,7 +842,8 @@ fn emit_consumers(
         view.consumers.push(cv);
         if pick.leader {
             for p in c.cluster.iter().flat_map(|cl| &cl.replicas) {
-                let pl = || with(&l(), "peer", &p.name);
+                let pl = with(&shared, "peer", &p.name);
+                let pl = || pl.clone();
                 out.push(&CONSUMER_REPLICA_CURRENT, pl(), p.current);
                 out.push(&CONSUMER_REPLICA_OFFLINE, pl(), p.offline);
                 out.push(&CONSUMER_REPLICA_LAG, pl(), p.lag);
