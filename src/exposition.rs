@@ -24,6 +24,9 @@ pub struct Def {
     pub name: &'static str,
     pub help: &'static str,
     pub kind: Kind,
+    /// Samples in the family's last render: the next one's vector starts that large
+    /// instead of doubling its way up (a family can hold thousands).
+    last_len: AtomicUsize,
 }
 
 impl Def {
@@ -32,6 +35,7 @@ impl Def {
             name,
             help,
             kind: Kind::Gauge,
+            last_len: AtomicUsize::new(0),
         }
     }
 
@@ -40,6 +44,7 @@ impl Def {
             name,
             help,
             kind: Kind::Counter,
+            last_len: AtomicUsize::new(0),
         }
     }
 
@@ -105,8 +110,8 @@ pub struct MetricSet {
     index: HashMap<usize, usize, BuildHasherDefault<AddressHasher>>,
 }
 
-/// Hashes a `Def`'s address: a push per sample (a hundred thousand per render at scale)
-/// hashed the family's name with SipHash before.
+/// Hashes an address (of a `Def`, or of a shared label set): a push per sample (a hundred
+/// thousand per render at scale) hashed the family's name with SipHash before.
 #[derive(Default)]
 struct AddressHasher(u64);
 
@@ -137,7 +142,7 @@ impl MetricSet {
             );
             self.families.push(Family {
                 def,
-                samples: Vec::new(),
+                samples: Vec::with_capacity(def.last_len.load(Ordering::Relaxed)),
             });
             self.families.len() - 1
         });
@@ -170,10 +175,11 @@ impl MetricSet {
     /// families), so each shared set is extended once and the result shared in turn: a
     /// copy per sample made the render three times as costly.
     pub fn label_clusters(&mut self, clusters: &HashMap<&str, &str>) {
-        let mut done: HashMap<*const (&'static str, String), Labels> = HashMap::new();
+        let mut done: HashMap<usize, Labels, BuildHasherDefault<AddressHasher>> =
+            HashMap::default();
         for fam in &mut self.families {
             for (labels, _) in &mut fam.samples {
-                let key = labels.as_ptr();
+                let key = labels.as_ptr() as usize;
                 if let Some(l) = done.get(&key) {
                     *labels = l.clone();
                     continue;
@@ -231,6 +237,7 @@ impl MetricSet {
         let mut int = itoa::Buffer::new();
         let mut float = dtoa::Buffer::new();
         for fam in &self.families {
+            fam.def.last_len.store(fam.samples.len(), Ordering::Relaxed);
             let name = fam.def.descriptor_name();
             let ty = match fam.def.kind {
                 Kind::Gauge => "gauge",
