@@ -438,6 +438,8 @@ async fn main() {
                 "--jsz-config-interval",
                 "1s",
                 "--connz-all-pages",
+                "--raftz-interval",
+                "1s",
             ],
             window,
             tck,
