@@ -74,6 +74,10 @@ async fn readme_metric_reference_matches_live_metrics() {
     let exp = wait_for(&nm.base_url(), Duration::from_secs(20), |e| {
         e.get("nats_stream_source_lag", &[("stream", "AGG")])
             .is_some()
+            // A source reports no activity until its first message has come across
+            // (2.15 answers `active: -1` for a moment after the publish).
+            && e.get("nats_stream_source_active_seconds", &[("stream", "AGG")])
+                .is_some()
             && e.get("nats_consumer_num_pending", &[("consumer", "c")])
                 .is_some()
             && e.has("natsmon_poll_errors_total")
