@@ -362,14 +362,12 @@ pub async fn poll_node(ctx: &PollContext, node: &Node, memory: &NodeMemory) -> N
                         .entry((c.account.as_str(), c.stream.as_str()))
                         .or_default() += 1;
                 }
-                // Consumers that come and go without a group of their own (ephemeral
-                // R1 ones) do not make `/raftz` be read again.
+                // Counted from what stays put between polls: replicated streams and the
+                // consumers with series (a consumer's peers are known only where its
+                // leader's report was read, so counting by them would flip). Ephemeral
+                // consumers, which come and go, have no series by default.
                 view_groups = (view.streams.iter().filter(|s| s.replicas > 1).count()
-                    + view
-                        .consumers
-                        .iter()
-                        .filter(|c| !c.peers.is_empty())
-                        .count()) as u64;
+                    + view.consumers.len()) as u64;
                 for s in view.streams.iter().filter(|s| s.replicas > 1) {
                     // The stream's group and those of its consumers.
                     let groups = 1 + consumers
