@@ -233,77 +233,101 @@ impl MetricSet {
         } else {
             estimate
         };
-        let mut out = String::with_capacity(guess + guess / 8);
+        let mut out: Vec<u8> = Vec::with_capacity(guess + guess / 8);
         let mut int = itoa::Buffer::new();
         let mut float = dtoa::Buffer::new();
+        // Where each shared label set was first written: a stream's dozen families share
+        // one set, whose text is copied from there instead of escaped again. Every set
+        // lives as long as `self`, so no address is reused meanwhile.
+        let mut written: HashMap<usize, (usize, usize), BuildHasherDefault<AddressHasher>> =
+            HashMap::default();
         for fam in &self.families {
             fam.def.last_len.store(fam.samples.len(), Ordering::Relaxed);
-            let name = fam.def.descriptor_name();
-            let ty = match fam.def.kind {
-                Kind::Gauge => "gauge",
-                Kind::Counter => "counter",
+            let name = fam.def.descriptor_name().as_bytes();
+            let ty: &[u8] = match fam.def.kind {
+                Kind::Gauge => b"gauge",
+                Kind::Counter => b"counter",
             };
             for part in [
-                "# HELP ",
+                b"# HELP ".as_slice(),
                 name,
-                " ",
-                fam.def.help,
-                "\n# TYPE ",
+                b" ",
+                fam.def.help.as_bytes(),
+                b"\n# TYPE ",
                 name,
-                " ",
+                b" ",
                 ty,
-                "\n",
+                b"\n",
             ] {
-                out.push_str(part);
+                out.extend_from_slice(part);
             }
             for (labels, value) in &fam.samples {
-                out.push_str(name);
+                out.extend_from_slice(name);
                 if fam.def.kind == Kind::Counter {
-                    out.push_str("_total");
+                    out.extend_from_slice(b"_total");
                 }
                 if !labels.is_empty() {
-                    out.push('{');
-                    for (i, (k, v)) in labels.iter().enumerate() {
-                        if i > 0 {
-                            out.push(',');
+                    let key = labels.as_ptr() as usize;
+                    match written.get(&key) {
+                        Some(&(start, end)) => out.extend_from_within(start..end),
+                        None => {
+                            let start = out.len();
+                            push_labels(&mut out, labels);
+                            if Arc::strong_count(labels) > 1 {
+                                written.insert(key, (start, out.len()));
+                            }
                         }
-                        out.push_str(k);
-                        out.push_str("=\"");
-                        push_escaped(&mut out, v);
-                        out.push('"');
                     }
-                    out.push('}');
                 }
-                out.push(' ');
-                match (fam.def.kind, *value) {
-                    (Kind::Counter, Value::Int(v)) => out.push_str(int.format(v.max(0) as u64)),
-                    (_, Value::Int(v)) => out.push_str(int.format(v)),
-                    (_, Value::Uint(v)) => out.push_str(int.format(v)),
-                    (_, Value::Float(v)) => out.push_str(float.format(v)),
-                }
-                out.push('\n');
+                out.push(b' ');
+                let v = match (fam.def.kind, *value) {
+                    (Kind::Counter, Value::Int(v)) => int.format(v.max(0) as u64),
+                    (_, Value::Int(v)) => int.format(v),
+                    (_, Value::Uint(v)) => int.format(v),
+                    (_, Value::Float(v)) => float.format(v),
+                };
+                out.extend_from_slice(v.as_bytes());
+                out.push(b'\n');
             }
         }
         LAST_RENDER_BYTES.store(out.len(), Ordering::Relaxed);
-        out
+        // Only `&str`s were written, whole: this cannot fail.
+        String::from_utf8(out).expect("the exposition is UTF-8")
     }
+}
+
+/// `{k="v",...}` with every value escaped.
+fn push_labels(out: &mut Vec<u8>, labels: &[(&'static str, String)]) {
+    out.push(b'{');
+    for (i, (k, v)) in labels.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(k.as_bytes());
+        out.extend_from_slice(b"=\"");
+        push_escaped(out, v);
+        out.push(b'"');
+    }
+    out.push(b'}');
 }
 
 /// The size of the last exposition encoded, to size the next one's buffer.
 static LAST_RENDER_BYTES: AtomicUsize = AtomicUsize::new(0);
 
 /// A label value as the text formats want it: backslash, quote and newline escaped.
-fn push_escaped(out: &mut String, v: &str) {
-    if !v.bytes().any(|b| matches!(b, b'\\' | b'"' | b'\n')) {
-        out.push_str(v);
+fn push_escaped(out: &mut Vec<u8>, v: &str) {
+    let bytes = v.as_bytes();
+    if !bytes.iter().any(|b| matches!(b, b'\\' | b'"' | b'\n')) {
+        out.extend_from_slice(bytes);
         return;
     }
-    for c in v.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
+    // The three are ASCII, so a byte-wise pass never splits a UTF-8 sequence.
+    for &b in bytes {
+        match b {
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b => out.push(b),
         }
     }
 }
