@@ -70,7 +70,8 @@ if [ "$rc" -eq 0 ] && [ -z "${NATSMON_SKIP_NEWEST_PASS:-}" ] && [ "$#" -eq 0 ]; 
   echo "==> real-cluster tests again on nats-server ${newest%%=*}"
   NATS_SERVER_BIN="${newest#*=}" cargo test --locked --test it -- \
     exporter:: faults:: outages:: lifecycle:: security:: alertmanager:: \
-    hardening_nats:: console:: discovery:: reference:: 2>&1 | tee -a "$log"
+    hardening_nats:: hardening_http:: harness_smoke:: console:: discovery:: \
+    reference:: 2>&1 | tee -a "$log"
   rc=${PIPESTATUS[0]}
 fi
 set -e
