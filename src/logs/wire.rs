@@ -145,11 +145,14 @@ fn encode_protobuf(streams: &[StreamRef<'_>]) -> Vec<u8> {
                 .sum::<usize>()
     }
 
-    let total: usize = streams.iter().map(|s| message_len(1, stream_len(s))).sum();
+    // A length-delimited field is written after its length: each stream's is measured
+    // once, and each entry's when it is written.
+    let stream_lens: Vec<usize> = streams.iter().map(stream_len).collect();
+    let total: usize = stream_lens.iter().map(|n| message_len(1, *n)).sum();
     let mut buf = Vec::with_capacity(total);
-    for s in streams {
+    for (s, len) in streams.iter().zip(stream_lens) {
         encode_key(1, WireType::LengthDelimited, &mut buf);
-        encode_varint(stream_len(s) as u64, &mut buf);
+        encode_varint(len as u64, &mut buf);
         bytes_field(1, s.labels.as_bytes(), &mut buf);
         for e in &s.entries {
             encode_key(2, WireType::LengthDelimited, &mut buf);

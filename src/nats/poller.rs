@@ -69,7 +69,7 @@ struct RaftzRead {
     /// The accounts asked about with their replicated group counts, and the replicated
     /// groups in the cluster view then.
     asked: (Vec<(String, u64)>, u64),
-    raftz: Raftz,
+    raftz: Arc<Raftz>,
 }
 
 impl NodeMemory {
@@ -99,7 +99,7 @@ impl NodeMemory {
         asked: &(Vec<(String, u64)>, u64),
         now: Instant,
         max_age: Duration,
-    ) -> Option<Raftz> {
+    ) -> Option<Arc<Raftz>> {
         let last = self.raftz.lock().unwrap_or_else(PoisonError::into_inner);
         last.as_ref()
             .filter(|r| now.duration_since(r.at) < max_age && r.asked == *asked)
@@ -420,24 +420,20 @@ pub async fn poll_node(ctx: &PollContext, node: &Node, memory: &NodeMemory) -> N
             async {
                 let (mut accounts, view_groups) = raft_accounts?;
                 accounts.sort();
-                let asked = (accounts.clone(), view_groups);
                 let now = Instant::now();
+                let asked = (accounts, view_groups);
                 if let Some(r) = memory.recent_raftz(&asked, now, ctx.settings.raftz_interval) {
                     return Some(Outcome::Ok(r));
                 }
-                let r = endpoint(
-                    ctx,
-                    node,
-                    memory,
-                    Endpoint::Raftz,
-                    fetch_raftz(ctx, node, accounts.clone()),
-                )
+                let r = endpoint(ctx, node, memory, Endpoint::Raftz, async {
+                    fetch_raftz(ctx, node, &asked.0).await.map(Arc::new)
+                })
                 .await;
                 memory.remember_raftz(match &r {
                     Outcome::Ok(raftz) => Some(RaftzRead {
                         at: now,
                         asked,
-                        raftz: raftz.clone(),
+                        raftz: Arc::clone(raftz),
                     }),
                     _ => None,
                 });
@@ -540,19 +536,19 @@ fn query_escape(s: &str) -> String {
 async fn fetch_raftz(
     ctx: &PollContext,
     node: &Node,
-    accounts: Vec<(String, u64)>,
+    accounts: &[(String, u64)],
 ) -> Result<Raftz, PollError> {
     let mut all: Raftz = request(ctx, node, Endpoint::Raftz, raftz::PATH, &[]).await?;
-    for (account, groups) in accounts {
+    for (account, groups) in accounts.iter().map(|(a, g)| (a, *g)) {
         // R1 streams and consumers have no Raft group: nothing to ask about.
-        if groups == 0 || all.accounts.contains_key(&account) {
+        if groups == 0 || all.accounts.contains_key(account) {
             continue;
         }
         if all.group_count() >= raftz::GROUP_LIMIT {
             all.not_asked += groups;
             continue;
         }
-        let path = format!("{}?acc={}", raftz::PATH, query_escape(&account));
+        let path = format!("{}?acc={}", raftz::PATH, query_escape(account));
         match request::<Raftz>(ctx, node, Endpoint::Raftz, &path, &[]).await {
             Ok(r) => all.merge(r),
             // The account's groups went away between /jsz and now.

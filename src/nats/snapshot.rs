@@ -32,8 +32,9 @@ pub struct NodePoll {
     pub subsz: Option<Subsz>,
     pub gatewayz: Option<Gatewayz>,
     pub leafz: Option<Leafz>,
-    /// Asked only of 2.10.17+ nodes (`raftz::supported`).
-    pub raftz: Option<Raftz>,
+    /// Asked only of 2.10.17+ nodes (`raftz::supported`); shared with the poller, which
+    /// reuses a read for `--raftz-interval`.
+    pub raftz: Option<Arc<Raftz>>,
     /// The last error of each endpoint that failed in this poll.
     pub errors: BTreeMap<Endpoint, String>,
     /// Why `/varz` failed, when the node is down: the `reason` of its error.
@@ -246,11 +247,7 @@ impl Store {
 
     /// Every node's report count, by label.
     pub fn reports(&self) -> BTreeMap<String, u64> {
-        let nodes = self
-            .nodes
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        nodes
+        self.read_nodes()
             .iter()
             .map(|(n, st)| (n.clone(), st.reports))
             .collect()
@@ -258,13 +255,16 @@ impl Store {
 
     /// Whether every node has reported since `seen` (an earlier `reports()`).
     pub fn all_reported_since(&self, seen: &BTreeMap<String, u64>) -> bool {
-        let nodes = self
-            .nodes
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        nodes
+        self.read_nodes()
             .iter()
             .all(|(n, st)| st.reports > seen.get(n).copied().unwrap_or(0))
+    }
+
+    /// The render loop reads the nodes between polls; a poisoned lock still holds them.
+    fn read_nodes(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, NodeStatus>> {
+        self.nodes
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// A cheap copy of every node's latest poll by node label (the polls themselves are

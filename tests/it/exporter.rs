@@ -1,7 +1,7 @@
 //! Integration tests against a real 3-node nats-server JetStream cluster: the exact
 //! values natsmon exports for streams, consumers, accounts, routes and connections.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::harness::*;
 use async_nats::jetstream::{self, consumer::pull, stream};
@@ -45,24 +45,14 @@ async fn streams_consumers_accounts_and_routes_match_the_cluster() {
     // An ephemeral consumer is counted by the stream but bounded out of per-consumer
     // series. It has a name, so that creating it again after a timeout on a loaded
     // machine finds the same consumer instead of adding a second one.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let created = orders
-            .create_consumer(pull::Config {
-                name: Some("eph".into()),
-                inactive_threshold: Duration::from_secs(3600),
-                ..Default::default()
-            })
-            .await;
-        match created {
-            Ok(_) => break,
-            Err(e) if Instant::now() < deadline => {
-                eprintln!("[test] create the ephemeral consumer again: {e}");
-                tokio::time::sleep(Duration::from_millis(250)).await;
-            }
-            Err(e) => panic!("create the ephemeral consumer: {e}"),
-        }
-    }
+    until_ok("create the ephemeral consumer", || {
+        orders.create_consumer(pull::Config {
+            name: Some("eph".into()),
+            inactive_threshold: Duration::from_secs(3600),
+            ..Default::default()
+        })
+    })
+    .await;
 
     let b = connect(&cluster, "b", "b").await;
     let jsb = jetstream::new(b.clone());

@@ -65,7 +65,7 @@ fn poll(version: &str, varz: &str, jsz: &str, healthz: &str, raft: &str) -> Node
         subsz: Some(fixture(version, "subsz.json")),
         gatewayz: optional(version, "gatewayz.json"),
         leafz: optional(version, "leafz.json"),
-        raftz: raftz(version, raft),
+        raftz: raftz(version, raft).map(std::sync::Arc::new),
         finished_at: Some(std::time::UNIX_EPOCH),
         ..Default::default()
     }

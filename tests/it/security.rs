@@ -8,19 +8,6 @@ use std::time::Duration;
 
 use crate::harness::*;
 
-fn openssl(dir: &Path, a: &[&str]) {
-    let out = Command::new("openssl")
-        .args(a)
-        .current_dir(dir)
-        .output()
-        .expect("openssl must be installed (scripts/test.sh installs it)");
-    assert!(
-        out.status.success(),
-        "openssl {a:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// A CA plus a server and a client certificate signed by it, valid for 127.0.0.1.
 fn make_pki(dir: &Path) {
     openssl(

@@ -497,17 +497,10 @@ async fn raftz_is_read_once_a_minute_and_at_once_when_groups_change() {
         num_replicas: 3,
         ..Default::default()
     };
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        match js.create_stream(config.clone()).await {
-            Ok(_) => break,
-            Err(e) if std::time::Instant::now() < deadline => {
-                eprintln!("[test] create LATER again: {e}");
-                tokio::time::sleep(Duration::from_millis(250)).await;
-            }
-            Err(e) => panic!("{version}: create LATER: {e}"),
-        }
-    }
+    until_ok(&format!("{version}: create LATER"), || {
+        js.create_stream(config.clone())
+    })
+    .await;
     let t = std::time::Instant::now();
     let seen = tokio::time::timeout(
         Duration::from_secs(20),

@@ -561,6 +561,29 @@ pub async fn connect(cluster: &Cluster, user: &str, pass: &str) -> async_nats::C
         .unwrap_or_else(|e| panic!("connect as {user}: {e}"))
 }
 
+/// Runs `attempt` until it succeeds, for up to 30 s, 250 ms apart: a JetStream API
+/// request on a loaded machine can time out or find placement not ready yet. Only for
+/// requests that are safe to repeat (named objects, identical configs). Panics with
+/// `what` and the last error.
+pub async fn until_ok<T, E, F, Fut>(what: &str, mut attempt: F) -> T
+where
+    E: std::fmt::Display,
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match attempt().await {
+            Ok(v) => return v,
+            Err(e) if Instant::now() < deadline => {
+                eprintln!("[test] {what} again: {e}");
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            Err(e) => panic!("{what}: {e}"),
+        }
+    }
+}
+
 /// The known JetStream state several tests assert exactly: an R3 stream `ORDERS`
 /// (subjects `orders.>`) with `published` messages, and a durable pull consumer
 /// `billing` that has had `delivered` of them delivered and the first `acked` of those

@@ -28,7 +28,7 @@ pub mod shipper;
 
 pub use cluster::{
     CLUSTER_NAME, CLUSTER_START_TIMEOUT, Cluster, GatewayTo, connect, nats_server_bin,
-    nats_server_matrix, orders_with_billing,
+    nats_server_matrix, orders_with_billing, until_ok,
 };
 pub use exposition::{Exposition, promtool_check_metrics, scrape, wait_for};
 pub use http::raw_get;
@@ -86,11 +86,27 @@ pub fn args(a: &[&str]) -> Vec<String> {
     a.iter().map(|s| s.to_string()).collect()
 }
 
-/// Writes `key.pem` and `cert.pem` in `dir`: a self-signed certificate for 127.0.0.1,
-/// valid 30 days, made by `openssl` (which scripts/test.sh installs).
-pub fn self_signed_cert(dir: &Path) {
+/// Runs `openssl` with `args` in `dir` (scripts/test.sh installs it); fails the test
+/// with openssl's own error otherwise.
+pub fn openssl(dir: &Path, args: &[&str]) {
     let out = std::process::Command::new("openssl")
-        .args([
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl must be installed (scripts/test.sh installs it)");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Writes `key.pem` and `cert.pem` in `dir`: a self-signed certificate for 127.0.0.1,
+/// valid 30 days.
+pub fn self_signed_cert(dir: &Path) {
+    openssl(
+        dir,
+        &[
             "req",
             "-x509",
             "-newkey",
@@ -106,13 +122,6 @@ pub fn self_signed_cert(dir: &Path) {
             "/CN=localhost",
             "-addext",
             "subjectAltName=IP:127.0.0.1",
-        ])
-        .current_dir(dir)
-        .output()
-        .expect("openssl must be installed (scripts/test.sh installs it)");
-    assert!(
-        out.status.success(),
-        "openssl: {}",
-        String::from_utf8_lossy(&out.stderr)
+        ],
     );
 }
