@@ -333,6 +333,9 @@ impl Batcher {
                         debug!(url = %self.settings.display_url, reason = e.reason(), error = %e, retry_in = ?delay, lines = b.len(), "Push to Loki failed again.");
                     }
                     stack.push(b);
+                    // Containers removed during the outage whose lines Loki already had
+                    // were forgotten meanwhile; the file says so without waiting for Loki.
+                    self.save_checkpoints(flow);
                     if flow.deadline.is_some_and(|d| Instant::now() + delay >= d) {
                         return Delivery::Abandoned;
                     }

@@ -166,8 +166,33 @@ async fn shipper_churn_keeps_state_bounded_and_every_line_once() {
         "the proxy cut no stream: {:?}",
         proxy.requests()
     );
+    // One container whose every line Loki has, removed only once Loki refuses: its
+    // position must still leave the file during the outage.
+    let acked = Container::run(
+        &sh.name("acked"),
+        &[],
+        &docker::as_strs(&docker::log_generator_cmd_opts(
+            SHORT_LINES,
+            "acked line",
+            0,
+            3,
+        )),
+    );
+    acked.wait_exit(Duration::from_secs(30));
+    let acked_truth = docker_truth(&acked);
+    wait_for(&nm.base_url(), Duration::from_secs(30), |e| {
+        e.get("natsmon_logs_lines_sent_total", &[("container", &acked.name)])
+            == Some(acked_truth.len() as f64)
+    })
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !positions(sh.state.path()).contains(&acked.id) {
+        assert!(Instant::now() < deadline, "no position saved for {}", acked.name);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     // Phase 2: Loki refuses, so containers are removed with their lines in flight.
     sh.loki.set_mode(Mode::Status(503));
+    acked.rm();
     for _ in 0..PHASES[1] / WAVE {
         gone.extend(wave(&sh, &nm, next).await);
         next += WAVE;
@@ -179,16 +204,24 @@ async fn shipper_churn_keeps_state_bounded_and_every_line_once() {
         "lines are held while Loki refuses"
     );
     // Removed containers whose lines are not acknowledged have no position yet; the
-    // acknowledged ones' went with their last line.
-    let existing = existing_ids();
-    let stale: Vec<String> = positions(sh.state.path())
-        .difference(&existing)
-        .cloned()
-        .collect();
-    assert!(
-        stale.is_empty(),
-        "positions of removed containers: {stale:?}"
-    );
+    // acknowledged ones' went with their last line, and the file says so while Loki is
+    // still refusing (saved at the next retry, at most the 2 s backoff away).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let existing = existing_ids();
+        let stale: Vec<String> = positions(sh.state.path())
+            .difference(&existing)
+            .cloned()
+            .collect();
+        if stale.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "positions of removed containers while Loki refuses: {stale:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
     sh.loki.set_mode(Mode::Accept);
     back_to_steady(&nm, at_steady, &steady_names, "through the proxy").await;
 
@@ -241,6 +274,7 @@ async fn shipper_churn_keeps_state_bounded_and_every_line_once() {
     for (c, t) in steady.iter().zip(&steady_truth) {
         assert_exactly_once_as(&all, &c.name, t);
     }
+    assert_exactly_once_as(&all, &acked.name, &acked_truth);
     // positions.json: only containers that exist (every line is acknowledged by now).
     let exp = wait_for(&nm.base_url(), Duration::from_secs(10), |e| {
         e.get("natsmon_logs_buffered_lines", &[]) == Some(0.0)
