@@ -201,6 +201,28 @@ impl MetricSet {
         self.len() == 0
     }
 
+    /// Keeps only the families `keep` names.
+    pub fn retain_families(&mut self, keep: impl Fn(&Def) -> bool) {
+        self.families.retain(|f| keep(f.def));
+        self.index = self
+            .families
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (f.def as *const Def as usize, i))
+            .collect();
+    }
+
+    /// Pushes again every sample of `from` whose labels `keep` accepts (sharing them).
+    pub fn carry(&mut self, from: &MetricSet, keep: impl Fn(&[(&'static str, String)]) -> bool) {
+        for fam in &from.families {
+            for (labels, value) in &fam.samples {
+                if keep(labels) {
+                    self.push(fam.def, labels.clone(), *value);
+                }
+            }
+        }
+    }
+
     /// Looks a sample up by family name and label subset, for tests.
     pub fn get(&self, name: &str, want: &[(&str, &str)]) -> Option<Value> {
         let fam = self.families.iter().find(|f| f.def.name == name)?;
@@ -221,7 +243,7 @@ impl MetricSet {
     /// dispatch per label, key and value made it most of natsmon's CPU. The text is the
     /// same byte for byte (numbers by the same `itoa` and `dtoa`, label values escaped
     /// the same way); a test compares the two.
-    pub fn encode_openmetrics(self) -> String {
+    pub fn encode_openmetrics(&self) -> String {
         // The last render's size is the best guess of this one's: growing a 10 MB string
         // by doubling copied it several times.
         // Only a size of the same order counts: a small set encoded after a big render

@@ -4,7 +4,7 @@
 //! health comes from the leader's peer list.
 
 use std::collections::btree_map::Entry;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use super::jsz::{ClusterInfo, ConsumerInfo, Jsz, StreamDetail};
 use super::view::{ClusterView, ConsumerView, PeerView, StreamView};
@@ -281,6 +281,19 @@ impl Presence<'_> {
 pub struct Memory {
     streams: BTreeMap<StreamKey, (StreamView, Vec<String>)>,
     consumers: BTreeMap<ConsumerKey, (ConsumerView, Vec<String>)>,
+    /// The stream and consumer samples of the last render: what an object kept quietly
+    /// (see `Absence`) shows until its servers are read whole.
+    last: MetricSet,
+}
+
+impl Memory {
+    /// Keeps `set`'s stream and consumer samples for the next render.
+    pub fn keep_last(&mut self, mut set: MetricSet) {
+        set.retain_families(|d| {
+            d.name.starts_with("nats_stream_") || d.name.starts_with("nats_consumer_")
+        });
+        self.last = set;
+    }
 }
 
 /// (cluster, account, stream), owned, as the memory keeps it across renders.
@@ -349,6 +362,7 @@ fn emit_unavailable(
     let mut absence = Absence {
         presence,
         full: &mut view.full_jsz,
+        quiet: BTreeSet::new(),
     };
     keep_away(
         &mut memory.streams,
@@ -393,6 +407,26 @@ fn emit_unavailable(
         out,
         &mut view.consumers,
     );
+    // A stream whose leader's node just went down is in no filtered report until its
+    // other servers are read whole, a round later: its last samples stand meanwhile, so
+    // that its series do not blink out when one node of three dies.
+    if !absence.quiet.is_empty() {
+        let quiet = &absence.quiet;
+        out.carry(&memory.last, |labels| {
+            let value = |k: &str| {
+                labels
+                    .iter()
+                    .find(|(lk, _)| *lk == k)
+                    .map(|(_, v)| v.clone())
+            };
+            let mut object: Vec<String> = ["cluster", "account", "stream"]
+                .into_iter()
+                .filter_map(value)
+                .collect();
+            object.extend(value("consumer"));
+            quiet.contains(&object)
+        });
+    }
     view.streams
         .sort_by(|x, y| (&x.cluster, &x.account, &x.name).cmp(&(&y.cluster, &y.account, &y.name)));
     view.consumers.sort_by(|x, y| {
@@ -428,7 +462,10 @@ impl Unavailable for ConsumerView {
 /// until then it is kept without series, and those servers go into `full`).
 struct Absence<'p> {
     presence: &'p Presence<'p>,
-    full: &'p mut std::collections::BTreeSet<String>,
+    full: &'p mut BTreeSet<String>,
+    /// The objects kept quietly this round, by their label values: cluster, account,
+    /// stream, and a consumer's name.
+    quiet: BTreeSet<Vec<String>>,
 }
 
 impl Absence<'_> {
@@ -455,7 +492,8 @@ impl Absence<'_> {
 /// Keeps each remembered object no report has this round while all its servers are
 /// away, exporting it as unavailable (`defs`: available, has_leader, leader_polled, all
 /// 0) and showing it in `shown`; keeps it quietly while some of its servers were read
-/// filtered (see `Absence`); forgets it once its servers were read whole without it.
+/// filtered (see `Absence`), shown as it was and its last samples carried (see
+/// `emit_unavailable`); forgets it once its servers were read whole without it.
 fn keep_away<K: Ord, V: Unavailable>(
     remembered: &mut BTreeMap<K, (V, Vec<String>)>,
     reported: impl Fn(&K) -> bool,
@@ -470,7 +508,14 @@ fn keep_away<K: Ord, V: Unavailable>(
             return true;
         }
         if !absence.away(servers) {
-            return absence.read_whole(servers);
+            let kept = absence.read_whole(servers);
+            if kept {
+                absence
+                    .quiet
+                    .insert(labels(key).into_iter().map(|(_, v)| v).collect());
+                shown.push(v.clone());
+            }
+            return kept;
         }
         let l: Labels = labels(key).into();
         for def in defs {
@@ -1098,17 +1143,29 @@ mod tests {
         let mut memory = Memory::default();
         let (out, _) = filtered_render(&filtered("", 0), &mut memory);
         assert_eq!(get(&out, "nats_stream_messages"), Some(8.0));
-        // ONE is in no filtered report now (leaderless, or deleted): kept quietly, and
-        // its servers are to be read whole.
+        assert_eq!(consumer(&out, "nats_consumer_num_pending"), Some(4.0));
+        memory.keep_last(out);
+        // ONE is in no filtered report now (its leader's node died, or it was deleted):
+        // kept with its last samples, and its servers are to be read whole.
         let empty = Jsz {
             stream_leader_only: true,
             ..Default::default()
         };
         let (out, view) = filtered_render(&empty, &mut memory);
-        assert_eq!(get(&out, "nats_stream_available"), None);
+        assert_eq!(get(&out, "nats_stream_available"), Some(1.0));
+        assert_eq!(get(&out, "nats_stream_messages"), Some(8.0));
+        assert_eq!(consumer(&out, "nats_consumer_num_pending"), Some(4.0));
+        assert_eq!(
+            out.get("nats_stream_messages", &[("stream", "ONE"), ("consumer", "c")]),
+            None,
+            "a consumer's samples are not the stream's"
+        );
+        assert_eq!(view.streams.len(), 1, "the console keeps showing it");
+        assert_eq!(view.consumers.len(), 1);
         let want: std::collections::BTreeSet<String> =
             ["n1", "n2", "n3"].into_iter().map(String::from).collect();
         assert_eq!(view.full_jsz, want);
+        memory.keep_last(out);
         // Read whole and still absent: deleted.
         let whole = Jsz::default();
         let views = [JszView {
@@ -1117,8 +1174,9 @@ mod tests {
             cluster: "c1",
             jsz: &whole,
         }];
-        let (_, view) = render(&views, &["n1", "n2", "n3"], &mut memory);
+        let (out, view) = render(&views, &["n1", "n2", "n3"], &mut memory);
         assert!(view.streams.is_empty() && view.full_jsz.is_empty());
+        assert!(out.is_empty(), "nothing of it is carried once read whole");
     }
 
     #[test]

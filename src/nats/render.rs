@@ -98,7 +98,9 @@ pub fn render(store: &Store, settings: &Settings, memory: &mut Memory) -> (Rende
     let (set, view) = collect_all(&inputs, &settings.consumers, memory);
     store.set_view(view);
     let series = set.len();
-    (Rendered::new(set.encode_openmetrics()), series)
+    let rendered = Rendered::new(set.encode_openmetrics());
+    memory.keep_last(set);
+    (rendered, series)
 }
 
 #[cfg(test)]

@@ -40,7 +40,8 @@ use serde_json::Value;
 
 use crate::harness::http::http_get;
 use crate::harness::{
-    Cluster, Natsmon, connect, free_port, new_tempdir, read_repo, tail, wait_for,
+    Cluster, Natsmon, connect, create_stream, free_port, new_tempdir, read_repo, tail, until_ok,
+    wait_for,
 };
 
 const RULES: &str = "alerting_rules/natsmon.rules.yml";
@@ -613,27 +614,32 @@ async fn start_traffic(
     let client = connect(cluster, "a", "a").await;
     let js = jetstream::new(client.clone());
     for name in STREAMS {
-        js.create_stream(stream::Config {
-            name: (*name).into(),
-            subjects: vec![format!("{}.>", name.to_lowercase())],
-            num_replicas: 3,
-            max_age: Duration::from_secs(3600),
-            ..Default::default()
-        })
-        .await
-        .unwrap_or_else(|e| panic!("create R3 stream {name}: {e}"));
+        create_stream(
+            &js,
+            stream::Config {
+                name: (*name).into(),
+                subjects: vec![format!("{}.>", name.to_lowercase())],
+                num_replicas: 3,
+                max_age: Duration::from_secs(3600),
+                ..Default::default()
+            },
+        )
+        .await;
     }
     let mut tasks = Vec::new();
     for (stream_name, consumer_name) in CONSUMERS {
-        let s = js.get_stream(*stream_name).await.expect("get stream");
-        let c: jetstream::consumer::Consumer<pull::Config> = s
-            .create_consumer(pull::Config {
-                durable_name: Some((*consumer_name).into()),
-                ack_wait: Duration::from_secs(30),
-                ..Default::default()
-            })
-            .await
-            .unwrap_or_else(|e| panic!("create consumer {stream_name}/{consumer_name}: {e}"));
+        let s = until_ok("get stream", || js.get_stream(*stream_name)).await;
+        let c: jetstream::consumer::Consumer<pull::Config> = until_ok(
+            &format!("create consumer {stream_name}/{consumer_name}"),
+            || {
+                s.create_consumer(pull::Config {
+                    durable_name: Some((*consumer_name).into()),
+                    ack_wait: Duration::from_secs(30),
+                    ..Default::default()
+                })
+            },
+        )
+        .await;
         tasks.push(tokio::spawn(async move {
             loop {
                 match c

@@ -387,11 +387,13 @@ async fn the_console_shows_the_cluster_live_and_a_node_going_down() {
     b.eval("window.__marker = 'same document'").await;
     let before = b.refreshes().await;
     for i in 0..25 {
-        js.publish(format!("orders.{}", i % 4), "late".into())
-            .await
-            .unwrap()
-            .await
-            .unwrap();
+        publish_acked(
+            &js,
+            &format!("orders.{}", i % 4),
+            "late",
+            &format!("late-{i}"),
+        )
+        .await;
     }
     b.wait_for(
         &format!("(({orders_js}) || {{}}).messages === '125'"),

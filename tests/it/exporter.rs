@@ -56,19 +56,17 @@ async fn streams_consumers_accounts_and_routes_match_the_cluster() {
 
     let b = connect(&cluster, "b", "b").await;
     let jsb = jetstream::new(b.clone());
-    jsb.create_stream(stream::Config {
-        name: "EVENTS".into(),
-        subjects: vec!["events.>".into()],
-        ..Default::default()
-    })
-    .await
-    .unwrap();
-    for _ in 0..7 {
-        jsb.publish("events.x", "e".into())
-            .await
-            .unwrap()
-            .await
-            .unwrap();
+    create_stream(
+        &jsb,
+        stream::Config {
+            name: "EVENTS".into(),
+            subjects: vec!["events.>".into()],
+            ..Default::default()
+        },
+    )
+    .await;
+    for i in 0..7 {
+        publish_acked(&jsb, "events.x", "e", &format!("events-{i}")).await;
     }
 
     let mut c = consumer.clone();

@@ -402,8 +402,9 @@ accounts {
         .await
         .expect("connect as u");
     let js = jetstream::new(nc);
-    let s = js
-        .create_stream(stream::Config {
+    let s = create_stream(
+        &js,
+        stream::Config {
             name: "UNL".into(),
             subjects: vec!["unl.>".into()],
             max_messages: -1,
@@ -412,22 +413,19 @@ accounts {
             max_messages_per_subject: -1,
             max_message_size: -1,
             ..Default::default()
+        },
+    )
+    .await;
+    publish_acked(&js, "unl.a", "1", "unl-a-1").await;
+    until_ok("create consumer without limits", || {
+        s.create_consumer(pull::Config {
+            durable_name: Some("C".into()),
+            max_ack_pending: -1,
+            max_deliver: -1,
+            ..Default::default()
         })
-        .await
-        .expect("create stream without limits");
-    js.publish("unl.a", "1".into())
-        .await
-        .unwrap()
-        .await
-        .unwrap();
-    s.create_consumer(pull::Config {
-        durable_name: Some("C".into()),
-        max_ack_pending: -1,
-        max_deliver: -1,
-        ..Default::default()
     })
-    .await
-    .expect("create consumer without limits");
+    .await;
 
     let mut a = args(&["--poll-interval", "300ms", "--poll-timeout", "2s"]);
     a.extend(node_arg("limits", &limits.monitor_url()));

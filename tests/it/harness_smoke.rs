@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::harness::{CLUSTER_NAME, Cluster, connect};
+use crate::harness::{CLUSTER_NAME, Cluster, connect, create_stream, publish_acked};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn cluster_starts_and_replicates_an_r3_stream() {
@@ -22,22 +22,25 @@ async fn cluster_starts_and_replicates_an_r3_stream() {
 
     let client = connect(&cluster, "a", "a").await;
     let js = async_nats::jetstream::new(client.clone());
-    let mut stream = js
-        .create_stream(async_nats::jetstream::stream::Config {
+    let mut stream = create_stream(
+        &js,
+        async_nats::jetstream::stream::Config {
             name: "SMOKE".to_string(),
             subjects: vec!["smoke.>".to_string()],
             num_replicas: 3,
             ..Default::default()
-        })
-        .await
-        .expect("create R3 stream");
+        },
+    )
+    .await;
 
     for i in 0..10 {
-        js.publish(format!("smoke.{i}"), format!("msg {i}").into())
-            .await
-            .expect("publish")
-            .await
-            .expect("publish ack");
+        publish_acked(
+            &js,
+            &format!("smoke.{i}"),
+            &format!("msg {i}"),
+            &format!("smoke-{i}"),
+        )
+        .await;
     }
 
     let info = stream.info().await.expect("stream info");

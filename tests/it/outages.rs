@@ -88,21 +88,18 @@ async fn an_r1_stream_on_a_dead_node_stays_visible_as_unavailable() {
     cluster.wait_healthy_all(Duration::from_secs(45)).await;
     let a = connect(&cluster, "a", "a").await;
     let js = jetstream::new(a.clone());
-    let mut single = js
-        .create_stream(stream::Config {
+    let mut single = create_stream(
+        &js,
+        stream::Config {
             name: "SINGLE".into(),
             subjects: vec!["single.>".into()],
             num_replicas: 1,
             ..Default::default()
-        })
-        .await
-        .expect("create R1 stream");
+        },
+    )
+    .await;
     for i in 0..7 {
-        js.publish(format!("single.{i}"), "x".into())
-            .await
-            .unwrap()
-            .await
-            .unwrap();
+        publish_acked(&js, &format!("single.{i}"), "x", &format!("single-{i}")).await;
     }
     let leader = single
         .info()
@@ -168,14 +165,16 @@ async fn members_natsmon_does_not_poll_are_named_and_their_leaders_are_not_missi
     let a = connect(&cluster, "a", "a").await;
     let js = jetstream::new(a.clone());
     for i in 0..6 {
-        js.create_stream(stream::Config {
-            name: format!("S{i}"),
-            subjects: vec![format!("s{i}.>")],
-            num_replicas: 3,
-            ..Default::default()
-        })
-        .await
-        .expect("create R3 stream");
+        create_stream(
+            &js,
+            stream::Config {
+                name: format!("S{i}"),
+                subjects: vec![format!("s{i}.>")],
+                num_replicas: 3,
+                ..Default::default()
+            },
+        )
+        .await;
     }
     // Poll only the first two nodes.
     let nm = Natsmon::start(&natsmon_args_for(

@@ -26,42 +26,42 @@ fn golden_families() -> BTreeSet<String> {
 async fn readme_metric_reference_matches_live_metrics() {
     let cluster = Cluster::start().await;
     let js = jetstream::new(connect(&cluster, "a", "a").await);
-    js.create_stream(stream::Config {
-        name: "LIMITED".into(),
-        subjects: vec!["lim.>".into()],
-        num_replicas: 3,
-        max_messages: 1000,
-        max_bytes: 1 << 20,
-        max_consumers: 10,
-        max_messages_per_subject: 5,
-        max_age: Duration::from_secs(3600),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
-    js.create_stream(stream::Config {
-        name: "AGG".into(),
-        sources: Some(vec![stream::Source {
+    create_stream(
+        &js,
+        stream::Config {
             name: "LIMITED".into(),
+            subjects: vec!["lim.>".into()],
+            num_replicas: 3,
+            max_messages: 1000,
+            max_bytes: 1 << 20,
+            max_consumers: 10,
+            max_messages_per_subject: 5,
+            max_age: Duration::from_secs(3600),
             ..Default::default()
-        }]),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
-    js.publish("lim.a", "x".into())
-        .await
-        .unwrap()
-        .await
-        .unwrap();
-    let stream = js.get_stream("LIMITED").await.unwrap();
-    stream
-        .create_consumer(jetstream::consumer::pull::Config {
+        },
+    )
+    .await;
+    create_stream(
+        &js,
+        stream::Config {
+            name: "AGG".into(),
+            sources: Some(vec![stream::Source {
+                name: "LIMITED".into(),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        },
+    )
+    .await;
+    publish_acked(&js, "lim.a", "x", "lim-a-1").await;
+    let stream = until_ok("get stream LIMITED", || js.get_stream("LIMITED")).await;
+    until_ok("create consumer c", || {
+        stream.create_consumer(jetstream::consumer::pull::Config {
             durable_name: Some("c".into()),
             ..Default::default()
         })
-        .await
-        .unwrap();
+    })
+    .await;
 
     // A dead node, so that the error counter family exists.
     let dead = format!("dead=http://127.0.0.1:{}", free_port());

@@ -181,13 +181,19 @@ async fn shipper_churn_keeps_state_bounded_and_every_line_once() {
     acked.wait_exit(Duration::from_secs(30));
     let acked_truth = docker_truth(&acked);
     wait_for(&nm.base_url(), Duration::from_secs(30), |e| {
-        e.get("natsmon_logs_lines_sent_total", &[("container", &acked.name)])
-            == Some(acked_truth.len() as f64)
+        e.get(
+            "natsmon_logs_lines_sent_total",
+            &[("container", &acked.name)],
+        ) == Some(acked_truth.len() as f64)
     })
     .await;
     let deadline = Instant::now() + Duration::from_secs(10);
     while !positions(sh.state.path()).contains(&acked.id) {
-        assert!(Instant::now() < deadline, "no position saved for {}", acked.name);
+        assert!(
+            Instant::now() < deadline,
+            "no position saved for {}",
+            acked.name
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // Phase 2: Loki refuses, so containers are removed with their lines in flight.

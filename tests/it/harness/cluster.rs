@@ -584,6 +584,37 @@ where
     }
 }
 
+/// Creates a stream, again while its creation times out or finds placement not ready
+/// (creating a stream again with the same config finds it).
+pub async fn create_stream(
+    js: &async_nats::jetstream::Context,
+    config: async_nats::jetstream::stream::Config,
+) -> async_nats::jetstream::stream::Stream {
+    let what = format!("create stream {}", config.name);
+    until_ok(&what, || js.create_stream(config.clone())).await
+}
+
+/// Publishes one message and waits for the stream's acknowledgement, again while it
+/// times out or the stream has no leader yet. `id` is the message's `Nats-Msg-Id`, so a
+/// repeat after a lost acknowledgement is a duplicate the stream drops: unique per
+/// message in the stream's two-minute duplicate window.
+pub async fn publish_acked(
+    js: &async_nats::jetstream::Context,
+    subject: &str,
+    payload: &str,
+    id: &str,
+) -> async_nats::jetstream::publish::PublishAck {
+    use async_nats::jetstream::message::PublishMessage;
+    let payload = bytes::Bytes::copy_from_slice(payload.as_bytes());
+    until_ok(&format!("publish {id} to {subject}"), || async {
+        let msg = PublishMessage::build()
+            .message_id(id)
+            .payload(payload.clone());
+        js.send_publish(subject.to_string(), msg).await?.await
+    })
+    .await
+}
+
 /// The known JetStream state several tests assert exactly: an R3 stream `ORDERS`
 /// (subjects `orders.>`) with `published` messages, and a durable pull consumer
 /// `billing` that has had `delivered` of them delivered and the first `acked` of those
@@ -603,7 +634,7 @@ pub async fn orders_with_billing(
     use futures::StreamExt;
     // Placement needs every peer's server stats at the meta leader, which reach it a
     // little after the election: until then creation fails with 10005 "no suitable
-    // peers for placement, peer offline", and is tried again.
+    // peers for placement, peer offline", and is tried again (as is a timeout).
     let config = stream::Config {
         name: "ORDERS".into(),
         subjects: vec!["orders.>".into()],
@@ -612,16 +643,7 @@ pub async fn orders_with_billing(
         max_messages: 1_000_000,
         ..Default::default()
     };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let orders = loop {
-        match js.create_stream(config.clone()).await {
-            Ok(s) => break s,
-            Err(e) if Instant::now() < deadline && e.to_string().contains("10005") => {
-                tokio::time::sleep(Duration::from_millis(250)).await;
-            }
-            Err(e) => panic!("create R3 stream ORDERS: {e}"),
-        }
-    };
+    let orders = create_stream(js, config).await;
     // The stream's own Raft group elects after the create returns; until then a
     // publish finds no responder ("stream not found"), and nothing was stored.
     let mut orders = orders;
@@ -640,35 +662,23 @@ pub async fn orders_with_billing(
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     for i in 0..published {
-        let mut tries = 0;
-        loop {
-            let ack = js
-                .publish(format!("orders.{}", i % 4), format!("order {i}").into())
-                .await
-                .unwrap()
-                .await;
-            match ack {
-                Ok(_) => break,
-                Err(e)
-                    if tries < 50
-                        && e.kind()
-                            == async_nats::jetstream::context::PublishErrorKind::StreamNotFound =>
-                {
-                    tries += 1;
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-                Err(e) => panic!("publish order {i}: {e}"),
-            }
-        }
+        publish_acked(
+            js,
+            &format!("orders.{}", i % 4),
+            &format!("order {i}"),
+            &format!("order-{i}"),
+        )
+        .await;
     }
-    let consumer = orders
-        .create_consumer(pull::Config {
-            durable_name: Some("billing".into()),
-            max_ack_pending: 500,
-            ..Default::default()
-        })
-        .await
-        .unwrap_or_else(|e| panic!("create consumer billing: {e}"));
+    let billing = pull::Config {
+        durable_name: Some("billing".into()),
+        max_ack_pending: 500,
+        ..Default::default()
+    };
+    let consumer = until_ok("create consumer billing", || {
+        orders.create_consumer(billing.clone())
+    })
+    .await;
     let mut got = 0;
     let deadline = Instant::now() + Duration::from_secs(30);
     while got < delivered {

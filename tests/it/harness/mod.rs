@@ -27,8 +27,8 @@ pub mod readme;
 pub mod shipper;
 
 pub use cluster::{
-    CLUSTER_NAME, CLUSTER_START_TIMEOUT, Cluster, GatewayTo, connect, nats_server_bin,
-    nats_server_matrix, orders_with_billing, until_ok,
+    CLUSTER_NAME, CLUSTER_START_TIMEOUT, Cluster, GatewayTo, connect, create_stream,
+    nats_server_bin, nats_server_matrix, orders_with_billing, publish_acked, until_ok,
 };
 pub use exposition::{Exposition, promtool_check_metrics, scrape, wait_for};
 pub use http::raw_get;
