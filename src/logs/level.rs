@@ -14,6 +14,9 @@ pub enum Level {
     Unknown,
 }
 
+/// How many levels there are: `Level as usize` indexes arrays of this length.
+pub const LEVELS: usize = Level::Unknown as usize + 1;
+
 impl Level {
     pub fn as_str(self) -> &'static str {
         match self {

@@ -134,13 +134,26 @@ impl InFlight {
     /// Records a line read from container `id`, holding `bytes` of buffer.
     pub fn read(&self, id: &Arc<str>, name: &Arc<str>, ts_ns: i64, bytes: usize) {
         let mut g = self.by_container.lock().expect("in-flight poisoned");
-        let e = g.entry(id.clone()).or_insert_with(|| Pending {
-            name: name.clone(),
-            lines: VecDeque::new(),
-            retired: false,
-        });
-        e.name = name.clone();
-        e.lines.push_back((ts_ns, bytes));
+        // The container is there for all but its first line: found without cloning
+        // its id, and its name replaced only when it changed (a rename).
+        match g.get_mut(&**id) {
+            Some(e) => {
+                if !Arc::ptr_eq(&e.name, name) {
+                    e.name = name.clone();
+                }
+                e.lines.push_back((ts_ns, bytes));
+            }
+            None => {
+                g.insert(
+                    id.clone(),
+                    Pending {
+                        name: name.clone(),
+                        lines: VecDeque::from([(ts_ns, bytes)]),
+                        retired: false,
+                    },
+                );
+            }
+        }
         self.bytes.fetch_add(bytes, Ordering::Relaxed);
     }
 

@@ -3,21 +3,20 @@
 //! acknowledged, and on return says why it stopped and how far it read, so that the
 //! supervisor can decide whether to start it again.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use bollard::Docker;
 use bollard::container::LogOutput;
 use bollard::query_parameters::LogsOptions;
 use futures::StreamExt;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{Semaphore, TryAcquireError, mpsc};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
 use super::assemble::{Assembler, StreamKind};
 use super::checkpoint::Position;
 use super::container::ContainerMeta;
-use super::level::{Level, parse_level};
+use super::level::{LEVELS, parse_level};
 use super::metrics::{ALERTED_LEVELS, LogMetrics, ReasonLabels};
 use super::wire::render_labels;
 use super::{InFlight, LogEntry};
@@ -131,7 +130,9 @@ impl Tailer {
         };
         let mut stream = self.docker.logs(&self.meta.id, Some(opts));
         let job = self.meta.job(&self.settings.default_job);
-        let mut label_cache: HashMap<(StreamKind, Level), Arc<str>> = HashMap::new();
+        // Per line, these are looked up by (stream, level): arrays indexed by the enums,
+        // not hash maps, since every line pays for the lookup.
+        let mut label_cache: [[Option<Arc<str>>; LEVELS]; 2] = Default::default();
         let cl = LogMetrics::container(&self.meta.name);
         let (lines_read, bytes_read, truncated) = (
             self.metrics.lines_read.get_or_create(&cl).clone(),
@@ -140,24 +141,24 @@ impl Tailer {
         );
         // Per-level counters, created as levels are first seen; ERROR and FATAL from the
         // start, so an alert's `increase()` sees the first of them.
-        let mut by_level: HashMap<Level, prometheus_client::metrics::counter::Counter> =
-            ALERTED_LEVELS
-                .into_iter()
-                .map(|l| {
-                    let labels = LogMetrics::level(&self.meta.name, l);
-                    (
-                        l,
-                        self.metrics.lines_by_level.get_or_create(&labels).clone(),
-                    )
-                })
-                .collect();
+        let mut by_level: [Option<prometheus_client::metrics::counter::Counter>; LEVELS] =
+            Default::default();
+        for l in ALERTED_LEVELS {
+            let labels = LogMetrics::level(&self.meta.name, l);
+            by_level[l as usize] = Some(self.metrics.lines_by_level.get_or_create(&labels).clone());
+        }
         let mut read_any = false;
+        // Made once: a `cancelled()` made per line registered and removed a waiter
+        // (a lock each) every time it was polled.
+        let cancelled = token.cancelled();
+        tokio::pin!(cancelled);
         let reason = 'read: loop {
             let item = tokio::select! {
-                _ = token.cancelled() => break StopReason::Cancelled,
+                biased;
                 item = stream.next() => item,
+                _ = &mut cancelled => break StopReason::Cancelled,
             };
-            let (kind, message) = match item {
+            let (kind, message, tty) = match item {
                 None => break StopReason::StreamEnded,
                 Some(Err(e)) => {
                     self.metrics
@@ -166,13 +167,19 @@ impl Tailer {
                         .inc();
                     break StopReason::of_error(e);
                 }
-                Some(Ok(LogOutput::StdOut { message })) => (StreamKind::Stdout, message),
-                Some(Ok(LogOutput::StdErr { message })) => (StreamKind::Stderr, message),
+                Some(Ok(LogOutput::StdOut { message })) => (StreamKind::Stdout, message, false),
+                Some(Ok(LogOutput::StdErr { message })) => (StreamKind::Stderr, message, false),
                 // A TTY container: one raw stream, which is the terminal's stdout.
-                Some(Ok(LogOutput::Console { message })) => (StreamKind::Stdout, message),
+                Some(Ok(LogOutput::Console { message })) => (StreamKind::Stdout, message, true),
                 Some(Ok(LogOutput::StdIn { .. })) => continue,
             };
-            for record in Assembler::split_tty(&message) {
+            // Only a TTY's raw stream can hold several records in one item.
+            let records = if tty {
+                Assembler::split_tty(&message)
+            } else {
+                vec![&message[..]]
+            };
+            for record in records {
                 let line = match asm.push(kind, record) {
                     Ok(Some(l)) => l,
                     Ok(None) => continue,
@@ -197,16 +204,14 @@ impl Tailer {
                     truncated.inc();
                 }
                 let level = parse_level(&line.text);
-                by_level
-                    .entry(level)
-                    .or_insert_with(|| {
+                by_level[level as usize]
+                    .get_or_insert_with(|| {
                         let labels = LogMetrics::level(&self.meta.name, level);
                         self.metrics.lines_by_level.get_or_create(&labels).clone()
                     })
                     .inc();
-                let labels = label_cache
-                    .entry((line.stream, level))
-                    .or_insert_with(|| {
+                let labels = label_cache[line.stream as usize][level as usize]
+                    .get_or_insert_with(|| {
                         render_labels(&[
                             ("job", &job),
                             ("host", &self.host),
@@ -221,13 +226,18 @@ impl Tailer {
                 // Each entry also costs its bookkeeping, so empty lines cannot pile up for free.
                 let want = (line.text.len() + ENTRY_OVERHEAD).min(self.settings.buffer_max_bytes);
                 // Blocks here while the buffer is full (Loki down or slow): Docker keeps the
-                // rest in the container's log file.
-                let permit = tokio::select! {
-                    _ = token.cancelled() => break 'read StopReason::Cancelled,
-                    p = self.buffer.clone().acquire_many_owned(want as u32) => match p {
-                        Ok(p) => p,
-                        // Only closed when the shipper is going away.
-                        Err(_) => break 'read StopReason::ChannelClosed,
+                // rest in the container's log file. Room is mostly there: taken at once
+                // then, without a future and a select per line.
+                let permit = match self.buffer.clone().try_acquire_many_owned(want as u32) {
+                    Ok(p) => p,
+                    Err(TryAcquireError::Closed) => break 'read StopReason::ChannelClosed,
+                    Err(TryAcquireError::NoPermits) => tokio::select! {
+                        _ = &mut cancelled => break 'read StopReason::Cancelled,
+                        p = self.buffer.clone().acquire_many_owned(want as u32) => match p {
+                            Ok(p) => p,
+                            // Only closed when the shipper is going away.
+                            Err(_) => break 'read StopReason::ChannelClosed,
+                        },
                     },
                 };
                 self.in_flight

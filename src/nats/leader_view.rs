@@ -1156,7 +1156,10 @@ mod tests {
         assert_eq!(get(&out, "nats_stream_messages"), Some(8.0));
         assert_eq!(consumer(&out, "nats_consumer_num_pending"), Some(4.0));
         assert_eq!(
-            out.get("nats_stream_messages", &[("stream", "ONE"), ("consumer", "c")]),
+            out.get(
+                "nats_stream_messages",
+                &[("stream", "ONE"), ("consumer", "c")]
+            ),
             None,
             "a consumer's samples are not the stream's"
         );
