@@ -379,10 +379,8 @@ async fn main() {
         (ceil_cpu + ceil_dockerd) / ceil_wall.as_secs_f64(),
         (tp_cpu + recv_cpu + tp_dockerd) / tp_wall.as_secs_f64()
     );
-    println!(
-        "| natsmon CPU per million lines | {:.2} s |",
-        tp_cpu / (total_lines as f64 / 1e6)
-    );
+    let cpu_per_m = tp_cpu / (total_lines as f64 / 1e6);
+    println!("| natsmon CPU per million lines | {cpu_per_m:.2} s |");
     println!("| natsmon RSS: peak during throughput / after | {tp_hwm:.1} MiB / {tp_rss:.1} MiB |");
     println!("| latency at {achieved_rate:.0} lines/s: p50 / p99 | {p50:.0} ms / {p99:.0} ms |");
     println!(
@@ -396,9 +394,20 @@ async fn main() {
     println!("Targets:");
     let pass = |ok: bool| if ok { "PASS" } else { "MISS" };
     println!(
-        "- throughput >= 80% of the dockerd ceiling: {:.0}% — {}",
+        "- steady throughput >= 85% of the dockerd ceiling (issue 11): {:.0}% — {}",
+        100.0 * steady_per_s / ceil_per_s,
+        pass(steady_per_s >= 0.85 * ceil_per_s)
+    );
+    // Start to last line also holds the last partial batch's wait (`--batch-max-wait`),
+    // a constant of latency that the ceiling reader does not have.
+    println!(
+        "- throughput start to last line >= 80% of the dockerd ceiling: {:.0}% — {} (includes the last batch's wait)",
         100.0 * lines_per_s / ceil_per_s,
         pass(lines_per_s >= 0.8 * ceil_per_s)
+    );
+    println!(
+        "- natsmon CPU <= 5 s per million lines (issue 11): {cpu_per_m:.2} s — {}",
+        pass(cpu_per_m <= 5.0)
     );
     println!(
         "- RSS < 64 MiB steady: {tp_rss:.1} MiB — {}",
