@@ -55,6 +55,7 @@ fn start_log_shipping(
     let status = Arc::new(ShipperStatus::default());
     let buffer = Arc::new(tokio::sync::Semaphore::new(logs.buffer_max_bytes));
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let flush = Arc::new(Notify::new());
     let own_id = crate::logs::container::own_container_id();
     info!(
         loki = %logs.display_url,
@@ -71,6 +72,7 @@ fn start_log_shipping(
         status: status.clone(),
         buffer,
         tx,
+        flush: flush.clone(),
         own_id,
     };
     let batcher = Batcher {
@@ -81,6 +83,7 @@ fn start_log_shipping(
         in_flight,
         status: status.clone(),
         grace,
+        flush,
     };
     tracker.spawn(supervisor.run(token.child_token()));
     tracker.spawn(batcher.run(rx, token.child_token()));

@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
@@ -45,6 +45,8 @@ pub struct Batcher {
     pub status: Arc<ShipperStatus>,
     /// Time allowed to flush after shutdown starts.
     pub grace: Duration,
+    /// A tailer's stream ended: push what is batched once the channel is drained.
+    pub flush: Arc<Notify>,
 }
 
 /// Cap of the backoff between push retries once shutdown has begun: the grace period is
@@ -93,6 +95,9 @@ impl Batcher {
         // batch leaves of them waits here for the next.
         const TAKE: usize = 512;
         let mut taken: Vec<LogEntry> = Vec::with_capacity(TAKE);
+        // A container's stream ended: its last lines are in the channel before the word
+        // arrives, so the batch goes once the channel is drained.
+        let mut flush_asked = false;
         loop {
             let flush_at = oldest.map(|t| t + self.settings.batch_max_wait);
             let closed = if !taken.is_empty() {
@@ -104,6 +109,10 @@ impl Batcher {
                     _ = async { tokio::time::sleep_until(flush_at.unwrap().into()).await }, if flush_at.is_some() => false,
                     _ = token.cancelled(), if flow.deadline.is_none() => {
                         flow.deadline = Some(self.shutdown_deadline());
+                        false
+                    }
+                    _ = self.flush.notified() => {
+                        flush_asked = true;
                         false
                     }
                     _ = tick.tick() => {
@@ -128,7 +137,12 @@ impl Batcher {
                 oldest.get_or_insert_with(Instant::now);
                 batch.extend(taken.drain(..moved));
             }
+            let drained = flush_asked && taken.is_empty() && rx.is_empty();
+            if drained {
+                flush_asked = false;
+            }
             let due = closed
+                || drained
                 || bytes >= self.settings.batch_max_bytes
                 || batch.len() >= self.settings.batch_max_entries
                 || oldest.is_some_and(|t| t.elapsed() >= self.settings.batch_max_wait);

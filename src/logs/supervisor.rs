@@ -20,7 +20,7 @@ use bollard::Docker;
 use bollard::models::ContainerInspectResponse;
 use bollard::query_parameters::{EventsOptions, InspectContainerOptions, ListContainersOptions};
 use futures::StreamExt;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{Notify, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
@@ -52,6 +52,8 @@ pub struct Supervisor {
     pub status: Arc<ShipperStatus>,
     pub buffer: Arc<Semaphore>,
     pub tx: mpsc::UnboundedSender<LogEntry>,
+    /// Handed to every tailer: see `Tailer::flush`.
+    pub flush: Arc<Notify>,
     pub own_id: Option<String>,
 }
 
@@ -513,6 +515,7 @@ impl Supervisor {
             in_flight: self.in_flight.clone(),
             buffer: self.buffer.clone(),
             tx: self.tx.clone(),
+            flush: self.flush.clone(),
         };
         let done = st.done_tx.clone();
         st.tracker.spawn(async move {

@@ -9,7 +9,7 @@ use bollard::Docker;
 use bollard::container::LogOutput;
 use bollard::query_parameters::LogsOptions;
 use futures::StreamExt;
-use tokio::sync::{Semaphore, TryAcquireError, mpsc};
+use tokio::sync::{Notify, Semaphore, TryAcquireError, mpsc};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
@@ -105,6 +105,10 @@ pub struct Tailer {
     pub in_flight: Arc<InFlight>,
     pub buffer: Arc<Semaphore>,
     pub tx: mpsc::UnboundedSender<LogEntry>,
+    /// Told when Docker ends the stream after new lines: the container stopped, and
+    /// its last lines (often the reason it stopped) go to Loki at once instead of
+    /// waiting out the batch.
+    pub flush: Arc<Notify>,
 }
 
 impl Tailer {
@@ -254,6 +258,9 @@ impl Tailer {
                 }
             }
         };
+        if reason == StopReason::StreamEnded && read_any {
+            self.flush.notify_one();
+        }
         debug!(container = %self.meta.name, reason = reason.reason(), "Tailer stopped.");
         TailerExit {
             reason,

@@ -526,3 +526,32 @@ async fn json_format_413_split_auth_and_graceful_shutdown() {
         "checkpoint saved for the container: {positions}"
     );
 }
+
+/// A container that stops has its last lines (often why it stopped) pushed when its log
+/// stream ends, not after the batch wait: with a 30 s wait they arrive within seconds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_stopped_containers_last_lines_go_at_once_not_after_the_batch_wait() {
+    let _d = docker::dockerd_shared();
+    let sh = ShipperSetup::start("lastlines").await;
+    let mut a = sh.natsmon_args(&[]);
+    let i = a
+        .iter()
+        .position(|x| x == "--batch-max-wait")
+        .expect("the shipper flags set a batch wait");
+    a[i + 1] = "30s".into();
+    let nm = Natsmon::start(&a).await;
+    let c = Container::run(
+        &sh.name("last"),
+        &[],
+        &docker::as_strs(&docker::log_generator_cmd(5, "last words", 200)),
+    );
+    c.wait_exit(Duration::from_secs(30));
+    let stopped = Instant::now();
+    wait_lines(&sh.loki, &c, 5, Duration::from_secs(10)).await;
+    eprintln!(
+        "[last lines] in Loki {:?} after the container stopped",
+        stopped.elapsed()
+    );
+    assert_exactly_once(&sh.loki.entries(), &c);
+    drop(nm);
+}
