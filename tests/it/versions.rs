@@ -36,7 +36,10 @@ async fn sweep_one(version: &str, bin: std::path::PathBuf, read_leaders: bool) {
     let exp = tokio::time::timeout(
         Duration::from_secs(35),
         wait_for(&base, Duration::from_secs(30), |e| {
+            // Healthy too: a replica just written to reports "catching up" on
+            // /healthz?details=true for a moment on a loaded machine.
             e.sum("nats_up", &[]) == 3.0
+                && e.sum("nats_healthz_ok", &[]) == 3.0
                 && raft_settled(e)
                 && e.get("nats_stream_messages", &s) == Some(50.0)
                 && e.get("nats_consumer_num_pending", &c) == Some(30.0)
