@@ -177,13 +177,17 @@ impl Tailer {
                 Some(Ok(LogOutput::Console { message })) => (StreamKind::Stdout, message, true),
                 Some(Ok(LogOutput::StdIn { .. })) => continue,
             };
-            // Only a TTY's raw stream can hold several records in one item.
-            let records = if tty {
-                Assembler::split_tty(&message)
+            // Only a TTY's raw stream can hold several records in one item; any other
+            // item is one record, taken as it is (no vector per line).
+            let split;
+            let whole = &message[..];
+            let records: &[&[u8]] = if tty {
+                split = Assembler::split_tty(whole);
+                &split
             } else {
-                vec![&message[..]]
+                std::slice::from_ref(&whole)
             };
-            for record in records {
+            for &record in records {
                 let line = match asm.push(kind, record) {
                     Ok(Some(l)) => l,
                     Ok(None) => continue,

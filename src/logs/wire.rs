@@ -137,29 +137,38 @@ fn encode_protobuf(streams: &[StreamRef<'_>]) -> Vec<u8> {
                 .map(|(k, v)| message_len(3, pair_len(k, v)))
                 .sum::<usize>()
     }
-    fn stream_len(s: &StreamRef<'_>) -> usize {
-        bytes_len(1, s.labels.as_bytes())
-            + s.entries
-                .iter()
-                .map(|e| message_len(2, entry_len(e)))
-                .sum::<usize>()
+    /// A length-delimited field's key and length; its body follows.
+    fn header(tag: u32, len: usize, buf: &mut Vec<u8>) {
+        encode_key(tag, WireType::LengthDelimited, buf);
+        encode_varint(len as u64, buf);
     }
 
-    // A length-delimited field is written after its length: each stream's is measured
-    // once, and each entry's when it is written.
-    let stream_lens: Vec<usize> = streams.iter().map(stream_len).collect();
+    // A length-delimited field is written after its length: each entry's is measured
+    // once, and a stream's is the sum of its entries'.
+    let entry_lens: Vec<usize> = streams
+        .iter()
+        .flat_map(|s| s.entries.iter().map(entry_len))
+        .collect();
+    let mut at = 0;
+    let stream_lens: Vec<usize> = streams
+        .iter()
+        .map(|s| {
+            let mine = &entry_lens[at..at + s.entries.len()];
+            at += s.entries.len();
+            bytes_len(1, s.labels.as_bytes())
+                + mine.iter().map(|n| message_len(2, *n)).sum::<usize>()
+        })
+        .collect();
+    let mut entry_lens = entry_lens.into_iter();
     let total: usize = stream_lens.iter().map(|n| message_len(1, *n)).sum();
     let mut buf = Vec::with_capacity(total);
     for (s, len) in streams.iter().zip(stream_lens) {
-        encode_key(1, WireType::LengthDelimited, &mut buf);
-        encode_varint(len as u64, &mut buf);
+        header(1, len, &mut buf);
         bytes_field(1, s.labels.as_bytes(), &mut buf);
-        for e in &s.entries {
-            encode_key(2, WireType::LengthDelimited, &mut buf);
-            encode_varint(entry_len(e) as u64, &mut buf);
+        for (e, len) in s.entries.iter().zip(&mut entry_lens) {
+            header(2, len, &mut buf);
             let t = Timestamp::from_unix_nanos(e.ts_ns);
-            encode_key(1, WireType::LengthDelimited, &mut buf);
-            encode_varint(timestamp_len(&t) as u64, &mut buf);
+            header(1, timestamp_len(&t), &mut buf);
             if t.seconds != 0 {
                 encode_key(1, WireType::Varint, &mut buf);
                 encode_varint(t.seconds as u64, &mut buf);
@@ -170,8 +179,7 @@ fn encode_protobuf(streams: &[StreamRef<'_>]) -> Vec<u8> {
             }
             bytes_field(2, e.line.as_bytes(), &mut buf);
             for (k, v) in &e.metadata {
-                encode_key(3, WireType::LengthDelimited, &mut buf);
-                encode_varint(pair_len(k, v) as u64, &mut buf);
+                header(3, pair_len(k, v), &mut buf);
                 bytes_field(1, k.as_bytes(), &mut buf);
                 bytes_field(2, v.as_bytes(), &mut buf);
             }

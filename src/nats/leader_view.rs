@@ -413,18 +413,11 @@ fn emit_unavailable(
     if !absence.quiet.is_empty() {
         let quiet = &absence.quiet;
         out.carry(&memory.last, |labels| {
-            let value = |k: &str| {
-                labels
-                    .iter()
-                    .find(|(lk, _)| *lk == k)
-                    .map(|(_, v)| v.clone())
-            };
-            let mut object: Vec<String> = ["cluster", "account", "stream"]
+            // The object a sample belongs to, by the same label values `quiet` holds.
+            let object = ["cluster", "account", "stream", "consumer"]
                 .into_iter()
-                .filter_map(value)
-                .collect();
-            object.extend(value("consumer"));
-            quiet.contains(&object)
+                .filter_map(|k| labels.iter().find(|(lk, _)| *lk == k).map(|(_, v)| v));
+            quiet.iter().any(|q| q.iter().eq(object.clone()))
         });
     }
     view.streams

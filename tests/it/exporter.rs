@@ -74,11 +74,7 @@ async fn streams_consumers_accounts_and_routes_match_the_cluster() {
     let (client_pending, client_ack_pending) = (info.num_pending, info.num_ack_pending);
     assert_eq!((client_pending, client_ack_pending), (70, 10));
     let stream_info = orders.info().await.unwrap().clone();
-    let leader = stream_info
-        .cluster
-        .as_ref()
-        .and_then(|c| c.leader.clone())
-        .unwrap();
+    let leader = stream_leader(&js, "ORDERS").await;
 
     let nm = Natsmon::start(&natsmon_args(&cluster, ("500ms", "400ms"), &[])).await;
     let exp = wait_for(&nm.base_url(), Duration::from_secs(20), |e| {

@@ -112,16 +112,7 @@ async fn killed_node_goes_down_within_two_polls_and_comes_back() {
     publish_acked(&js, "kv.a", "1", "kv-a-1").await;
     // The node killed is the stream's leader: from 2.10.19 a node's /jsz holds only the
     // streams it leads, so KV is then in no report until the others are read whole.
-    let leader = until_ok("KV's leader", || async {
-        let kv = js.get_stream("KV").await.map_err(|e| e.to_string())?;
-        kv.cached_info()
-            .cluster
-            .as_ref()
-            .and_then(|c| c.leader.clone())
-            .filter(|l| !l.is_empty())
-            .ok_or_else(|| "no leader yet".to_string())
-    })
-    .await;
+    let leader = stream_leader(&js, "KV").await;
     let v = (0..cluster.len())
         .find(|&i| cluster.server_name(i) == leader)
         .expect("KV's leader is a node of the cluster");

@@ -88,7 +88,7 @@ async fn an_r1_stream_on_a_dead_node_stays_visible_as_unavailable() {
     cluster.wait_healthy_all(Duration::from_secs(45)).await;
     let a = connect(&cluster, "a", "a").await;
     let js = jetstream::new(a.clone());
-    let mut single = create_stream(
+    create_stream(
         &js,
         stream::Config {
             name: "SINGLE".into(),
@@ -101,14 +101,7 @@ async fn an_r1_stream_on_a_dead_node_stays_visible_as_unavailable() {
     for i in 0..7 {
         publish_acked(&js, &format!("single.{i}"), "x", &format!("single-{i}")).await;
     }
-    let leader = single
-        .info()
-        .await
-        .unwrap()
-        .cluster
-        .as_ref()
-        .and_then(|c| c.leader.clone())
-        .expect("an R1 stream has a leader");
+    let leader = stream_leader(&js, "SINGLE").await;
     let idx = (0..cluster.len())
         .find(|i| cluster.server_name(*i) == leader)
         .unwrap();

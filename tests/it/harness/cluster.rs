@@ -615,6 +615,22 @@ pub async fn publish_acked(
     .await
 }
 
+/// The server name of stream `name`'s leader, once it has one: a stream's own Raft
+/// group elects a moment after its creation returns (until then a publish finds no
+/// responder, and nothing is stored).
+pub async fn stream_leader(js: &async_nats::jetstream::Context, name: &str) -> String {
+    until_ok(&format!("{name}'s leader"), || async {
+        let s = js.get_stream(name).await.map_err(|e| e.to_string())?;
+        s.cached_info()
+            .cluster
+            .as_ref()
+            .and_then(|c| c.leader.clone())
+            .filter(|l| !l.is_empty())
+            .ok_or_else(|| "no leader yet".to_string())
+    })
+    .await
+}
+
 /// The known JetStream state several tests assert exactly: an R3 stream `ORDERS`
 /// (subjects `orders.>`) with `published` messages, and a durable pull consumer
 /// `billing` that has had `delivered` of them delivered and the first `acked` of those
@@ -644,23 +660,7 @@ pub async fn orders_with_billing(
         ..Default::default()
     };
     let orders = create_stream(js, config).await;
-    // The stream's own Raft group elects after the create returns; until then a
-    // publish finds no responder ("stream not found"), and nothing was stored.
-    let mut orders = orders;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let leader = orders
-            .info()
-            .await
-            .ok()
-            .and_then(|i| i.cluster.as_ref().and_then(|c| c.leader.clone()))
-            .filter(|l| !l.is_empty());
-        if leader.is_some() {
-            break;
-        }
-        assert!(Instant::now() < deadline, "ORDERS elected no leader in 30s");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    stream_leader(js, "ORDERS").await;
     for i in 0..published {
         publish_acked(
             js,

@@ -28,7 +28,8 @@ pub mod shipper;
 
 pub use cluster::{
     CLUSTER_NAME, CLUSTER_START_TIMEOUT, Cluster, GatewayTo, connect, create_stream,
-    nats_server_bin, nats_server_matrix, orders_with_billing, publish_acked, until_ok,
+    nats_server_bin, nats_server_matrix, orders_with_billing, publish_acked, stream_leader,
+    until_ok,
 };
 pub use exposition::{Exposition, promtool_check_metrics, scrape, wait_for};
 pub use http::raw_get;
