@@ -157,6 +157,45 @@ async fn ceiling(containers: &[Container]) -> (usize, usize, Duration, f64) {
     )
 }
 
+/// The same reading with natsmon's own follow-logs reader (`logs::follow`) instead of
+/// bollard: the ceiling for natsmon's way of reading, without everything after it.
+async fn ceiling_own(containers: &[Container]) -> (usize, Duration, f64) {
+    use natsmon::logs::follow::{DockerAddr, LogStream};
+    let tck = clk_tck();
+    let cpu0 = proc_cpu_secs(std::process::id(), tck);
+    let t = Instant::now();
+    let addr = DockerAddr::parse("unix:///var/run/docker.sock");
+    let tasks = containers.iter().map(|c| {
+        let (addr, id) = (addr.clone(), c.id.clone());
+        tokio::spawn(async move {
+            let mut s = LogStream::open(&addr, &id, 0, false)
+                .await
+                .expect("open logs");
+            let mut lines = 0usize;
+            loop {
+                while let Some(r) = s.next_record().expect("read logs") {
+                    lines += r.bytes.iter().filter(|b| **b == b'\n').count();
+                }
+                if !s.fill().await.expect("read logs") {
+                    while let Some(r) = s.next_record().expect("read logs") {
+                        lines += r.bytes.iter().filter(|b| **b == b'\n').count();
+                    }
+                    return lines;
+                }
+            }
+        })
+    });
+    let mut total = 0;
+    for r in futures::future::join_all(tasks).await {
+        total += r.unwrap();
+    }
+    (
+        total,
+        t.elapsed(),
+        proc_cpu_secs(std::process::id(), tck) - cpu0,
+    )
+}
+
 async fn wait_count(
     loki: &LokiReceiver,
     n: usize,
@@ -256,6 +295,14 @@ async fn main() {
         per * n_containers,
         "the ceiling reader saw every line"
     );
+    let d0 = dockerd_cpu();
+    let (own_lines, own_wall, own_cpu) = ceiling_own(&cs).await;
+    let own_dockerd = dockerd_cpu() - d0;
+    assert_eq!(
+        own_lines,
+        per * n_containers,
+        "the own-reader ceiling saw every line"
+    );
     let loki = LokiReceiver::start().await;
     loki.set_count_only(true);
     let state = tempfile::tempdir().unwrap();
@@ -278,6 +325,7 @@ async fn main() {
     drop(cs);
     let lines_per_s = total_lines as f64 / tp_wall.as_secs_f64();
     let ceil_per_s = ceil_lines as f64 / ceil_wall.as_secs_f64();
+    let own_per_s = own_lines as f64 / own_wall.as_secs_f64();
     let line_bytes = ceil_bytes as f64 / ceil_lines as f64;
 
     // --- latency at 1,000 lines/s: Docker's timestamp of a line to the receiver's accept.
@@ -366,7 +414,21 @@ async fn main() {
         ceil_wall.as_secs_f64(),
         ceil_cpu
     );
-    println!("| natsmon / ceiling | {:.2} |", lines_per_s / ceil_per_s);
+    println!(
+        "| bare reader with natsmon's own Docker reader (`logs::follow`) | {own_per_s:.0} lines/s ({:.2} s wall, {:.2} CPU s, dockerd {own_dockerd:.2} CPU s) |",
+        own_wall.as_secs_f64(),
+        own_cpu
+    );
+    println!(
+        "| natsmon / ceiling: start to last line / steady | {:.2} / {:.2} |",
+        lines_per_s / ceil_per_s,
+        steady_per_s / ceil_per_s
+    );
+    println!(
+        "| natsmon / own-reader ceiling: start to last line / steady | {:.2} / {:.2} |",
+        lines_per_s / own_per_s,
+        steady_per_s / own_per_s
+    );
     println!(
         "| Loki receiver (bench process) CPU while natsmon shipped | {recv_cpu:.2} s ({:.2} s per million lines) |",
         recv_cpu / (total_lines as f64 / 1e6)

@@ -13,6 +13,7 @@ pub mod assemble;
 pub mod batch;
 pub mod checkpoint;
 pub mod container;
+pub mod follow;
 pub mod level;
 pub mod metadata;
 pub mod metrics;

@@ -28,6 +28,7 @@ use tracing::{debug, info, warn};
 use super::assemble::Assembler;
 use super::checkpoint::{Checkpoints, Position};
 use super::container::{ContainerMeta, DockerError, connect, selected};
+use super::follow::DockerAddr;
 use super::metrics::{LogMetrics, ReasonLabels};
 use super::rotation;
 use super::status::{ShipperStatus, TailedContainer};
@@ -508,6 +509,7 @@ impl Supervisor {
         self.publish_containers(st);
         let tailer = Tailer {
             docker: docker.clone(),
+            addr: Arc::new(DockerAddr::parse(&self.settings.docker_host)),
             meta,
             host: st.host.clone(),
             settings: self.settings.clone(),

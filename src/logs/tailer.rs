@@ -5,17 +5,14 @@
 
 use std::sync::Arc;
 
-use bollard::Docker;
-use bollard::container::LogOutput;
-use bollard::query_parameters::LogsOptions;
-use futures::StreamExt;
 use tokio::sync::{Notify, Semaphore, TryAcquireError, mpsc};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
-use super::assemble::{Assembler, StreamKind};
+use super::assemble::Assembler;
 use super::checkpoint::Position;
 use super::container::ContainerMeta;
+use super::follow::{DockerAddr, FollowError, LogStream};
 use super::level::{LEVELS, parse_level};
 use super::metrics::{ALERTED_LEVELS, LogMetrics, ReasonLabels};
 use super::wire::render_labels;
@@ -60,15 +57,12 @@ impl StopReason {
         matches!(self, StopReason::StreamEnded | StopReason::StreamError(_))
     }
 
-    fn of_error(e: bollard::errors::Error) -> StopReason {
+    fn of_error(e: FollowError) -> StopReason {
         match e {
-            bollard::errors::Error::DockerResponseServerError {
-                status_code,
-                message,
-            } if (400..500).contains(&status_code) || status_code == 501 => {
-                StopReason::Refused(format!("Docker answered HTTP {status_code}: {message}"))
+            FollowError::Status { status, .. } if (400..500).contains(&status) || status == 501 => {
+                StopReason::Refused(e.to_string())
             }
-            e => StopReason::StreamError(crate::redact::error_chain(&e)),
+            e => StopReason::StreamError(e.to_string()),
         }
     }
 }
@@ -96,7 +90,10 @@ pub struct TailerExit {
 }
 
 pub struct Tailer {
-    pub docker: Docker,
+    /// For the supervisor's calls about this container (inspect, rotation checks).
+    pub docker: bollard::Docker,
+    /// Docker's address: the logs stream has its own connection (see `follow`).
+    pub addr: Arc<DockerAddr>,
     pub meta: Arc<ContainerMeta>,
     /// The `host` label: the Docker daemon's name, or the configured override.
     pub host: Arc<str>,
@@ -122,17 +119,7 @@ impl Tailer {
         token: &CancellationToken,
     ) -> TailerExit {
         let resume = asm.resume_point();
-        let opts = LogsOptions {
-            follow: true,
-            stdout: true,
-            stderr: true,
-            timestamps: true,
-            since: resume
-                .map(|p| p.since_secs().clamp(0, i64::from(i32::MAX)) as i32)
-                .unwrap_or(0),
-            ..Default::default()
-        };
-        let mut stream = self.docker.logs(&self.meta.id, Some(opts));
+        let since = resume.map(|p| p.since_secs().max(0)).unwrap_or(0);
         let job = self.meta.job(&self.settings.default_job);
         // Per line, these are looked up by (stream, level): arrays indexed by the enums,
         // not hash maps, since every line pays for the lookup.
@@ -156,121 +143,151 @@ impl Tailer {
         // (a lock each) every time it was polled.
         let cancelled = token.cancelled();
         tokio::pin!(cancelled);
-        let reason = 'read: loop {
-            let item = tokio::select! {
-                biased;
-                item = stream.next() => item,
-                _ = &mut cancelled => break StopReason::Cancelled,
-            };
-            let (kind, message, tty) = match item {
-                None => break StopReason::StreamEnded,
-                Some(Err(e)) => {
-                    self.metrics
-                        .docker_errors
-                        .get_or_create(&ReasonLabels { reason: "logs" })
-                        .inc();
-                    break StopReason::of_error(e);
+        let mut stream = tokio::select! {
+            biased;
+            _ = &mut cancelled => return self.exit(StopReason::Cancelled, asm, false),
+            s = LogStream::open(&self.addr, &self.meta.id, since, true) => match s {
+                Ok(s) => s,
+                Err(e) => {
+                    self.count_error();
+                    return self.exit(StopReason::of_error(e), asm, false);
                 }
-                Some(Ok(LogOutput::StdOut { message })) => (StreamKind::Stdout, message, false),
-                Some(Ok(LogOutput::StdErr { message })) => (StreamKind::Stderr, message, false),
-                // A TTY container: one raw stream, which is the terminal's stdout.
-                Some(Ok(LogOutput::Console { message })) => (StreamKind::Stdout, message, true),
-                Some(Ok(LogOutput::StdIn { .. })) => continue,
-            };
-            // Only a TTY's raw stream can hold several records in one item; any other
-            // item is one record, taken as it is (no vector per line).
-            let split;
-            let whole = &message[..];
-            let records: &[&[u8]] = if tty {
-                split = Assembler::split_tty(whole);
-                &split
-            } else {
-                std::slice::from_ref(&whole)
-            };
-            for &record in records {
-                let line = match asm.push(kind, record) {
-                    Ok(Some(l)) => l,
-                    Ok(None) => continue,
+            },
+        };
+        let mut over = false;
+        let reason = 'read: loop {
+            // Every whole record already read, then one more read from the socket: at high
+            // rates a read brings many records, at low rates one.
+            loop {
+                let rec = match stream.next_record() {
+                    Ok(Some(rec)) => rec,
+                    Ok(None) => break,
                     Err(e) => {
-                        self.metrics
-                            .lines_dropped
-                            .get_or_create(&ReasonLabels {
-                                reason: "no_timestamp",
-                            })
-                            .inc();
-                        debug!(container = %self.meta.name, error = %e, "Skipping a log record.");
-                        continue;
+                        self.count_error();
+                        break 'read StopReason::of_error(e);
                     }
                 };
-                if !read_any && recovering {
-                    info!(container = %self.meta.name, "Container log stream recovered.");
-                }
-                read_any = true;
-                lines_read.inc();
-                bytes_read.inc_by(line.bytes as u64);
-                if line.truncated {
-                    truncated.inc();
-                }
-                let level = parse_level(&line.text);
-                by_level[level as usize]
-                    .get_or_insert_with(|| {
-                        let labels = LogMetrics::level(&self.meta.name, level);
-                        self.metrics.lines_by_level.get_or_create(&labels).clone()
-                    })
-                    .inc();
-                let labels = label_cache[line.stream as usize][level as usize]
-                    .get_or_insert_with(|| {
-                        render_labels(&[
-                            ("job", &job),
-                            ("host", &self.host),
-                            ("container_name", &self.meta.name),
-                            ("service", self.meta.service()),
-                            ("stream", line.stream.as_str()),
-                            ("log_level", level.as_str()),
-                        ])
-                        .into()
-                    })
-                    .clone();
-                // Each entry also costs its bookkeeping, so empty lines cannot pile up for free.
-                let want = (line.text.len() + ENTRY_OVERHEAD).min(self.settings.buffer_max_bytes);
-                // Blocks here while the buffer is full (Loki down or slow): Docker keeps the
-                // rest in the container's log file. Room is mostly there: taken at once
-                // then, without a future and a select per line.
-                let permit = match self.buffer.clone().try_acquire_many_owned(want as u32) {
-                    Ok(p) => p,
-                    Err(TryAcquireError::Closed) => break 'read StopReason::ChannelClosed,
-                    Err(TryAcquireError::NoPermits) => tokio::select! {
-                        _ = &mut cancelled => break 'read StopReason::Cancelled,
-                        p = self.buffer.clone().acquire_many_owned(want as u32) => match p {
-                            Ok(p) => p,
-                            // Only closed when the shipper is going away.
-                            Err(_) => break 'read StopReason::ChannelClosed,
-                        },
-                    },
+                // Only a TTY's raw stream can hold several records in one item; any other
+                // item is one record, taken as it is (no vector per line).
+                let split;
+                let records: &[&[u8]] = if rec.tty {
+                    split = Assembler::split_tty(rec.bytes);
+                    &split
+                } else {
+                    std::slice::from_ref(&rec.bytes)
                 };
-                self.in_flight
-                    .read(&self.meta.id, &self.meta.name, line.ts_ns, want);
-                let entry = LogEntry::new(
-                    self.meta.id.clone(),
-                    self.meta.name.clone(),
-                    labels,
-                    line,
-                    permit,
-                );
-                if self.tx.send(entry).is_err() {
-                    break 'read StopReason::ChannelClosed;
+                let kind = rec.kind;
+                for &record in records {
+                    let line = match asm.push(kind, record) {
+                        Ok(Some(l)) => l,
+                        Ok(None) => continue,
+                        Err(e) => {
+                            self.metrics
+                                .lines_dropped
+                                .get_or_create(&ReasonLabels {
+                                    reason: "no_timestamp",
+                                })
+                                .inc();
+                            debug!(container = %self.meta.name, error = %e, "Skipping a log record.");
+                            continue;
+                        }
+                    };
+                    if !read_any && recovering {
+                        info!(container = %self.meta.name, "Container log stream recovered.");
+                    }
+                    read_any = true;
+                    lines_read.inc();
+                    bytes_read.inc_by(line.bytes as u64);
+                    if line.truncated {
+                        truncated.inc();
+                    }
+                    let level = parse_level(&line.text);
+                    by_level[level as usize]
+                        .get_or_insert_with(|| {
+                            let labels = LogMetrics::level(&self.meta.name, level);
+                            self.metrics.lines_by_level.get_or_create(&labels).clone()
+                        })
+                        .inc();
+                    let labels = label_cache[line.stream as usize][level as usize]
+                        .get_or_insert_with(|| {
+                            render_labels(&[
+                                ("job", &job),
+                                ("host", &self.host),
+                                ("container_name", &self.meta.name),
+                                ("service", self.meta.service()),
+                                ("stream", line.stream.as_str()),
+                                ("log_level", level.as_str()),
+                            ])
+                            .into()
+                        })
+                        .clone();
+                    // Each entry also costs its bookkeeping, so empty lines cannot pile up for free.
+                    let want =
+                        (line.text.len() + ENTRY_OVERHEAD).min(self.settings.buffer_max_bytes);
+                    // Blocks here while the buffer is full (Loki down or slow): Docker keeps the
+                    // rest in the container's log file. Room is mostly there: taken at once
+                    // then, without a future and a select per line.
+                    let permit = match self.buffer.clone().try_acquire_many_owned(want as u32) {
+                        Ok(p) => p,
+                        Err(TryAcquireError::Closed) => break 'read StopReason::ChannelClosed,
+                        Err(TryAcquireError::NoPermits) => tokio::select! {
+                            _ = &mut cancelled => break 'read StopReason::Cancelled,
+                            p = self.buffer.clone().acquire_many_owned(want as u32) => match p {
+                                Ok(p) => p,
+                                // Only closed when the shipper is going away.
+                                Err(_) => break 'read StopReason::ChannelClosed,
+                            },
+                        },
+                    };
+                    self.in_flight
+                        .read(&self.meta.id, &self.meta.name, line.ts_ns, want);
+                    let entry = LogEntry::new(
+                        self.meta.id.clone(),
+                        self.meta.name.clone(),
+                        labels,
+                        line,
+                        permit,
+                    );
+                    if self.tx.send(entry).is_err() {
+                        break 'read StopReason::ChannelClosed;
+                    }
                 }
+            }
+            if over {
+                break StopReason::StreamEnded;
+            }
+            tokio::select! {
+                biased;
+                _ = &mut cancelled => break StopReason::Cancelled,
+                more = stream.fill() => match more {
+                    Ok(more) => over = !more,
+                    Err(e) => {
+                        self.count_error();
+                        break StopReason::of_error(e);
+                    }
+                },
             }
         };
         if reason == StopReason::StreamEnded && read_any {
             self.flush.notify_one();
         }
+        self.exit(reason, asm, read_any)
+    }
+
+    fn exit(&self, reason: StopReason, asm: &Assembler, read_any: bool) -> TailerExit {
         debug!(container = %self.meta.name, reason = reason.reason(), "Tailer stopped.");
         TailerExit {
             reason,
             last_read: asm.resume_point(),
             read_any,
         }
+    }
+
+    fn count_error(&self) {
+        self.metrics
+            .docker_errors
+            .get_or_create(&ReasonLabels { reason: "logs" })
+            .inc();
     }
 }
 
@@ -290,8 +307,8 @@ mod tests {
 
     #[test]
     fn docker_refusals_are_told_apart_from_broken_streams() {
-        let answer = |status_code| bollard::errors::Error::DockerResponseServerError {
-            status_code,
+        let answer = |status| FollowError::Status {
+            status,
             message: "no".into(),
         };
         assert!(matches!(
@@ -306,9 +323,7 @@ mod tests {
             StopReason::of_error(answer(500)),
             StopReason::StreamError(_)
         ));
-        let cut = bollard::errors::Error::IOError {
-            err: std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset"),
-        };
-        assert!(StopReason::of_error(cut).unasked());
+        assert!(StopReason::of_error(FollowError::Io("reset".into())).unasked());
+        assert!(StopReason::of_error(FollowError::Connect("refused".into())).unasked());
     }
 }
