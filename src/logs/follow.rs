@@ -50,7 +50,16 @@ impl DockerAddr {
             Some(rest) => {
                 let authority = rest.split('/').next().unwrap_or(rest);
                 let authority = authority.rsplit('@').next().unwrap_or(authority);
-                DockerAddr::Tcp(authority.to_string())
+                // Docker's plain-HTTP port when none is given, as its own clients take it.
+                if authority
+                    .rsplit(']')
+                    .next()
+                    .is_some_and(|h| !h.contains(':'))
+                {
+                    DockerAddr::Tcp(format!("{authority}:2375"))
+                } else {
+                    DockerAddr::Tcp(authority.to_string())
+                }
             }
             None => DockerAddr::Unix(host.strip_prefix("unix://").unwrap_or(host).into()),
         }
@@ -71,6 +80,10 @@ pub enum FollowError {
     Malformed(&'static str),
     #[error("Docker did not answer within {0:?}")]
     Timeout(Duration),
+    /// Docker's own error inside the stream (a system-error frame), e.g. a log file it
+    /// cannot read.
+    #[error("Docker reported in the log stream: {0}")]
+    Docker(String),
 }
 
 /// One record of the stream: Docker's timestamp, a space, and the text.
@@ -108,7 +121,7 @@ enum Framing {
     /// Docker said `application/vnd.docker.raw-stream`: a TTY container.
     Raw,
     /// Anything else: each record is told by its first byte, as Docker's own clients do.
-    /// Timestamps are on, so a raw record starts with a digit and a frame with 0, 1 or 2.
+    /// Timestamps are on, so a raw record starts with a digit and a frame with 0 to 3.
     Sniff,
 }
 
@@ -121,6 +134,8 @@ pub struct LogStream {
     /// The body, not yet taken as records.
     body: Vec<u8>,
     body_pos: usize,
+    /// How far past `body_pos` a raw record's newline has been looked for already.
+    scanned: usize,
     transfer: Transfer,
     framing: Framing,
     /// The connection is closed.
@@ -175,6 +190,7 @@ impl LogStream {
             raw_pos: 0,
             body: Vec::with_capacity(READ_SIZE),
             body_pos: 0,
+            scanned: 0,
             transfer: Transfer::UntilClose,
             framing: Framing::Sniff,
             closed: false,
@@ -274,6 +290,7 @@ impl LogStream {
         if self.raw_pos == self.raw.len() {
             self.raw.clear();
             self.raw_pos = 0;
+            self.raw.shrink_to(4 * READ_SIZE);
         } else if self.raw_pos > 0 {
             self.raw.drain(..self.raw_pos);
             self.raw_pos = 0;
@@ -299,6 +316,8 @@ impl LogStream {
         if self.body_pos == self.body.len() {
             self.body.clear();
             self.body_pos = 0;
+            // One long record must not keep its room for the life of the stream.
+            self.body.shrink_to(4 * READ_SIZE);
         } else if self.body_pos > 0 {
             self.body.drain(..self.body_pos);
             self.body_pos = 0;
@@ -392,8 +411,8 @@ impl LogStream {
         }
     }
 
-    /// The next whole record held, if any. Records of the stdin stream and Docker's own
-    /// system-error frames are passed over.
+    /// The next whole record held, if any. Records of the stdin stream are passed over;
+    /// Docker's own system-error frame is an error carrying its text.
     pub fn next_record(&mut self) -> Result<Option<Record<'_>>, FollowError> {
         let over = self.closed || self.transfer == Transfer::Done;
         loop {
@@ -401,7 +420,7 @@ impl LogStream {
             if b.is_empty() {
                 return Ok(None);
             }
-            if self.framing == Framing::Sniff && b[0] <= 2 {
+            if self.framing == Framing::Sniff && b[0] <= 3 {
                 if b.len() < 8 && over {
                     return Err(FollowError::Malformed("stream ended inside a frame"));
                 }
@@ -423,6 +442,10 @@ impl LogStream {
                 let kind = match b[0] {
                     1 => StreamKind::Stdout,
                     2 => StreamKind::Stderr,
+                    3 => {
+                        let text = String::from_utf8_lossy(&self.body[start..start + len]);
+                        return Err(FollowError::Docker(text.trim().chars().take(300).collect()));
+                    }
                     _ => continue,
                 };
                 return Ok(Some(Record {
@@ -431,11 +454,20 @@ impl LogStream {
                     tty: false,
                 }));
             }
-            let len = match b.iter().position(|c| *c == b'\n') {
-                Some(nl) => nl + 1,
-                None if over || b.len() >= MAX_RAW_RECORD => b.len(),
-                None => return Ok(None),
+            let from = self.scanned.min(b.len());
+            let len = match b[from..].iter().position(|c| *c == b'\n') {
+                Some(nl) => from + nl + 1,
+                None if over => b.len(),
+                // Docker splits a long TTY line into records of 16 KiB, each with its own
+                // timestamp and no newline between: cut before the last of them, so the
+                // assembler sees whole records and rejoins them.
+                None if b.len() >= MAX_RAW_RECORD => last_record_start(b).unwrap_or(b.len()),
+                None => {
+                    self.scanned = b.len();
+                    return Ok(None);
+                }
             };
+            self.scanned = 0;
             let start = self.body_pos;
             self.body_pos += len;
             return Ok(Some(Record {
@@ -445,6 +477,21 @@ impl LogStream {
             }));
         }
     }
+}
+
+/// Where the last record of an unbroken run of raw records starts: a timestamp
+/// (`2026-12-03T...`) right after a record's end, never at 0.
+fn last_record_start(b: &[u8]) -> Option<usize> {
+    let looks = |t: &[u8]| {
+        t.len() >= 11
+            && t[..4].iter().all(u8::is_ascii_digit)
+            && t[4] == b'-'
+            && t[5..7].iter().all(u8::is_ascii_digit)
+            && t[7] == b'-'
+            && t[8..10].iter().all(u8::is_ascii_digit)
+            && t[10] == b'T'
+    };
+    (1..b.len()).rev().find(|&i| looks(&b[i..]))
 }
 
 #[cfg(test)]
@@ -470,6 +517,7 @@ mod tests {
             raw_pos: 0,
             body: Vec::new(),
             body_pos: 0,
+            scanned: 0,
             transfer: Transfer::UntilClose,
             framing: Framing::Sniff,
             closed: false,
@@ -631,6 +679,55 @@ mod tests {
         assert_eq!(
             end,
             Err("Docker's log stream is malformed: answer head".into())
+        );
+    }
+
+    #[tokio::test]
+    async fn dockers_own_error_frame_ends_the_stream_with_its_text() {
+        let answer = chunked(
+            "",
+            &[
+                frame(1, A),
+                frame(3, "Error grabbing logs: unexpected EOF\n"),
+            ],
+        );
+        let (got, end) = records(answer, 64).await;
+        assert_eq!(got, vec![(StreamKind::Stdout, A.into(), false)]);
+        assert_eq!(
+            end,
+            Err("Docker reported in the log stream: Error grabbing logs: unexpected EOF".into())
+        );
+    }
+
+    #[tokio::test]
+    async fn a_tty_line_without_newline_is_cut_only_between_dockers_records() {
+        // A TTY line of 5 MiB arrives as Docker's 16 KiB records, each with a timestamp
+        // and none ending in a newline but the last.
+        let piece = |i: usize| format!("2026-12-03T10:00:00.{i:09}Z {}", "x".repeat(16 * 1024));
+        let n = 5 * 1024 / 16;
+        let mut text: String = (0..n).map(piece).collect();
+        text.push('\n');
+        let answer = chunked(
+            "Content-Type: application/vnd.docker.raw-stream\r\n",
+            &[text.clone().into_bytes()],
+        );
+        let (got, end) = records(answer, 65536).await;
+        assert_eq!(end, Ok(()));
+        assert!(
+            got.len() >= 2,
+            "the line was cut into {} records",
+            got.len()
+        );
+        for (_, r, _) in &got {
+            assert!(
+                r.starts_with("2026-12-03T10:00:00."),
+                "a cut inside a record: {}",
+                &r[..40]
+            );
+        }
+        assert_eq!(
+            got.iter().map(|(_, r, _)| r.as_str()).collect::<String>(),
+            text
         );
     }
 

@@ -40,8 +40,10 @@ pub struct LogEntry {
     /// The Loki stream's label text.
     pub labels: Arc<str>,
     pub line: Line,
-    /// Buffer space this line occupies until it is acknowledged or dropped.
-    _permit: OwnedSemaphorePermit,
+    /// Buffer space this line occupies until it is acknowledged or dropped. None only for
+    /// the one line a tailer had already read when it was stopped while waiting for room:
+    /// it goes on without, so that a restarted tailer, resuming after it, loses nothing.
+    _permit: Option<OwnedSemaphorePermit>,
 }
 
 impl LogEntry {
@@ -50,7 +52,7 @@ impl LogEntry {
         container_name: Arc<str>,
         labels: Arc<str>,
         line: Line,
-        permit: OwnedSemaphorePermit,
+        permit: Option<OwnedSemaphorePermit>,
     ) -> LogEntry {
         LogEntry {
             container_id,

@@ -227,13 +227,20 @@ impl Tailer {
                     // Blocks here while the buffer is full (Loki down or slow): Docker keeps the
                     // rest in the container's log file. Room is mostly there: taken at once
                     // then, without a future and a select per line.
+                    // Stopped while waiting (a rename restarts the tailer, resuming after
+                    // the last record read), the line already read goes on without room:
+                    // one line over the bound, rather than one line lost.
+                    let mut stopped = false;
                     let permit = match self.buffer.clone().try_acquire_many_owned(want as u32) {
-                        Ok(p) => p,
+                        Ok(p) => Some(p),
                         Err(TryAcquireError::Closed) => break 'read StopReason::ChannelClosed,
                         Err(TryAcquireError::NoPermits) => tokio::select! {
-                            _ = &mut cancelled => break 'read StopReason::Cancelled,
+                            _ = &mut cancelled => {
+                                stopped = true;
+                                None
+                            }
                             p = self.buffer.clone().acquire_many_owned(want as u32) => match p {
-                                Ok(p) => p,
+                                Ok(p) => Some(p),
                                 // Only closed when the shipper is going away.
                                 Err(_) => break 'read StopReason::ChannelClosed,
                             },
@@ -250,6 +257,9 @@ impl Tailer {
                     );
                     if self.tx.send(entry).is_err() {
                         break 'read StopReason::ChannelClosed;
+                    }
+                    if stopped {
+                        break 'read StopReason::Cancelled;
                     }
                 }
             }

@@ -7,7 +7,9 @@ use std::time::Duration;
 use crate::harness::docker::{self, Container};
 use crate::harness::docker_proxy::DockerProxy;
 use crate::harness::loki::Mode;
-use crate::harness::shipper::{ShipperSetup, assert_exactly_once, wait_lines};
+use crate::harness::shipper::{
+    ShipperSetup, assert_exactly_once, assert_exactly_once_as, docker_truth, wait_lines,
+};
 use crate::harness::{Natsmon, scrape, wait_for};
 
 /// Lines each container of the stream-cut test writes.
@@ -144,4 +146,76 @@ async fn buffered_bytes_rise_and_fall() {
     .await;
     assert_eq!(after.get("natsmon_logs_loki_up", &[]), Some(1.0));
     assert_exactly_once(&sh.loki.entries(), &c);
+}
+
+/// Lines of the rename-while-full test: several times what the small buffer holds.
+const RENAME_LINES: usize = 1500;
+
+/// A container renamed while its tailer waits for buffer room (Loki refusing): the old
+/// tailer is stopped with a line already read, and the new one resumes after that line.
+/// The line must go on, not be lost between the two.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_rename_while_the_buffer_is_full_loses_no_line() {
+    let _d = docker::dockerd_shared();
+    let sh = ShipperSetup::start("renfull").await;
+    sh.loki.set_mode(Mode::Status(503));
+    let nm = Natsmon::start(&sh.natsmon_args(&[
+        "--buffer-max-bytes",
+        "65536",
+        "--max-line-bytes",
+        "16384",
+    ]))
+    .await;
+    let script = format!(
+        "i=1; while [ $i -le {RENAME_LINES} ]; do echo \"renamed line $i\"; i=$((i + 1)); done; exec sleep 3600"
+    );
+    let c = Container::run(&sh.name("before"), &[], &["/bin/sh", "-c", &script]);
+    let old = c.name.clone();
+    // Full: the tailer has read a line and waits for room for it.
+    wait_for(&nm.base_url(), Duration::from_secs(30), |e| {
+        e.get("natsmon_logs_buffered_bytes", &[])
+            .is_some_and(|v| v > 60000.0)
+    })
+    .await;
+    let new = sh.name("after");
+    docker::docker(&["rename", &c.id, &new]);
+    // The new tailer has started (and waits for room in its turn).
+    wait_for(&nm.base_url(), Duration::from_secs(30), |e| {
+        e.all("natsmon_logs_lines_read_total")
+            .iter()
+            .any(|s| s.label("container") == Some(new.as_str()))
+    })
+    .await;
+    sh.loki.set_mode(Mode::Accept);
+    // Both names' lines, as one container's.
+    let as_old = || -> Vec<_> {
+        sh.loki
+            .entries()
+            .into_iter()
+            .filter(|e| matches!(e.label("container_name"), Some(n) if n == old || n == new))
+            .map(|mut e| {
+                e.labels.insert("container_name".into(), old.clone());
+                e
+            })
+            .collect()
+    };
+    let t = std::time::Instant::now();
+    while as_old().len() < RENAME_LINES && t.elapsed() < Duration::from_secs(40) {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let got = as_old();
+    assert!(
+        got.iter()
+            .any(|e| e.label("container_name") == Some(old.as_str())),
+        "no line under either name"
+    );
+    assert!(
+        sh.loki
+            .entries()
+            .iter()
+            .any(|e| e.label("container_name") == Some(new.as_str())),
+        "no line under the new name: the rename did not restart the tailer mid-stream"
+    );
+    assert_exactly_once_as(&got, &old, &docker_truth(&c));
 }
