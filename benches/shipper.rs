@@ -171,17 +171,15 @@ async fn ceiling_own(containers: &[Container]) -> (usize, Duration, f64) {
             let mut s = LogStream::open(&addr, &id, 0, false)
                 .await
                 .expect("open logs");
-            let mut lines = 0usize;
+            let (mut lines, mut more) = (0usize, true);
             loop {
                 while let Some(r) = s.next_record().expect("read logs") {
                     lines += r.bytes.iter().filter(|b| **b == b'\n').count();
                 }
-                if !s.fill().await.expect("read logs") {
-                    while let Some(r) = s.next_record().expect("read logs") {
-                        lines += r.bytes.iter().filter(|b| **b == b'\n').count();
-                    }
+                if !more {
                     return lines;
                 }
+                more = s.fill().await.expect("read logs");
             }
         })
     });

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use bollard::Docker;
 use bollard::models::ContainerInspectResponse;
 
+use super::follow::DockerAddr;
 use crate::config::LogSettings;
 use crate::config::logs::glob_match;
 use crate::redact::error_chain;
@@ -165,25 +166,23 @@ pub fn own_container_id() -> Option<String> {
 /// at the first call. A unix socket is looked at first, so that a missing one is
 /// reported with the OS's reason rather than bollard's bare "Socket not found".
 pub fn connect(host: &str) -> Result<Docker, DockerError> {
-    let is_http = host.starts_with("tcp://") || host.starts_with("http://");
-    if !is_http {
-        let path = host.strip_prefix("unix://").unwrap_or(host);
-        if let Err(e) = std::fs::metadata(path) {
-            return Err(DockerError::Connect {
-                host: crate::redact::redact_url(host),
-                error: error_chain(&e),
-            });
+    let r = match DockerAddr::parse(host) {
+        DockerAddr::Unix(path) => {
+            if let Err(e) = std::fs::metadata(&path) {
+                return Err(DockerError::Connect {
+                    host: crate::redact::redact_url(host),
+                    error: error_chain(&e),
+                });
+            }
+            Docker::connect_with_unix(&path.to_string_lossy(), 120, bollard::API_DEFAULT_VERSION)
         }
-    }
-    let r = if is_http {
-        Docker::connect_with_http(
+        // bollard is given the address as written (its own reading of it), only with
+        // the scheme it knows.
+        DockerAddr::Tcp(_) => Docker::connect_with_http(
             &host.replacen("tcp://", "http://", 1),
             120,
             bollard::API_DEFAULT_VERSION,
-        )
-    } else {
-        let path = host.strip_prefix("unix://").unwrap_or(host);
-        Docker::connect_with_unix(path, 120, bollard::API_DEFAULT_VERSION)
+        ),
     };
     r.map_err(|e| DockerError::of(host, &e))
 }

@@ -143,6 +143,25 @@ pub struct LogStream {
 }
 
 impl LogStream {
+    fn on(io: Box<dyn Conn>) -> LogStream {
+        LogStream {
+            io,
+            raw: Vec::with_capacity(READ_SIZE),
+            raw_pos: 0,
+            body: Vec::with_capacity(READ_SIZE),
+            body_pos: 0,
+            scanned: 0,
+            transfer: Transfer::UntilClose,
+            framing: Framing::Sniff,
+            closed: false,
+        }
+    }
+
+    /// Nothing more will come: the body is complete or the connection closed.
+    fn ended(&self) -> bool {
+        self.closed || self.transfer == Transfer::Done
+    }
+
     /// Asks Docker for container `id`'s logs from `since` (Unix seconds, 0 for all), both
     /// streams, with timestamps; `follow`: and then on as they are written.
     pub async fn open(
@@ -184,24 +203,14 @@ impl LogStream {
                 Box::new(s)
             }
         };
-        let mut s = LogStream {
-            io,
-            raw: Vec::with_capacity(READ_SIZE),
-            raw_pos: 0,
-            body: Vec::with_capacity(READ_SIZE),
-            body_pos: 0,
-            scanned: 0,
-            transfer: Transfer::UntilClose,
-            framing: Framing::Sniff,
-            closed: false,
-        };
+        let mut s = LogStream::on(io);
         let head = format!(
             "GET {target} HTTP/1.1\r\nHost: docker\r\nUser-Agent: natsmon\r\nConnection: close\r\n\r\n"
         );
         Pin::new(&mut s.io)
             .write_all(head.as_bytes())
             .await
-            .map_err(|e| FollowError::Io(crate::redact::error_chain(&e)))?;
+            .map_err(io_error)?;
         let status = s.read_head().await?;
         if !(200..300).contains(&status) {
             let message = s.error_message().await;
@@ -287,20 +296,9 @@ impl LogStream {
     }
 
     async fn read_some(&mut self) -> Result<usize, FollowError> {
-        if self.raw_pos == self.raw.len() {
-            self.raw.clear();
-            self.raw_pos = 0;
-            self.raw.shrink_to(4 * READ_SIZE);
-        } else if self.raw_pos > 0 {
-            self.raw.drain(..self.raw_pos);
-            self.raw_pos = 0;
-        }
+        compact(&mut self.raw, &mut self.raw_pos);
         self.raw.reserve(READ_SIZE);
-        let n = self
-            .io
-            .read_buf(&mut self.raw)
-            .await
-            .map_err(|e| FollowError::Io(crate::redact::error_chain(&e)))?;
+        let n = self.io.read_buf(&mut self.raw).await.map_err(io_error)?;
         if n == 0 {
             self.closed = true;
         }
@@ -310,18 +308,10 @@ impl LogStream {
     /// Waits for more of the stream. `Ok(false)`: the stream is over, and the records
     /// still held are the last. Cancel-safe: nothing is lost if it is dropped.
     pub async fn fill(&mut self) -> Result<bool, FollowError> {
-        if self.transfer == Transfer::Done || self.closed {
+        if self.ended() {
             return Ok(false);
         }
-        if self.body_pos == self.body.len() {
-            self.body.clear();
-            self.body_pos = 0;
-            // One long record must not keep its room for the life of the stream.
-            self.body.shrink_to(4 * READ_SIZE);
-        } else if self.body_pos > 0 {
-            self.body.drain(..self.body_pos);
-            self.body_pos = 0;
-        }
+        compact(&mut self.body, &mut self.body_pos);
         self.read_some().await?;
         self.dechunk()?;
         if self.closed && !matches!(self.transfer, Transfer::UntilClose | Transfer::Done) {
@@ -329,7 +319,7 @@ impl LogStream {
                 "Docker closed the connection mid-stream".into(),
             ));
         }
-        Ok(!(self.closed || self.transfer == Transfer::Done))
+        Ok(!self.ended())
     }
 
     /// Moves what has been read from the transfer coding into the body.
@@ -414,7 +404,7 @@ impl LogStream {
     /// The next whole record held, if any. Records of the stdin stream are passed over;
     /// Docker's own system-error frame is an error carrying its text.
     pub fn next_record(&mut self) -> Result<Option<Record<'_>>, FollowError> {
-        let over = self.closed || self.transfer == Transfer::Done;
+        let over = self.ended();
         loop {
             let b = &self.body[self.body_pos..];
             if b.is_empty() {
@@ -479,6 +469,23 @@ impl LogStream {
     }
 }
 
+/// Drops the bytes before `pos`, which have been taken. An emptied buffer gives back the
+/// room of one long record, which must not stay for the life of the stream.
+fn compact(buf: &mut Vec<u8>, pos: &mut usize) {
+    if *pos == buf.len() {
+        buf.clear();
+        buf.shrink_to(4 * READ_SIZE);
+    } else if *pos > 0 {
+        buf.drain(..*pos);
+    }
+    *pos = 0;
+}
+
+/// An I/O error of the stream, with its causes (no address is in them).
+fn io_error(e: std::io::Error) -> FollowError {
+    FollowError::Io(crate::redact::error_chain(&e))
+}
+
 /// Where the last record of an unbroken run of raw records starts: a timestamp
 /// (`2026-12-03T...`) right after a record's end, never at 0.
 fn last_record_start(b: &[u8]) -> Option<usize> {
@@ -511,17 +518,7 @@ mod tests {
                 }
             }
         });
-        let mut s = LogStream {
-            io: Box::new(client),
-            raw: Vec::new(),
-            raw_pos: 0,
-            body: Vec::new(),
-            body_pos: 0,
-            scanned: 0,
-            transfer: Transfer::UntilClose,
-            framing: Framing::Sniff,
-            closed: false,
-        };
+        let mut s = LogStream::on(Box::new(client));
         let status = match s.read_head().await {
             Ok(st) => st,
             Err(e) => return (vec![], Err(e.to_string())),
@@ -533,6 +530,7 @@ mod tests {
             );
         }
         let mut out = vec![];
+        let mut more = true;
         loop {
             loop {
                 match s.next_record() {
@@ -543,17 +541,11 @@ mod tests {
                     Err(e) => return (out, Err(e.to_string())),
                 }
             }
+            if !more {
+                return (out, Ok(()));
+            }
             match s.fill().await {
-                Ok(true) => {}
-                Ok(false) => loop {
-                    match s.next_record() {
-                        Ok(Some(r)) => {
-                            out.push((r.kind, String::from_utf8_lossy(r.bytes).into_owned(), r.tty))
-                        }
-                        Ok(None) => return (out, Ok(())),
-                        Err(e) => return (out, Err(e.to_string())),
-                    }
-                },
+                Ok(m) => more = m,
                 Err(e) => return (out, Err(e.to_string())),
             }
         }

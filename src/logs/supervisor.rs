@@ -89,6 +89,8 @@ struct State {
     tailed: HashMap<Arc<str>, Arc<str>>,
     /// The `host` label, from the Docker daemon's name unless configured.
     host: Arc<str>,
+    /// Where every tailer opens its logs stream: `--docker-host`, parsed once.
+    addr: Arc<DockerAddr>,
     tracker: TaskTracker,
     done_tx: mpsc::UnboundedSender<Done>,
     done_rx: mpsc::UnboundedReceiver<Done>,
@@ -115,6 +117,7 @@ impl Supervisor {
                 .as_deref()
                 .unwrap_or_default()
                 .into(),
+            addr: Arc::new(DockerAddr::parse(&self.settings.docker_host)),
             tracker: TaskTracker::new(),
             done_tx,
             done_rx,
@@ -509,7 +512,7 @@ impl Supervisor {
         self.publish_containers(st);
         let tailer = Tailer {
             docker: docker.clone(),
-            addr: Arc::new(DockerAddr::parse(&self.settings.docker_host)),
+            addr: st.addr.clone(),
             meta,
             host: st.host.clone(),
             settings: self.settings.clone(),

@@ -119,7 +119,7 @@ impl Tailer {
         token: &CancellationToken,
     ) -> TailerExit {
         let resume = asm.resume_point();
-        let since = resume.map(|p| p.since_secs().max(0)).unwrap_or(0);
+        let since = resume.map(|p| p.since_secs()).unwrap_or(0);
         let job = self.meta.job(&self.settings.default_job);
         // Per line, these are looked up by (stream, level): arrays indexed by the enums,
         // not hash maps, since every line pays for the lookup.
